@@ -1,0 +1,7 @@
+"""``python -m mscalepde`` is the ``mscalepde`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

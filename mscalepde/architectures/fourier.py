@@ -1,0 +1,241 @@
+"""Random Fourier feature networks: ``fourier``, ``mff`` and ``stmff``.
+
+References: M. Tancik et al., *Fourier features let networks learn high frequency
+functions in low dimensional domains*, NeurIPS 2020; S. Wang, H. Wang, P. Perdikaris,
+*On the eigenvector bias of Fourier feature networks: from regression to solving
+multi-scale PDEs with physics-informed neural networks*, CMAME 384 (2021) 113938, public
+code ``PredictiveIntelligenceLab/MultiscalePINNs``.
+
+Embedding (Tancik et al.'s convention, with 2π):
+
+    γ(X) = [cos(2π B X̃), sin(2π B X̃)] ∈ R^{2m},  B ∈ R^{m×D},  B_ij ~ N(0, σ²),
+
+m = ``features``. A row b of B is a plane wave of wave vector 2πb: its angular wavenumber
+is 2π|b| and σ is measured in *cycles per unit length* of the network input. With the
+default ``normalize: false`` the input is the physical variable, so a mode sin(kπx) (k/2
+cycles per unit) needs rows with |b| ≈ k/2: the 50π mode of the multiscale Poisson
+problem sits at |b| ≈ 25, i.e. 2.5σ for σ = 10. With ``normalize: true`` the input is
+mapped to [−1, 1] first and σ counts cycles per half-length of the box: physical
+frequency = σ·2/(hi − lo).
+
+Conversion from Wang, Wang & Perdikaris 2021 (their code): they write
+γ(x) = [sin(W x̂), cos(W x̂)] with W ~ N(0, σ_W²), *without* 2π, and standardise the inputs,
+x̂ = (x − mean)/std over the domain (std = (hi − lo)/√12 for a uniform axis). Their σ_W
+is therefore an angular wavenumber per standard deviation of the input:
+
+    σ_ours (normalize: false) = σ_W / (2π · std) = σ_W · √12 / (2π (hi − lo)),
+
+and σ_ours = σ_W / (2π) for inputs that are not standardised. On [0, 1] their σ_W = 10
+(Poisson 1D) is σ_ours ≈ 5.5, their σ_W = 1 is ≈ 0.55, and the heat problem's σ_W = 500
+is ≈ 276. (The order of cos and sin within γ does not matter: the next layer is dense.)
+
+B is frozen by default (``trainable: false``): it is a buffer, saved in the state dict so
+that a reloaded model reproduces its outputs exactly. ``trainable: true`` makes B a
+parameter trained with the rest.
+
+- ``fourier``: u = W_out T(γ(X̃)) + b, T the hidden ``Trunk`` (``depth`` × ``width``).
+- ``mff`` (multi-scale Fourier features): one embedding γ_i per σ_i in ``sigmas`` (any
+  number of them), each of ``features`` frequencies; every embedding goes through the
+  *same* trunk T; u = W_out [T(γ_1(X̃)), …, T(γ_M(X̃))] + b.
+- ``stmff`` (spatio-temporal MFF, for heat): embeddings γ_x^(i) of the spatial axes
+  (σ_x^(i) in ``sigmas_x``, B of shape m × d) and γ_t^(j) of t (``sigmas_t``); the same
+  trunk on each; every pair merged by the elementwise product
+  H_ij = T(γ_x^(i)(x)) ⊙ T(γ_t^(j)(t)); u = W_out [H_11, H_12, …, H_{Mx Mt}] + b (the public
+  heat1D code's ``tf.multiply(H_t, H_x)``, generalised to several σ as in the paper).
+  Needs a time-dependent problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..activations import ACTIVATIONS
+from ..schema import (
+    Option,
+    SchemaError,
+    as_float_list,
+    bool_option,
+    choice_option,
+    float_option,
+    int_option,
+)
+from .base import Architecture
+from .mlp import Trunk, glorot_linear
+
+TWO_PI = 2.0 * math.pi
+
+
+class FourierFeatures(nn.Module):
+    """γ(X) = [cos(2π X Bᵀ), sin(2π X Bᵀ)], B (features × in_dim) with entries N(0, σ²).
+
+    The map X ↦ 2π X Bᵀ is linear (no bias); cos/sin act elementwise. B is a buffer when
+    frozen, a parameter when ``trainable``; either way it is in the state dict as ``B``.
+    """
+
+    def __init__(self, in_dim: int, features: int, sigma: float, trainable: bool = False):
+        super().__init__()
+        b = torch.randn(features, in_dim) * float(sigma)
+        self.sigma = float(sigma)
+        self.trainable = bool(trainable)
+        if self.trainable:
+            self.B = nn.Parameter(b)
+        else:
+            self.register_buffer("B", b)
+        self.out_dim = 2 * features
+
+    def phases(self, x: Tensor) -> Tensor:
+        """2π X Bᵀ, shape (N, features)."""
+        return TWO_PI * (x @ self.B.t())
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.phases(x)
+        return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+
+    def extra_repr(self) -> str:
+        m, d = self.B.shape
+        return f"in_dim={d}, features={m}, sigma={self.sigma:g}, trainable={self.trainable}"
+
+
+def parse_sigmas(value, key: str) -> list[float]:
+    """A non-empty list of positive σ (a single number is accepted as [σ])."""
+    return as_float_list(value, key, positive=True, min_len=1)
+
+
+def trunk_options(width: int = 100, depth: int = 2, activation: str = "tanh") -> dict:
+    return {
+        "features": Option(int_option(1, 100_000), 64, "frequencies per embedding (rows of B)"),
+        "trainable": Option(bool_option(), False, "train B (default: frozen buffer)"),
+        "width": Option(int_option(1, 100_000), width, "neurons per hidden layer"),
+        "depth": Option(int_option(1, 1000), depth, "hidden layers after the embedding"),
+        "activation": Option(choice_option(*ACTIVATIONS), activation, "hidden activation"),
+        "normalize": Option(
+            bool_option(),
+            False,
+            "map each input axis to [-1, 1] first (default false: sigma in cycles per unit)",
+        ),
+    }
+
+
+class FourierNet(Architecture):
+    """Random Fourier feature network (Tancik et al. 2020): see the module docstring."""
+
+    name = "fourier"
+    options = {
+        "sigma": Option(float_option(positive=True), 10.0, "std of B, cycles per unit length"),
+        **trunk_options(),
+    }
+
+    def __init__(
+        self,
+        *,
+        space_dim: int,
+        has_time: bool,
+        bounds: Sequence[tuple[float, float]],
+        sigma: float = 10.0,
+        features: int = 64,
+        trainable: bool = False,
+        width: int = 100,
+        depth: int = 2,
+        activation: str = "tanh",
+        normalize: bool = False,
+    ) -> None:
+        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        self.embedding = FourierFeatures(self.in_dim, features, sigma, trainable)
+        self.trunk = Trunk(self.embedding.out_dim, width, depth, activation)
+        self.head = glorot_linear(width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(self.embedding(self.scale_inputs(x))))
+
+
+class MultiscaleFourier(Architecture):
+    """Multi-scale Fourier feature network (Wang, Wang, Perdikaris 2021): see the module doc."""
+
+    name = "mff"
+    options = {
+        "sigmas": Option(parse_sigmas, [1.0, 10.0], "one embedding per sigma"),
+        **trunk_options(),
+    }
+
+    def __init__(
+        self,
+        *,
+        space_dim: int,
+        has_time: bool,
+        bounds: Sequence[tuple[float, float]],
+        sigmas: Sequence[float] = (1.0, 10.0),
+        features: int = 64,
+        trainable: bool = False,
+        width: int = 100,
+        depth: int = 2,
+        activation: str = "tanh",
+        normalize: bool = False,
+    ) -> None:
+        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        sigmas = parse_sigmas(sigmas, "model.sigmas")
+        self.embeddings = nn.ModuleList(
+            FourierFeatures(self.in_dim, features, s, trainable) for s in sigmas
+        )
+        self.trunk = Trunk(2 * features, width, depth, activation)
+        self.head = glorot_linear(len(sigmas) * width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        xs = self.scale_inputs(x)
+        hidden = [self.trunk(emb(xs)) for emb in self.embeddings]
+        return self.head(torch.cat(hidden, dim=-1))
+
+
+class SpatioTemporalFourier(Architecture):
+    """Spatio-temporal multi-scale Fourier features (Wang, Wang, Perdikaris 2021, heat)."""
+
+    name = "stmff"
+    options = {
+        "sigmas_x": Option(parse_sigmas, [1.0, 10.0], "spatial embeddings, one per sigma"),
+        "sigmas_t": Option(parse_sigmas, [1.0], "temporal embeddings, one per sigma"),
+        **trunk_options(),
+    }
+
+    def __init__(
+        self,
+        *,
+        space_dim: int,
+        has_time: bool,
+        bounds: Sequence[tuple[float, float]],
+        sigmas_x: Sequence[float] = (1.0, 10.0),
+        sigmas_t: Sequence[float] = (1.0,),
+        features: int = 64,
+        trainable: bool = False,
+        width: int = 100,
+        depth: int = 2,
+        activation: str = "tanh",
+        normalize: bool = False,
+    ) -> None:
+        if not has_time:
+            raise SchemaError(
+                "model.arch",
+                "stmff embeds space and time separately and needs a time-dependent problem "
+                "(pde: heat); use mff for problems without time",
+            )
+        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        sigmas_x = parse_sigmas(sigmas_x, "model.sigmas_x")
+        sigmas_t = parse_sigmas(sigmas_t, "model.sigmas_t")
+        self.space_embeddings = nn.ModuleList(
+            FourierFeatures(self.space_dim, features, s, trainable) for s in sigmas_x
+        )
+        self.time_embeddings = nn.ModuleList(
+            FourierFeatures(1, features, s, trainable) for s in sigmas_t
+        )
+        self.trunk = Trunk(2 * features, width, depth, activation)
+        self.head = glorot_linear(len(sigmas_x) * len(sigmas_t) * width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        xs = self.scale_inputs(x)
+        space, time = xs[:, : self.space_dim], xs[:, self.space_dim :]
+        hx = [self.trunk(emb(space)) for emb in self.space_embeddings]
+        ht = [self.trunk(emb(time)) for emb in self.time_embeddings]
+        merged = [a * b for a in hx for b in ht]
+        return self.head(torch.cat(merged, dim=-1))

@@ -1,0 +1,75 @@
+"""Fully connected network (the vanilla PINN of Raissi, Perdikaris, Karniadakis 2019).
+
+u(X) = W_{L+1} σ(W_L ⋯ σ(W_1 X̃ + b_1) ⋯ + b_L) + b_{L+1}, with ``depth`` = L hidden layers
+of ``width`` neurons, σ the ``activation``, X̃ the (optionally normalised) input, weights
+initialised with Xavier/Glorot normal (Glorot, Bengio 2010) and zero biases.
+
+This is the network the Frequency Principle is about (Xu et al. 2019): trained by
+gradient descent it fits the low frequencies of the target first and the high ones late
+or never.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..activations import Activation, get_activation
+from .base import Architecture, common_options
+
+
+def glorot_linear(fan_in: int, fan_out: int) -> nn.Linear:
+    """A linear layer with Xavier-normal weights and zero bias."""
+    layer = nn.Linear(fan_in, fan_out)
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class Trunk(nn.Module):
+    """Hidden layers σ(W_l h + b_l), l = 1..depth (no output layer).
+
+    ``residual=True`` adds h to the output of every layer whose input and output widths
+    are equal (h_{l} = h_{l-1} + σ(W_l h_{l-1} + b_l)).
+    """
+
+    def __init__(
+        self, in_dim: int, width: int, depth: int, activation: str, residual: bool = False
+    ) -> None:
+        super().__init__()
+        self.linears = nn.ModuleList(
+            glorot_linear(in_dim if i == 0 else width, width) for i in range(depth)
+        )
+        self.activation: Activation = get_activation(activation)
+        self.residual = residual
+        self.out_dim = width
+
+    def forward(self, h: Tensor) -> Tensor:
+        for layer in self.linears:
+            z = self.activation(layer(h))
+            h = h + z if self.residual and z.shape == h.shape else z
+        return h
+
+
+class MLP(Architecture):
+    """Vanilla fully connected network: see the module docstring."""
+
+    name = "mlp"
+    options = common_options(normalize=True)
+
+    def __init__(
+        self,
+        *,
+        space_dim: int,
+        has_time: bool,
+        bounds,
+        width: int = 100,
+        depth: int = 4,
+        activation: str = "tanh",
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        self.trunk = Trunk(self.in_dim, width, depth, activation)
+        self.head = glorot_linear(width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(self.scale_inputs(x)))

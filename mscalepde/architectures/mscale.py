@@ -1,0 +1,263 @@
+"""Multi-scale deep neural networks (MscaleDNN).
+
+References: Z. Liu, W. Cai, Z.-Q. J. Xu, *Multi-scale deep neural network (MscaleDNN) for
+solving Poisson-Boltzmann equation in complex domains*, Commun. Comput. Phys. 28 (2020),
+arXiv:2007.11207; W. Cai, Z.-Q. J. Xu, *Multi-scale deep neural networks for solving high
+dimensional PDEs* (2019), arXiv:1910.11710; public code ``xuzhiqin1990/mscalednn``.
+
+Idea (Frequency Principle): a network learns low frequencies first. Feeding it a·x instead
+of x turns a component of wavenumber k into one of wavenumber k/a, which it learns fast;
+a set of scales a_1 < … < a_N therefore covers a whole band of frequencies at once.
+
+Scales (option ``scales``): a list of positive numbers, or ``{kind: pow2, n: N}``
+(a_i = 2^(i−1): 1, 2, 4, …) or ``{kind: linear, n: N}`` (a_i = i). Default: pow2 with
+N = 6, i.e. (1, 2, 4, 8, 16, 32), the scales of the public MscaleDNN demo.
+
+Variant 1 (MscaleDNN-1): one fully connected network of ``width`` neurons per layer whose
+first-layer pre-activations are multiplied neuron-wise by
+K = (a_1, …, a_1, a_2, …, a_2, …, a_N, …, a_N):
+
+    h_1 = σ(K ⊙ (W_1 X̃ + b_1)),  h_l = σ(W_l h_{l−1} + b_l),  u = W_{L+1} h_L + b_{L+1}.
+
+The ``width`` neurons are split into N groups of ⌊width/N⌋ consecutive neurons; the
+width mod N remainder neurons join the last group (largest scale of the list order);
+``width < N`` (an empty group) is refused. The paper writes K ⊙ (W_1 X̃) + b_1; the two
+forms are the same function class (b_paper = K ⊙ b_ours) and ours keeps a neuron's
+position −b/w independent of its scale, so that compact-support activations of large
+scale are spread over the whole domain rather than bunched at the origin.
+The per-neuron factors are the buffer ``scale_vector`` (length ``width``); they act
+through a :class:`ScaledActivation` σ_K(z) = σ(K ⊙ z), so every layer stays an
+``nn.Linear`` followed by an activation module. With all scales 1 the network is exactly
+an ``mlp`` with the same weights.
+
+Variant 2 (MscaleDNN-2): the sum of N independent subnetworks, the i-th fed a_i·X̃:
+
+    u(X) = Σ_i f_i(a_i X̃),  f_i a fully connected network of ``depth`` × ``width``.
+
+Here ``width`` is the width of each subnetwork (the public demo's "6 subnetworks of
+(30, 30, 30)" is ``width: 30, depth: 3`` with six scales; it is compared there with a
+plain (180, 180, 180) network: a fair comparison with an ``mlp`` of width W uses
+``width: W/N``). ``scale_vector`` (length N·width) lists the scale of every first-layer
+neuron in subnetwork order, for inspection.
+
+Initialisation, as in the public code: weights and biases drawn from N(0, 2/(fan_in +
+fan_out)) (Xavier-normal variance, biases included: with compact-support activations a
+zero bias would put every neuron's support at the origin).
+
+Activation (default ``s2relu``): the papers' compact-support choices sReLU(z) =
+ReLU(z)·ReLU(1 − z) and s2ReLU(z) = sin(2πz)·sReLU(z) (Li, Xu, Zhang 2020): compact
+support localises each neuron in frequency, which is what lets the scales separate the
+bands. s2ReLU is C¹ with a bounded second derivative, so residual (second-order) losses
+are well defined; sReLU is only C⁰ and its Laplacian is a poor training signal. The
+public 1D demo uses ``sin``, which also works well with a residual loss.
+
+Inputs: with ``normalize: true`` (default) each input axis is mapped to [−1, 1] before
+scaling, as in the papers (whose domains are [−1, 1]^d), so a scale a multiplies a
+variable of unit half-length: the physical wavenumber it targets is a·2/(hi − lo) times
+that of the unit-scale subnetwork.
+
+Options: ``scales``, ``variant`` (1 | 2, default 2), ``width`` (default 30; per
+subnetwork in variant 2, total in variant 1), ``depth`` (default 3), ``activation``,
+``residual`` (default false: h_l = h_{l−1} + σ(W_l h_{l−1} + b_l) between layers of equal
+width), ``normalize``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..activations import ACTIVATIONS, Activation, get_activation
+from ..schema import (
+    Option,
+    SchemaError,
+    as_choice,
+    as_float_list,
+    as_int,
+    as_mapping,
+    bool_option,
+    check_unknown,
+    choice_option,
+    describe,
+    int_option,
+    join,
+)
+from .base import Architecture
+from .mlp import Trunk
+
+SCALE_KINDS = ("pow2", "linear")
+
+
+def parse_scales(value: Any, key: str = "model.scales") -> list[float]:
+    """A list of positive scales, or ``{kind: pow2 | linear, n: N}`` expanded to one."""
+    if isinstance(value, Mapping):
+        raw = as_mapping(value, key)
+        check_unknown(raw, ["kind", "n"], key)
+        if "kind" not in raw:
+            raise SchemaError(join(key, "kind"), "is required (pow2 | linear)")
+        if "n" not in raw:
+            raise SchemaError(join(key, "n"), "is required (number of scales)")
+        kind = as_choice(raw["kind"], join(key, "kind"), SCALE_KINDS)
+        n = as_int(raw["n"], join(key, "n"), 1, 64)
+        if kind == "pow2":
+            return [float(2**i) for i in range(n)]
+        return [float(i + 1) for i in range(n)]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise SchemaError(
+            key,
+            "expected a non-empty list of positive numbers or {kind: pow2 | linear, n: N}, "
+            f"got {describe(value)}",
+        )
+    return as_float_list(value, key, positive=True)
+
+
+def parse_variant(value: Any, key: str = "model.variant") -> int:
+    """1 or 2."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise SchemaError(key, f"expected 1 or 2, got {describe(value)}")
+    return int(value)
+
+
+def group_sizes(width: int, n: int) -> list[int]:
+    """Neurons per scale in variant 1: ⌊width/n⌋ each, the remainder to the last group."""
+    if width < n:
+        raise SchemaError(
+            "model.width",
+            f"expected at least one neuron per scale (width >= {n} for {n} scales), got {width}",
+        )
+    base = width // n
+    return [base] * (n - 1) + [width - base * (n - 1)]
+
+
+class ScaledActivation(Activation):
+    """σ_K(z) = σ(K ⊙ z): an activation with a fixed per-neuron (or scalar) input factor K.
+
+    Derivatives: σ_K'(z) = K σ'(K z), σ_K''(z) = K² σ''(K z). K is a buffer (saved in the
+    state dict, moved by ``.to``); it broadcasts against the last axis of z.
+    """
+
+    name = "scaled"
+
+    def __init__(self, base: Activation, scale: Tensor | float) -> None:
+        super().__init__()
+        self.base = base
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.get_default_dtype()))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.base(self.scale * z)
+
+    def derivatives(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        k = self.scale
+        s, d1, d2 = self.base.derivatives(k * z)
+        return s, k * d1, k * k * d2
+
+    def extra_repr(self) -> str:
+        if self.scale.dim() == 0:
+            return f"{self.base.name}, scale={float(self.scale):g}"
+        return f"{self.base.name}, scale=per-neuron({self.scale.numel()})"
+
+
+def mscale_init_(layer: nn.Linear) -> nn.Linear:
+    """Weights and bias ~ N(0, 2/(fan_in + fan_out)) (public MscaleDNN code, varcoe 0.5)."""
+    fan_out, fan_in = layer.weight.shape
+    std = math.sqrt(2.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        layer.weight.normal_(0.0, std)
+        layer.bias.normal_(0.0, std)
+    return layer
+
+
+class MscaleDNN(Architecture):
+    """MscaleDNN, variants 1 and 2 (Liu, Cai, Xu 2020): see the module docstring."""
+
+    name = "mscale"
+    options = {
+        "scales": Option(
+            parse_scales,
+            [float(2**i) for i in range(6)],
+            "scales a_i: a list, or {kind: pow2 | linear, n: N} (default pow2, n = 6)",
+        ),
+        "variant": Option(
+            lambda v, k: parse_variant(v, k),
+            2,
+            "1: one network, first-layer neurons grouped by scale; 2: sum of N subnetworks",
+        ),
+        "width": Option(
+            int_option(1, 100_000),
+            30,
+            "neurons per hidden layer (per subnetwork in variant 2, in total in variant 1)",
+        ),
+        "depth": Option(int_option(1, 1000), 3, "hidden layers"),
+        "activation": Option(choice_option(*ACTIVATIONS), "s2relu", "hidden activation"),
+        "residual": Option(bool_option(), False, "residual connections between equal widths"),
+        "normalize": Option(bool_option(), True, "map each input axis to [-1, 1]"),
+    }
+
+    def __init__(
+        self,
+        *,
+        space_dim: int,
+        has_time: bool,
+        bounds: Sequence[tuple[float, float]],
+        scales: Sequence[float] | Mapping[str, Any] = (1, 2, 4, 8, 16, 32),
+        variant: int = 2,
+        width: int = 30,
+        depth: int = 3,
+        activation: str = "s2relu",
+        residual: bool = False,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        scale_list = parse_scales(scales if isinstance(scales, Mapping) else list(scales))
+        self.variant = parse_variant(variant)
+        self.register_buffer("scales", torch.tensor(scale_list, dtype=torch.get_default_dtype()))
+        n = len(scale_list)
+        if self.variant == 1:
+            sizes = group_sizes(width, n)
+            k = torch.cat([torch.full((m,), a) for m, a in zip(sizes, scale_list, strict=True)])
+            self.first = mscale_init_(nn.Linear(self.in_dim, width))
+            self.first_activation = ScaledActivation(get_activation(activation), k)
+            self.trunk = Trunk(width, width, depth - 1, activation, residual)
+            for layer in self.trunk.linears:
+                mscale_init_(layer)
+            self.head = mscale_init_(nn.Linear(width, 1))
+        else:
+            self.subnets = nn.ModuleList()
+            self.heads = nn.ModuleList()
+            for _ in range(n):
+                trunk = Trunk(self.in_dim, width, depth, activation, residual)
+                for layer in trunk.linears:
+                    mscale_init_(layer)
+                self.subnets.append(trunk)
+                self.heads.append(mscale_init_(nn.Linear(width, 1)))
+        self.group_sizes = group_sizes(width, n) if self.variant == 1 else [width] * n
+
+    @property
+    def scale_vector(self) -> Tensor:
+        """Scale of every first-layer neuron (variant 2: subnetworks concatenated in order)."""
+        if self.variant == 1:
+            return self.first_activation.scale
+        return torch.repeat_interleave(self.scales, self.group_sizes[0])
+
+    def neuron_groups(self) -> list[tuple[float, slice]]:
+        """(scale, slice of first-layer neurons) for every scale, in order."""
+        out, start = [], 0
+        for a, m in zip(self.scales.tolist(), self.group_sizes, strict=True):
+            out.append((a, slice(start, start + m)))
+            start += m
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        xs = self.scale_inputs(x)
+        if self.variant == 1:
+            h = self.first_activation(self.first(xs))
+            return self.head(self.trunk(h))
+        out = None
+        for a, trunk, head in zip(self.scales, self.subnets, self.heads, strict=True):
+            y = head(trunk(a * xs))
+            out = y if out is None else out + y
+        return out

@@ -1,0 +1,142 @@
+"""Command line: ``mscalepde solve | check`` (see ``mscalepde --help``).
+
+Errors in the user's input end with one line on stderr and exit code 2 (problem files,
+overrides), 3 (training diverged; the run folder keeps the last good state), 4 (the run
+folder cannot be written or read); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import MscaleError
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting by its dotted path, e.g. --set train.steps=2000 (repeatable)",
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="same as --set train.device=")
+    p.add_argument("--dtype", choices=["float32", "float64"], help="same as --set train.dtype=")
+    p.add_argument("--seed", type=int, help="same as --set train.seed=")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mscalepde",
+        description="Physics-informed neural networks for multiscale Poisson and heat "
+        "problems, with Frequency-Principle diagnostics.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"mscalepde {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("solve", help="train a network on a problem file and write a run folder")
+    p.add_argument("problem", help="problem file (YAML)")
+    p.add_argument("--out", help="run folder (default: runs/<name>-<timestamp>)")
+    p.add_argument("--runs-dir", default="runs", help="parent of default run folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_problem_args(p)
+
+    p = sub.add_parser("check", help="validate problem files (one line per file)")
+    p.add_argument("problems", nargs="+", help="problem files (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    for name in ("device", "dtype", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            extra.append(f"train.{name}={value}")
+    return extra
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .problem import load_problem
+
+    failed = 0
+    for path in args.problems:
+        try:
+            p = load_problem(path, args.overrides)
+        except MscaleError as exc:
+            print(f"FAIL {exc}")
+            failed += 1
+            continue
+        dims = f"{p.domain.space_dim}D" + (" + time" if p.domain.has_time else "")
+        exact = "exact" if p.exact is not None else "no exact"
+        print(f"ok   {path}: {p.name}: {p.pde}, {dims}, {exact}, model {p.model['arch']}")
+    return 2 if failed else 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from .problem import load_problem
+    from .solve import solve
+
+    problem = load_problem(args.problem, _overrides(args))
+    from .solve import make_model
+
+    n_params = make_model(problem).parameter_count()
+    m = problem.model
+    arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
+    print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
+    print(f"model     {m['arch']} ({arch_desc}); {n_params} parameters")
+    tr = problem.train
+    print(
+        f"training  {tr['steps']} Adam steps (lr {tr['lr']:g}) + {tr['lbfgs_steps']} L-BFGS, "
+        f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
+    )
+    result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet)
+    s = result.summary
+    print(format_summary(s))
+    print(f"run folder {result.run_dir}")
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    lines = []
+    if s.get("rel_l2") is not None:
+        lines.append(f"relative L2 error  {s['rel_l2']:.3e}")
+        lines.append(f"max error          {s['max_error']:.3e}")
+    else:
+        lines.append(s.get("note", "no truth available"))
+    lines.append(f"final loss         {s['loss']:.3e}")
+    lines.append(
+        f"steps              {s['steps']} ({s['adam_steps']} Adam + {s['lbfgs_steps']} L-BFGS)"
+    )
+    lines.append(f"training time      {s['train_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"solve": cmd_solve, "check": cmd_check}
+    try:
+        return handlers[args.command](args)
+    except MscaleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted (the run folder holds the last state)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

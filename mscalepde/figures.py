@@ -1,0 +1,131 @@
+"""Figures of a run: the solution (prediction, truth, error) and the training history.
+
+Matplotlib with the Agg back end (no screen needed); every figure is closed after saving
+and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .history import History  # noqa: E402
+from .runfolder import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _slice_to_2d(
+    axes: Sequence[np.ndarray], names: Sequence[str], fields: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[str], list[np.ndarray], str]:
+    """Reduce a ≥3-axis grid to 2 axes: the last time for heat, the middle of z in 3D."""
+    note = ""
+    axes, names = list(axes), list(names)
+    while len(axes) > 2:
+        if names[-1] == "t":
+            note += f"t = {axes[-1][-1]:.3g}  "
+            fields = [f[..., -1] for f in fields]
+        else:
+            k = len(axes[-1]) // 2
+            note += f"{names[-1]} = {axes[-1][k]:.3g}  "
+            fields = [f[..., k] for f in fields]
+        axes.pop()
+        names.pop()
+    return axes, names, fields, note.strip()
+
+
+def solution_figure(
+    path: str | Path,
+    axes: Sequence[np.ndarray],
+    names: Sequence[str],
+    prediction: np.ndarray,
+    truth: np.ndarray | None,
+    title: str = "",
+) -> None:
+    """Prediction, truth and error on a tensor grid (``prediction`` shaped like the grid).
+
+    1 axis: curves; 2 axes (2D space, or 1D space × time): heat maps; 3 or more: the slice
+    at the final time (heat) or the middle of the last spatial axis.
+    """
+    fields = [prediction] + ([truth] if truth is not None else [])
+    axes2, names2, fields2, note = _slice_to_2d(axes, names, fields)
+    full_title = " — ".join(p for p in (title, note) if p)
+    if len(axes2) == 1:
+        fig, (a0, a1) = plt.subplots(
+            2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+        )
+        x = axes2[0]
+        if truth is not None:
+            a0.plot(x, fields2[1], "k-", lw=2.5, alpha=0.4, label="truth")
+        a0.plot(x, fields2[0], "C3-", lw=1.0, label="network")
+        a0.set_ylabel("u")
+        a0.legend()
+        if truth is not None:
+            a1.semilogy(x, np.abs(fields2[0] - fields2[1]) + 1e-300, "C0-", lw=0.8)
+            a1.set_ylabel("|error|")
+        a1.set_xlabel(names2[0])
+        a0.set_title(full_title)
+    else:
+        panels = [("network", fields2[0])]
+        if truth is not None:
+            panels += [
+                ("truth", fields2[1]),
+                ("|network − truth|", np.abs(fields2[0] - fields2[1])),
+            ]
+        fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
+        X, Y = np.meshgrid(axes2[0], axes2[1], indexing="ij")
+        for ax, (label, f) in zip(axs[0], panels):
+            im = ax.pcolormesh(
+                X, Y, f, shading="auto", cmap="magma" if label.startswith("|") else "RdBu_r"
+            )
+            fig.colorbar(im, ax=ax)
+            ax.set_title(label)
+            ax.set_xlabel(names2[0])
+            ax.set_ylabel(names2[1])
+        fig.suptitle(full_title)
+    _save(fig, path)
+
+
+def history_figure(path: str | Path, history: History, title: str = "") -> None:
+    """Loss terms and (when available) relative L2 / max error against the step."""
+    steps = np.array(history.column("step"))
+    has_err = "rel_l2" in history.columns
+    fig, axs = plt.subplots(
+        1, 2 if has_err else 1, figsize=(11 if has_err else 6, 4), squeeze=False
+    )
+    ax = axs[0][0]
+    for c in history.columns:
+        if c.startswith("loss"):
+            ax.semilogy(steps, np.maximum(history.column(c), 1e-300), label=c)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    if has_err:
+        ax = axs[0][1]
+        ax.semilogy(steps, history.column("rel_l2"), label="relative L2")
+        ax.semilogy(steps, history.column("max_error"), label="max error")
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    phase = np.array(history.column("phase"))
+    if np.any(phase == 1):
+        first = steps[np.argmax(phase == 1)]
+        for a in axs[0]:
+            a.axvline(first, color="gray", ls="--", lw=0.8)
+    fig.suptitle(title)
+    _save(fig, path)

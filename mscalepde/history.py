@@ -1,0 +1,65 @@
+"""Training history: one row per logged step, written as CSV.
+
+Columns: ``step``, ``time`` (training wall time in seconds, evaluation excluded), ``lr``,
+``loss`` (the weighted total), ``loss_<term>`` for each loss term, ``rel_l2`` and
+``max_error`` when a truth is available, and ``phase`` (0 Adam, 1 L-BFGS).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+
+
+class History:
+    """An append-only table of floats with a fixed column order (first row's keys first)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.columns: list[str] = []
+
+    def append(self, row: dict[str, float]) -> None:
+        for k in row:
+            if k not in self.columns:
+                self.columns.append(k)
+        self.rows.append(dict(row))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return iter(self.rows)
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.rows[-1] if self.rows else {}
+
+    def column(self, name: str) -> list[float]:
+        return [r.get(name, math.nan) for r in self.rows]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.columns)
+        for r in self.rows:
+            w.writerow([_fmt(r.get(c, math.nan), c) for c in self.columns])
+        return buf.getvalue()
+
+    @classmethod
+    def from_csv(cls, text: str) -> History:
+        h = cls()
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if header is None:
+            return h
+        for line in reader:
+            h.append({c: float(v) for c, v in zip(header, line)})
+        return h
+
+
+def _fmt(v: float, column: str) -> str:
+    if column in ("step", "phase") and math.isfinite(v):
+        return str(int(v))
+    return repr(float(v))

@@ -1,0 +1,651 @@
+"""Problem files: YAML in, a validated :class:`Problem` out.
+
+The format is documented in README.md ("The problem file") and DESIGN.md §1. Every key is
+validated; an error is a :class:`~mscalepde.errors.ProblemError` whose message reads
+``FILE: key.path: what was expected, got what was found``.
+
+Safety: the YAML is read with a safe loader that also refuses aliases (``*name``; this
+rules out "billion laughs" alias bombs), duplicate keys, Python-object tags and files over
+1 MiB; expressions go through :mod:`mscalepde.expressions` (an ``ast`` whitelist, never
+``eval``).
+
+Equations (``pde``):
+- ``poisson``: −Δu = f in Ω;
+- ``heat``: u_t − κ Δu = f in Ω × (t0, t1], u(·, t0) = u_0;
+- ``fit``: u = target (plain least-squares regression of ``exact``; no boundary).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .architectures import validate_model_section
+from .errors import ExpressionError, ProblemError
+from .expressions import Expression, parse_expression, parse_params
+from .geometry import SAMPLERS, Domain, face_names
+from .schema import (
+    Option,
+    SchemaError,
+    as_choice,
+    as_float,
+    as_mapping,
+    as_str,
+    bool_option,
+    check_unknown,
+    choice_option,
+    describe,
+    float_option,
+    int_option,
+    is_number,
+    join,
+    validate_section,
+)
+
+PDES = ("poisson", "heat", "fit")
+BOUNDARY_TYPES = ("dirichlet", "neumann", "periodic")
+TOP_KEYS = (
+    "name",
+    "description",
+    "params",
+    "pde",
+    "diffusivity",
+    "source",
+    "domain",
+    "exact",
+    "initial",
+    "boundary",
+    "model",
+    "train",
+    "diagnostics",
+)
+MAX_FILE_BYTES = 1 << 20
+
+
+def _decay(value: Any, key: str) -> dict[str, Any] | None:
+    if value is None or value is False:
+        return None
+    return validate_section(
+        value,
+        {
+            "every": Option(int_option(1), 1000, "steps between decays"),
+            "factor": Option(float_option(positive=True, maximum=1.0), 0.9, "lr multiplier"),
+        },
+        key,
+    )
+
+
+TRAIN_OPTIONS: dict[str, Option] = {
+    "steps": Option(int_option(0, 10_000_000), 5000, "Adam steps"),
+    "lr": Option(float_option(positive=True), 1e-3, "Adam learning rate"),
+    "decay": Option(_decay, None, "step decay {every, factor} of the learning rate"),
+    "lbfgs_steps": Option(int_option(0, 1_000_000), 0, "L-BFGS iterations after Adam"),
+    "lbfgs_lr": Option(float_option(positive=True), 1.0, "L-BFGS step length"),
+    "points": Option(
+        lambda v, k: validate_section(
+            v,
+            {
+                "interior": Option(int_option(1, 10_000_000), 2000),
+                "boundary": Option(int_option(1, 10_000_000), 200),
+                "initial": Option(int_option(1, 10_000_000), 200),
+            },
+            k,
+        ),
+        {"interior": 2000, "boundary": 200, "initial": 200},
+        "collocation points per term",
+    ),
+    "sampler": Option(choice_option(*SAMPLERS), "sobol", "point sampler"),
+    "resample_every": Option(int_option(0), 0, "steps between resampling (0: fixed)"),
+    "weights": Option(
+        lambda v, k: validate_section(
+            v,
+            {
+                "pde": Option(float_option(minimum=0.0), 1.0),
+                "boundary": Option(float_option(minimum=0.0), 1.0),
+                "initial": Option(float_option(minimum=0.0), 1.0),
+            },
+            k,
+        ),
+        {"pde": 1.0, "boundary": 1.0, "initial": 1.0},
+        "loss weights",
+    ),
+    "log_every": Option(int_option(1), 100, "steps between history rows"),
+    "checkpoint_every": Option(int_option(0), 1000, "steps between checkpoints (0: end only)"),
+    "dtype": Option(choice_option("float32", "float64"), "float32", "floating point type"),
+    "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
+    "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
+}
+
+
+def _times(value: Any, key: str) -> list[float] | None:
+    if value is None:
+        return None
+    if is_number(value):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise SchemaError(key, f"expected a list of times, got {describe(value)}")
+    return [as_float(v, join(key, i)) for i, v in enumerate(value)]
+
+
+def _band_edges(value: Any, key: str) -> list[float]:
+    """Increasing edges e0 < e1 < ... (>= 0) of the |k| bands of the spectral diagnostics."""
+    if not isinstance(value, list) or len(value) < 2:
+        raise SchemaError(key, f"expected a list of 2 or more band edges, got {describe(value)}")
+    edges = [as_float(v, join(key, i), minimum=0.0) for i, v in enumerate(value)]
+    if any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+        raise SchemaError(key, f"expected increasing band edges, got {describe(value)}")
+    return edges
+
+
+DIAGNOSTICS_OPTIONS: dict[str, Option] = {
+    "every": Option(int_option(0), 100, "steps between evaluations (0: end only)"),
+    "grid": Option(int_option(8, 1 << 16), None, "points per axis (default by dimension)"),
+    "threshold": Option(float_option(positive=True), 0.05, "Δ_F below which a mode is resolved"),
+    "transform": Option(choice_option("fft", "dst", "dct"), "fft", "spectral transform"),
+    "magnitude": Option(bool_option(), False, "compare |ĥ| and |û| only (original papers)"),
+    "floor": Option(float_option(positive=True, maximum=1.0), 1e-3, "peak floor, relative"),
+    "times": Option(_times, None, "times of the heat diagnostics (default: final time)"),
+    "delta": Option(float_option(positive=True), None, "variance δ of the Gaussian filter"),
+    "enabled": Option(bool_option(), True, "record the spectral diagnostics while training"),
+    "filter_points": Option(
+        int_option(0, 20_000), 2000, "grid points subsampled for the Gaussian filter (0: off)"
+    ),
+    "bands": Option(_band_edges, None, "edges of the |k| bands (default: octaves)"),
+}
+
+
+@dataclass(frozen=True)
+class BoundaryCondition:
+    """The condition on one face: ``dirichlet`` (u = g), ``neumann`` (n·∇u = g) or
+    ``periodic`` (u and ∂u/∂n match the opposite face). ``value`` is None for periodic;
+    ``from_exact`` says the data is derived from the exact solution."""
+
+    face: str
+    type: str
+    value: Expression | None
+    from_exact: bool = False
+
+
+@dataclass
+class Problem:
+    """A validated problem. Built by :func:`load_problem` or :func:`problem_from_dict`."""
+
+    name: str
+    pde: str
+    domain: Domain
+    params: dict[str, float]
+    exact: Expression | None
+    source: Expression | None  # None: derived from exact ('auto'); unused for fit
+    diffusivity: float
+    initial: Expression | None  # heat only
+    boundary: dict[str, BoundaryCondition]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    diagnostics: dict[str, Any]
+    description: str = ""
+    origin: str = "<dict>"
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.domain.variables
+
+    def fingerprint(self) -> str:
+        """A hash of the equation, domain and data (not of model/train settings)."""
+        keys = ("pde", "params", "diffusivity", "source", "domain", "exact", "initial", "boundary")
+        text = yaml.safe_dump({k: self.config.get(k) for k in keys}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, **changes: Any) -> Problem:
+        """A new problem with dotted-path overrides (``train.steps=100`` as
+        ``{'train.steps': 100}`` or nested keywords ``train={'steps': 100}``)."""
+        data = copy.deepcopy(self.config)
+        for key, value in changes.items():
+            if isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
+                data[key] = {**data[key], **value}
+            else:
+                set_path(data, key, value)
+        return problem_from_dict(data, origin=self.origin)
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loader that refuses aliases and duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not supported", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # type: ignore[override]
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """Parse YAML text safely, turning every failure into a one-line ProblemError."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - strict safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        if "constructor for the tag" in problem:
+            tag = re.search(r"'([^']*)'", problem)
+            problem = f"the YAML tag {tag.group(1) if tag else '(unknown)'} is not allowed"
+        raise ProblemError(origin, "", f"{where}invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ProblemError(origin, "", f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ProblemError(origin, "", "invalid YAML: nesting too deep") from None
+
+
+def read_problem_file(path: str | Path) -> dict[str, Any]:
+    """Read and parse a problem file into a plain mapping (not yet validated)."""
+    origin = str(path)
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ProblemError(origin, "", "no such file" if not p.exists() else "not a file")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ProblemError(origin, "", f"file too large ({size} bytes; limit 1 MiB)")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ProblemError(origin, "", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError(origin, "", "not a UTF-8 text file (binary data?)") from None
+    if "\x00" in text:
+        raise ProblemError(origin, "", "not a text file (contains NUL bytes)")
+    if not text.strip():
+        raise ProblemError(origin, "", "the file is empty (expected a problem mapping)")
+    data = parse_yaml(text, origin)
+    if data is None:
+        raise ProblemError(origin, "", "the file has no content (expected a problem mapping)")
+    if not isinstance(data, dict):
+        raise ProblemError(
+            origin, "", f"expected a mapping of keys (pde, domain, ...), got {describe(data)}"
+        )
+    return data
+
+
+# --------------------------------------------------------------------------- overrides
+
+_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*$")
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data[a][b][i]... = value`` for ``path = 'a.b[i]...'`` (creating mappings)."""
+    if not _PATH_RE.match(path):
+        raise SchemaError(
+            path, "expected a dotted key path such as train.steps or boundary[0].value"
+        )
+    parts: list[str | int] = []
+    for piece in path.split("."):
+        m = re.match(r"^([^\[]+)(?:\[(\d+)\])?$", piece)
+        assert m is not None
+        parts.append(m.group(1))
+        if m.group(2) is not None:
+            parts.append(int(m.group(2)))
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise SchemaError(path, f"no list item [{part}] to override")
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise SchemaError(path, f"cannot set a key inside {describe(node)}")
+        if part not in node or node[part] is None:
+            if isinstance(nxt, int):
+                raise SchemaError(path, f"no list '{part}' to override")
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise SchemaError(path, f"no list item [{last}] to override")
+        node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise SchemaError(path, f"cannot set a key inside {describe(node)}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'train.steps=2000'`` → ``('train.steps', 2000)``; the value is read as YAML."""
+    if "=" not in text:
+        raise SchemaError(text, "expected KEY=VALUE (for example train.steps=2000)")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    try:
+        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else None  # noqa: S506
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], origin: str) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for text in overrides:
+        try:
+            key, value = parse_override(text)
+            set_path(data, key, value)
+        except SchemaError as exc:
+            raise ProblemError(f"{origin} (--set {text})", exc.key, exc.message) from None
+    return data
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def load_problem(path: str | Path, overrides: Sequence[str] = ()) -> Problem:
+    """Read, override (``--set`` strings ``key.path=value``) and validate a problem file."""
+    origin = str(path)
+    data = read_problem_file(path)
+    data.setdefault("name", Path(path).stem)
+    data = apply_overrides(data, overrides, origin)
+    try:
+        return problem_from_dict(data, origin=origin)
+    except ProblemError as exc:
+        override_keys = [parse_override(o)[0] for o in overrides if "=" in o]
+        if any(exc.key == k or exc.key.startswith(k + ".") for k in override_keys):
+            raise ProblemError(f"{origin} (--set)", exc.key, exc.reason) from None
+        raise
+
+
+def problem_from_dict(data: Any, origin: str = "<dict>") -> Problem:
+    """Validate a plain mapping (as read from YAML) into a :class:`Problem`."""
+    try:
+        return _validate(data, origin)
+    except SchemaError as exc:
+        raise ProblemError(origin, exc.key, exc.message) from None
+
+
+def _expr(
+    value: Any, key: str, variables: Sequence[str], params: Mapping[str, float]
+) -> Expression:
+    if not (isinstance(value, str) or is_number(value)):
+        raise SchemaError(key, f"expected an expression or a number, got {describe(value)}")
+    try:
+        return parse_expression(value, variables=variables, params=params)
+    except ExpressionError as exc:
+        raise SchemaError(key, str(exc)) from None
+
+
+def _interval(value: Any, key: str, what: str) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise SchemaError(key, f"expected {what}, got {describe(value)}")
+    lo = as_float(value[0], join(key, 0))
+    hi = as_float(value[1], join(key, 1))
+    if not lo < hi:
+        raise SchemaError(key, f"expected {what}, got [{lo:g}, {hi:g}]")
+    return lo, hi
+
+
+def _validate(data: Any, origin: str) -> Problem:
+    data = as_mapping(data, "")
+    check_unknown(data, TOP_KEYS, "")
+    if "pde" not in data:
+        raise SchemaError("pde", f"is required ({' | '.join(PDES)})")
+    pde = as_choice(data["pde"], "pde", PDES)
+    name = as_str(data.get("name", Path(origin).stem if origin != "<dict>" else "problem"), "name")
+    if not re.match(r"^[A-Za-z0-9_.+-]{1,100}$", name):
+        raise SchemaError("name", f"expected letters, digits and _.+- only, got {describe(name)}")
+    description = as_str(data.get("description", ""), "description")
+
+    # domain
+    if "domain" not in data:
+        raise SchemaError("domain", "is required (a mapping with 'box' and, for heat, 'time')")
+    dom = as_mapping(data["domain"], "domain")
+    check_unknown(dom, ("box", "time"), "domain")
+    if "box" not in dom:
+        raise SchemaError("domain.box", "is required: one [lo, hi] per spatial axis")
+    box_raw = dom["box"]
+    if (
+        isinstance(box_raw, (list, tuple))
+        and len(box_raw) == 2
+        and all(is_number(v) for v in box_raw)
+    ):
+        box_raw = [box_raw]  # 'box: [0, 1]' is accepted for 1D
+    if not isinstance(box_raw, (list, tuple)) or not 1 <= len(box_raw) <= 3:
+        raise SchemaError(
+            "domain.box", f"expected 1 to 3 intervals [[lo, hi], ...], got {describe(box_raw)}"
+        )
+    box = tuple(
+        _interval(b, join("domain.box", i), "[lo, hi] with lo < hi") for i, b in enumerate(box_raw)
+    )
+    time = None
+    if pde == "heat":
+        if "time" not in dom:
+            raise SchemaError("domain.time", "is required for heat: expected [t0, t1]")
+        time = _interval(dom["time"], "domain.time", "[t0, t1] with t0 < t1")
+    elif "time" in dom and dom["time"] is not None:
+        if pde == "poisson":
+            raise SchemaError("domain.time", "only heat (and fit) problems have a time interval")
+        time = _interval(dom["time"], "domain.time", "[t0, t1] with t0 < t1")
+    domain = Domain(box=box, time=time)
+    variables = domain.variables
+
+    # params and expressions
+    params_raw = as_mapping(data.get("params") or {}, "params")
+    try:
+        params = parse_params(params_raw, reserved=variables)
+    except ExpressionError as exc:
+        pname, _, reason = str(exc).partition(": ")
+        raise SchemaError(join("params", pname), reason or str(exc)) from None
+
+    exact = None
+    if data.get("exact") is not None:
+        exact = _expr(data["exact"], "exact", variables, params)
+
+    source = None
+    if pde == "fit":
+        if exact is None:
+            raise SchemaError("exact", "is required for pde: fit (it is the target)")
+        for key in ("source", "diffusivity", "initial", "boundary"):
+            if data.get(key) is not None:
+                raise SchemaError(key, "is not used by pde: fit (remove it)")
+    else:
+        src = data.get("source", "auto")
+        if src == "auto":
+            if exact is None:
+                raise SchemaError(
+                    "source", "'auto' derives f from 'exact', which this file does not give"
+                )
+        else:
+            source = _expr(src, "source", variables, params)
+
+    diffusivity = 1.0
+    if data.get("diffusivity") is not None:
+        if pde != "heat":
+            raise SchemaError("diffusivity", "is only used by pde: heat")
+        kappa = data["diffusivity"]
+        if isinstance(kappa, str):  # a constant expression over pi, e and params
+            kappa = _expr(kappa, "diffusivity", (), params).constant_value
+        diffusivity = as_float(kappa, "diffusivity", positive=True)
+
+    initial = None
+    initial_text: Any = None
+    if pde == "heat":
+        initial_text = data.get("initial", "exact" if exact is not None else None)
+        if initial_text is None:
+            raise SchemaError("initial", "is required for heat when there is no 'exact'")
+        if initial_text == "exact":
+            if exact is None:
+                raise SchemaError("initial", "'exact' needs an exact solution ('exact' key)")
+            initial = exact
+        else:
+            initial = _expr(initial_text, "initial", variables, params)
+    elif pde == "poisson" and data.get("initial") is not None:
+        raise SchemaError("initial", "is only used by pde: heat")
+
+    boundary: dict[str, BoundaryCondition] = {}
+    if pde != "fit":
+        boundary = _boundary(data.get("boundary"), domain, exact, params)
+
+    model = validate_model_section(data.get("model"), "model")
+    train = validate_section(data.get("train"), TRAIN_OPTIONS, "train")
+    diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
+    if diagnostics["times"] is not None:
+        if time is None:
+            raise SchemaError("diagnostics.times", "only problems with a time interval have times")
+        for i, tv in enumerate(diagnostics["times"]):
+            if not time[0] <= tv <= time[1]:
+                raise SchemaError(
+                    join("diagnostics.times", i),
+                    f"expected a time in [{time[0]:g}, {time[1]:g}], got {tv:g}",
+                )
+
+    config: dict[str, Any] = {"name": name}
+    if description:
+        config["description"] = description
+    if params_raw:
+        config["params"] = dict(params_raw)
+    config["pde"] = pde
+    if pde == "heat":
+        config["diffusivity"] = diffusivity
+    if pde != "fit":
+        config["source"] = "auto" if source is None else source.text
+    config["domain"] = {"box": [list(b) for b in box]}
+    if time is not None:
+        config["domain"]["time"] = list(time)
+    if exact is not None:
+        config["exact"] = exact.text
+    if pde == "heat":
+        config["initial"] = "exact" if initial_text == "exact" else initial.text  # type: ignore[union-attr]
+    if pde != "fit":
+        config["boundary"] = copy.deepcopy(data.get("boundary"))
+    config["model"] = model
+    config["train"] = copy.deepcopy(train)
+    config["diagnostics"] = diagnostics
+
+    return Problem(
+        name=name,
+        pde=pde,
+        domain=domain,
+        params=params,
+        exact=exact,
+        source=source,
+        diffusivity=diffusivity,
+        initial=initial,
+        boundary=boundary,
+        model=model,
+        train=train,
+        diagnostics=diagnostics,
+        description=description,
+        origin=origin,
+        config=config,
+    )
+
+
+def _faces(value: Any, key: str, domain: Domain) -> list[str]:
+    valid = domain.faces
+    if value == "all":
+        return list(valid)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise SchemaError(key, f"expected all, a face or a list of faces, got {describe(value)}")
+    out: list[str] = []
+    for i, f in enumerate(items):
+        if f == "all":
+            out.extend(valid)
+            continue
+        if not isinstance(f, str) or f not in valid:
+            extra = ""
+            if isinstance(f, str) and f in face_names(3):
+                extra = f" (a {domain.space_dim}D box has no face {f})"
+            raise SchemaError(
+                join(key, i) if isinstance(value, list) else key,
+                f"expected all or one of {', '.join(valid)}, got {describe(f)}{extra}",
+            )
+        out.append(f)
+    return list(dict.fromkeys(out))
+
+
+def _boundary(
+    raw: Any, domain: Domain, exact: Expression | None, params: Mapping[str, float]
+) -> dict[str, BoundaryCondition]:
+    if raw is None:
+        raise SchemaError("boundary", "is required: a list of conditions (start with faces: all)")
+    if not isinstance(raw, list) or not raw:
+        raise SchemaError("boundary", f"expected a list of conditions, got {describe(raw)}")
+    resolved: dict[str, BoundaryCondition] = {}
+    origin_of: dict[str, int] = {}
+    for i, entry in enumerate(raw):
+        key = join("boundary", i)
+        entry = as_mapping(entry, key)
+        check_unknown(entry, ("faces", "type", "value"), key)
+        if "type" not in entry:
+            raise SchemaError(join(key, "type"), f"is required ({' | '.join(BOUNDARY_TYPES)})")
+        btype = as_choice(entry["type"], join(key, "type"), BOUNDARY_TYPES)
+        faces = _faces(entry.get("faces", "all"), join(key, "faces"), domain)
+        value: Expression | None = None
+        from_exact = False
+        if btype == "periodic":
+            if entry.get("value") is not None:
+                raise SchemaError(join(key, "value"), "a periodic condition takes no value")
+            for f in faces:
+                partner = f[0] + ("+" if f.endswith("-") else "-")
+                if partner not in faces:
+                    raise SchemaError(
+                        join(key, "faces"),
+                        f"periodic needs both faces of an axis ({f[0]}- and {f[0]}+), got {f} only",
+                    )
+        else:
+            if "value" not in entry or entry["value"] is None:
+                raise SchemaError(
+                    join(key, "value"), "is required (an expression, a number or exact)"
+                )
+            if entry["value"] == "exact":
+                if exact is None:
+                    raise SchemaError(
+                        join(key, "value"), "'exact' needs an exact solution ('exact' key)"
+                    )
+                value, from_exact = exact, True
+            else:
+                value = _expr(entry["value"], join(key, "value"), domain.variables, params)
+        for f in faces:
+            resolved[f] = BoundaryCondition(f, btype, value, from_exact)
+            origin_of[f] = i
+    missing = [f for f in domain.faces if f not in resolved]
+    if missing:
+        raise SchemaError(
+            "boundary", f"no condition on face(s) {', '.join(missing)} (every face needs one)"
+        )
+    for f, bc in resolved.items():
+        partner = f[0] + ("+" if f.endswith("-") else "-")
+        if bc.type == "periodic" and resolved[partner].type != "periodic":
+            raise SchemaError(
+                join("boundary", origin_of[partner]),
+                f"face {partner} overrides half of the periodic pair {f[0]}-/{f[0]}+",
+            )
+    return resolved

@@ -1,0 +1,106 @@
+"""The run folder: atomic writes of a run's files, and reading a run back.
+
+Layout (DESIGN.md §5): ``config.yaml`` (the resolved problem and settings),
+``history.csv``, ``spectral.npz`` (diagnostics), ``model.pt`` (a state dict; the model is
+rebuilt from ``config.yaml``), ``summary.json`` and ``figures/*.png``.
+
+Every file is written to a temporary name in the same folder and renamed into place
+(``os.replace`` is atomic on POSIX), so an interrupted run never leaves a half-written
+file. Write failures (disk full, permissions) raise :class:`RunFolderError` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .errors import RunFolderError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_with(path: str | Path, writer: Callable[[io.BytesIO], None]) -> None:
+    """Serialise with ``writer(buffer)`` into memory, then write atomically."""
+    buf = io.BytesIO()
+    writer(buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=True, default=str) + "\n")
+
+
+def save_state(path: str | Path, model: torch.nn.Module) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write_with(path, lambda buf: torch.save(state, buf))
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - corrupted file: one-line message
+        raise RunFolderError(f"{path}: cannot read the model: {exc}") from None
+
+
+def new_run_dir(base: str | Path, name: str) -> Path:
+    """``base/name-YYYYmmdd-HHMMSS[-k]``, created; never reuses an existing folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(base)
+    for k in range(1000):
+        cand = base / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            cand.mkdir(parents=True, exist_ok=False)
+            return cand
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunFolderError(f"{cand}: cannot create the run folder: {exc.strerror}") from None
+    raise RunFolderError(f"{base}: too many runs named {name}-{stamp}")
+
+
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create (or reuse) an explicit ``--out`` folder."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot create the run folder: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise RunFolderError(f"{path}: the run folder is not writable")
+    return path

@@ -1,0 +1,331 @@
+"""``solve``: a problem in, a trained network, its history and a run folder out.
+
+This module wires the one-way pipeline
+problem (validated) → model + objective + trainer → history → evaluation/figures/run folder.
+It is what ``mscalepde solve`` runs and what the Python API exposes.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy
+import torch
+from torch import nn
+
+from . import __version__
+from .architectures import Architecture, build_model
+from .equations import Objective
+from .errors import MscaleError, TrainingError
+from .evaluation import Evaluator, predict
+from .figures import history_figure, solution_figure
+from .geometry import grid_points
+from .history import History
+from .problem import Problem, load_problem
+from .runfolder import (
+    atomic_write_text,
+    load_state,
+    new_run_dir,
+    prepare_out_dir,
+    save_state,
+    write_json,
+    write_yaml,
+)
+from .trainer import Callback, Trainer, TrainSettings
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MscaleError("train.device: cuda was requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def make_model(problem: Problem, dtype: torch.dtype | None = None) -> Architecture:
+    """Build the problem's model (seeded by ``train.seed``), in ``dtype``."""
+    torch.manual_seed(problem.train["seed"])
+    model = build_model(
+        problem.model,
+        space_dim=problem.domain.space_dim,
+        has_time=problem.domain.has_time,
+        bounds=problem.domain.bounds,
+    )
+    return model.to(dtype or DTYPES[problem.train["dtype"]])
+
+
+def versions() -> dict[str, str]:
+    return {
+        "mscalepde": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class SolveResult:
+    """What :func:`solve` returns: the problem, trained model, history and summary."""
+
+    problem: Problem
+    model: Architecture
+    history: History
+    summary: dict[str, Any]
+    run_dir: Path | None = None
+    evaluator: Evaluator | None = field(default=None, repr=False)
+
+    @property
+    def rel_l2(self) -> float | None:
+        return self.summary.get("rel_l2")
+
+    def predict(self, points: np.ndarray) -> np.ndarray:
+        """u_θ at ``points`` (N, D), columns = space axes then t."""
+        p = next(self.model.parameters())
+        return predict(self.model, np.asarray(points, dtype=float), dtype=p.dtype, device=p.device)
+
+
+class RunWriter(Callback):
+    """Writes checkpoints (model.pt + history.csv) into the run folder during training."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def on_checkpoint(self, trainer: Trainer, step: int) -> None:
+        save_state(self.run_dir / "model.pt", trainer.model)
+        atomic_write_text(self.run_dir / "history.csv", trainer.history.to_csv())
+
+
+class ProgressBar(Callback):
+    """A tqdm progress bar with the current loss and error."""
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+        self.bar: Any = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            desc=self.description,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=True,
+        )
+
+    def on_step(self, trainer: Trainer, step: int) -> None:
+        self.bar.update(1)
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        post = {"phase": trainer.phase, "loss": f"{row['loss']:.3e}"}
+        if "rel_l2" in row:
+            post["rel_l2"] = f"{row['rel_l2']:.3e}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def on_end(self, trainer: Trainer) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _as_problem(
+    problem_or_path: Problem | str | Path, overrides: Sequence[str], changes: Mapping[str, Any]
+) -> Problem:
+    if isinstance(problem_or_path, Problem):
+        problem = problem_or_path
+        if overrides:
+            from .problem import apply_overrides, problem_from_dict
+
+            data = apply_overrides(problem.config, overrides, problem.origin)
+            problem = problem_from_dict(data, origin=problem.origin)
+    else:
+        problem = load_problem(problem_or_path, overrides)
+    if changes:
+        problem = problem.with_overrides(**changes)
+    return problem
+
+
+def solve(
+    problem_or_path: Problem | str | Path,
+    *,
+    out: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    overrides: Sequence[str] = (),
+    write: bool = True,
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+    **changes: Any,
+) -> SolveResult:
+    """Train a physics-informed network on a problem.
+
+    ``problem_or_path``: a :class:`Problem` or a YAML path. ``overrides``: ``--set``
+    strings (``"train.steps=2000"``); ``changes``: section updates as keywords
+    (``train={"steps": 2000}, model={"arch": "mlp"}``). With ``write`` a run folder is
+    written to ``out`` (default ``runs_dir/<name>-<timestamp>``). Raises
+    :class:`TrainingError` on a non-finite loss after writing the run folder with the last
+    good parameters and ``status: diverged``.
+    """
+    problem = _as_problem(problem_or_path, overrides, changes)
+    tr = problem.train
+    device = resolve_device(tr["device"])
+    dtype = DTYPES[tr["dtype"]]
+    model = make_model(problem, dtype).to(device)
+    objective = Objective(
+        problem,
+        interior=tr["points"]["interior"],
+        boundary=tr["points"]["boundary"],
+        initial=tr["points"]["initial"],
+        sampler=tr["sampler"],
+        seed=tr["seed"],
+        dtype=dtype,
+        device=device,
+    )
+    evaluator = (
+        Evaluator(problem, dtype=dtype, device=device) if problem.exact is not None else None
+    )
+
+    run_dir: Path | None = None
+    cbs: list[Callback] = list(callbacks)
+    if write:
+        run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
+        write_yaml(run_dir / "config.yaml", problem.config)
+        cbs.append(RunWriter(run_dir))
+    bar = ProgressBar(problem.name) if progress else None
+    if bar is not None:
+        cbs.append(bar)
+
+    trainer = Trainer(
+        model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs
+    )
+    status, message = "ok", ""
+    started = time.perf_counter()
+    try:
+        trainer.run()
+    except TrainingError as exc:
+        status, message = "diverged", str(exc)
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted at step {trainer.step}"
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - started
+
+    summary = build_summary(problem, model, trainer, evaluator, device, status, message, wall)
+    result = SolveResult(problem, model, trainer.history, summary, run_dir, evaluator)
+    if run_dir is not None:
+        write_run(result)
+    if status == "diverged":
+        raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return result
+
+
+def build_summary(
+    problem: Problem,
+    model: Architecture,
+    trainer: Trainer,
+    evaluator: Evaluator | None,
+    device: torch.device,
+    status: str,
+    message: str,
+    wall: float,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {"problem": problem.name, "pde": problem.pde, "status": status}
+    if message:
+        s["message"] = message
+    if evaluator is not None:
+        s.update(evaluator(model))
+    else:
+        s["rel_l2"] = None
+        s["max_error"] = None
+        s["note"] = "no exact solution: errors are not available"
+    last = trainer.history.last
+    s["loss"] = last.get("loss")
+    s["losses"] = {k: v for k, v in last.items() if k.startswith("loss_")}
+    s["train_seconds"] = trainer.train_seconds
+    s["wall_seconds"] = wall
+    s["steps"] = trainer.step
+    s["adam_steps"] = min(trainer.step, trainer.settings.steps)
+    s["lbfgs_steps"] = max(0, trainer.step - trainer.settings.steps)
+    s["seed"] = problem.train["seed"]
+    s["arch"] = problem.model["arch"]
+    s["parameters"] = model.parameter_count()
+    s["dtype"] = problem.train["dtype"]
+    s["device"] = str(device)
+    s["versions"] = versions()
+    return s
+
+
+def write_run(result: SolveResult) -> None:
+    """Write model.pt, history.csv, summary.json and the figures of a finished run."""
+    run_dir = result.run_dir
+    assert run_dir is not None
+    save_state(run_dir / "model.pt", result.model)
+    atomic_write_text(run_dir / "history.csv", result.history.to_csv())
+    write_json(run_dir / "summary.json", result.summary)
+    figures = run_dir / "figures"
+    problem = result.problem
+    ev = result.evaluator
+    try:
+        if len(result.history):
+            history_figure(figures / "history.png", result.history, problem.name)
+        if ev is not None:
+            axes, pred_pts, truth = ev.axes, ev.points, ev.truth
+        else:
+            from .evaluation import GRID_POINTS
+            from .geometry import tensor_grid
+
+            bounds = problem.domain.bounds
+            axes = tensor_grid(bounds, [GRID_POINTS[len(bounds)]] * len(bounds))
+            pred_pts, truth = grid_points(axes), None
+        shape = tuple(len(a) for a in axes)
+        pred = result.predict(pred_pts).reshape(shape)
+        solution_figure(
+            figures / "solution.png",
+            axes,
+            problem.variables,
+            pred,
+            truth.reshape(shape) if truth is not None else None,
+            title=f"{problem.name} ({problem.model['arch']})",
+        )
+    except MscaleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a figure must not lose the run's results
+        print(f"warning: figures not written: {exc}", file=sys.stderr)
+
+
+def load_run(run_dir: str | Path) -> tuple[Problem, nn.Module]:
+    """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder."""
+    run_dir = Path(run_dir)
+    problem = load_problem(run_dir / "config.yaml")
+    model = make_model(problem)
+    state = load_state(run_dir / "model.pt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        from .errors import RunFolderError
+
+        first = str(exc).splitlines()[0]
+        raise RunFolderError(
+            f"{run_dir / 'model.pt'}: does not match config.yaml: {first}"
+        ) from None
+    model.eval()
+    return problem, model

@@ -1,0 +1,237 @@
+"""Training loop: Adam with optional step decay, then optional L-BFGS.
+
+The trainer knows nothing about problem files: it takes a model, an objective with
+``terms(model) -> {name: tensor}`` and ``resample(seed)``, and :class:`TrainSettings`.
+It minimises L(θ) = Σ_k w_k L_k(θ) and records a :class:`History`.
+
+- Adam (Kingma, Ba 2015) for ``steps`` steps at learning rate ``lr``, multiplied by
+  ``decay.factor`` every ``decay.every`` steps when a decay is given;
+- then ``lbfgs_steps`` iterations of L-BFGS (Liu, Nocedal 1989) with a strong-Wolfe line
+  search, one logged iteration per ``optimizer.step(closure)`` (the optimizer keeps its
+  curvature pairs between calls). L-BFGS uses the final points (no resampling).
+
+Every step the loss is checked: a NaN or infinite loss raises
+:class:`~mscalepde.errors.TrainingError` after restoring the last good parameters (those
+of the last finite loss seen at a history row), so the caller can still save them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .errors import TrainingError
+from .history import History
+
+
+class ObjectiveLike(Protocol):
+    def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]: ...
+
+    def resample(self, seed: int) -> None: ...
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings (the ``train`` section of a problem, minus data settings)."""
+
+    steps: int = 5000
+    lr: float = 1e-3
+    decay: Mapping[str, Any] | None = None  # {"every": int, "factor": float}
+    lbfgs_steps: int = 0
+    lbfgs_lr: float = 1.0
+    resample_every: int = 0
+    weights: Mapping[str, float] = field(
+        default_factory=lambda: {"pde": 1.0, "boundary": 1.0, "initial": 1.0}
+    )
+    log_every: int = 100
+    checkpoint_every: int = 0
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any]) -> TrainSettings:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in m.items() if k in names})
+
+
+class Callback:
+    """Hooks called by :class:`Trainer` (all optional)."""
+
+    def on_start(self, trainer: Trainer) -> None: ...
+
+    def on_step(self, trainer: Trainer, step: int) -> None: ...
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None: ...
+
+    def on_checkpoint(self, trainer: Trainer, step: int) -> None: ...
+
+    def on_end(self, trainer: Trainer) -> None: ...
+
+
+class Trainer:
+    """Minimise the weighted loss of ``objective`` over ``model``'s parameters.
+
+    ``evaluate(model) -> {'rel_l2': ..., 'max_error': ...}`` (optional) adds error columns
+    to the history rows; it must not build a graph.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: ObjectiveLike,
+        settings: TrainSettings,
+        *,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
+        self.model = model
+        self.objective = objective
+        self.settings = settings
+        self.evaluate = evaluate
+        self.callbacks = list(callbacks)
+        self.history = History()
+        self.step = 0
+        self.phase = "adam"
+        self.train_seconds = 0.0
+        self._clock_start = 0.0
+        self._good_state: dict[str, Tensor] | None = None
+        self._good_step = 0
+        self.last_losses: dict[str, float] = {}
+
+    @property
+    def total_steps(self) -> int:
+        return self.settings.steps + self.settings.lbfgs_steps
+
+    def elapsed(self) -> float:
+        """Training wall time so far (excludes evaluation and callbacks)."""
+        return self.train_seconds
+
+    # ------------------------------------------------------------------ internals
+    def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = self.objective.terms(self.model)
+        w = self.settings.weights
+        total = sum(w.get(k, 1.0) * v for k, v in terms.items())
+        assert isinstance(total, Tensor)
+        return total, terms
+
+    def _check(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach()))]
+            if self._good_state is not None:
+                self.model.load_state_dict(self._good_state)
+            raise TrainingError(
+                f"the loss became {value} at {self.phase} step {self.step} "
+                f"(term(s): {', '.join(bad) or 'total'}); parameters restored to step "
+                f"{self._good_step}. Try a smaller train.lr, float64, or other weights."
+            )
+
+    def _log(self, loss: Tensor, terms: dict[str, Tensor], lr: float) -> None:
+        row: dict[str, float] = {
+            "step": float(self.step),
+            "time": self.train_seconds,
+            "lr": lr,
+            "loss": float(loss.detach()),
+        }
+        for k, v in terms.items():
+            row[f"loss_{k}"] = float(v.detach())
+        self.last_losses = {k: row[k] for k in row if k.startswith("loss")}
+        if self.evaluate is not None:
+            row.update(self.evaluate(self.model))
+        row["phase"] = 0.0 if self.phase == "adam" else 1.0
+        self.history.append(row)
+        self._good_state = copy.deepcopy(self.model.state_dict())
+        self._good_step = self.step
+        for cb in self.callbacks:
+            cb.on_log(self, row)
+
+    def _after_step(self, loss: Tensor, terms: dict[str, Tensor], lr: float) -> None:
+        s = self.settings
+        self.train_seconds += time.perf_counter() - self._clock_start
+        last = self.step == self.total_steps
+        if self.step % s.log_every == 0 or last or self.step == s.steps:
+            self._log(loss, terms, lr)
+        for cb in self.callbacks:
+            cb.on_step(self, self.step)
+        if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not last:
+            for cb in self.callbacks:
+                cb.on_checkpoint(self, self.step)
+        self._clock_start = time.perf_counter()
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> History:
+        """Train; returns the history (also available as ``self.history``)."""
+        s = self.settings
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for cb in self.callbacks:
+            cb.on_start(self)
+        self._clock_start = time.perf_counter()
+        # row at step 0: the initial state
+        loss0, terms0 = self._loss()
+        self._check(loss0, terms0)
+        self.train_seconds += time.perf_counter() - self._clock_start
+        self._log(loss0, terms0, s.lr)
+        self._clock_start = time.perf_counter()
+
+        if s.steps > 0:
+            self.phase = "adam"
+            opt = torch.optim.Adam(params, lr=s.lr)
+            for k in range(1, s.steps + 1):
+                if s.resample_every and k > 1 and (k - 1) % s.resample_every == 0:
+                    self.objective.resample(s.seed + k)
+                lr = s.lr
+                if s.decay:
+                    lr = s.lr * s.decay["factor"] ** ((k - 1) // s.decay["every"])
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                loss, terms = self._loss()
+                self.step = k
+                self._check(loss, terms)
+                loss.backward()
+                opt.step()
+                self._after_step(loss, terms, lr)
+
+        if s.lbfgs_steps > 0:
+            self.phase = "lbfgs"
+            opt_l = torch.optim.LBFGS(
+                params,
+                lr=s.lbfgs_lr,
+                max_iter=1,
+                max_eval=25,  # per iteration: the default (max_iter * 5 // 4 = 1) stalls
+                history_size=50,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
+            latest: dict[str, Any] = {}
+
+            def closure() -> Tensor:
+                opt_l.zero_grad(set_to_none=True)
+                loss, terms = self._loss()
+                if torch.isfinite(loss):
+                    loss.backward()
+                latest["loss"], latest["terms"] = loss, terms
+                return loss
+
+            for k in range(1, s.lbfgs_steps + 1):
+                opt_l.step(closure)
+                self.step = s.steps + k
+                loss, terms = latest["loss"], latest["terms"]
+                if self.step % s.log_every == 0 or k == s.lbfgs_steps:
+                    # the closure's last value may be at a rejected line-search point:
+                    # recompute the loss where L-BFGS left the parameters
+                    loss, terms = self._loss()
+                self._check(loss, terms)
+                self._after_step(loss, terms, s.lbfgs_lr)
+        self.train_seconds += time.perf_counter() - self._clock_start
+        self._clock_start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_end(self)
+        return self.history

@@ -1,0 +1,174 @@
+"""End to end: solve, the run folder, reproducibility, divergence, reloading, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import mscalepde
+from mscalepde import TrainingError, load_run, problem_from_dict, solve
+from mscalepde.cli import main
+from mscalepde.trainer import Callback
+
+from .conftest import POISSON1D, PROBLEMS
+
+
+def test_solve_writes_a_complete_run_folder(tmp_path, poisson1d):
+    out = tmp_path / "run"
+    r = solve(problem_from_dict(poisson1d), out=out)
+    assert r.run_dir == out
+    for name in ("config.yaml", "history.csv", "model.pt", "summary.json",
+                 "figures/solution.png", "figures/history.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "figures/solution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("rel_l2", "max_error", "train_seconds", "steps", "seed", "versions"):
+        assert key in s
+    assert s["steps"] == 30 and s["seed"] == 0 and s["versions"]["torch"] == torch.__version__
+    assert s["rel_l2"] == pytest.approx(r.summary["rel_l2"])
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 10, 20, 30]
+    assert {"time", "loss", "loss_pde", "loss_boundary", "rel_l2", "max_error"} <= set(rows[0])
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["train"]["steps"] == 30 and cfg["model"]["width"] == 16
+
+
+def test_saved_model_reloads_bit_identically(tmp_path, poisson1d):
+    r = solve(problem_from_dict(poisson1d), out=tmp_path / "run")
+    problem, model = load_run(tmp_path / "run")
+    x = torch.linspace(0, 1, 101, dtype=torch.float32).reshape(-1, 1)
+    with torch.no_grad():
+        assert torch.equal(model(x), r.model(x))
+
+
+def test_fixed_seed_reproduces_the_run_exactly(poisson1d):
+    a = solve(problem_from_dict(poisson1d), write=False)
+    b = solve(problem_from_dict(poisson1d), write=False)
+    assert a.history.column("loss") == b.history.column("loss")
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    poisson1d["train"]["seed"] = 1
+    c = solve(problem_from_dict(poisson1d), write=False)
+    assert c.history.column("loss") != a.history.column("loss")
+
+
+def test_float64_is_available(poisson1d):
+    poisson1d["train"]["dtype"] = "float64"
+    r = solve(problem_from_dict(poisson1d), write=False)
+    assert next(r.model.parameters()).dtype == torch.float64
+    assert r.summary["dtype"] == "float64"
+
+
+def test_lbfgs_steps_are_logged_and_reduce_the_loss(poisson1d):
+    poisson1d["train"].update(steps=200, lbfgs_steps=20, log_every=5)
+    r = solve(problem_from_dict(poisson1d), write=False)
+    phase = np.array(r.history.column("phase"))
+    steps = np.array(r.history.column("step"))
+    assert steps[-1] == 220 and (phase == 1).sum() == 4
+    loss = np.array(r.history.column("loss"))
+    assert loss[-1] < 0.7 * loss[steps == 200][0]
+
+
+def test_learning_rate_decay_follows_the_schedule(poisson1d):
+    poisson1d["train"].update(steps=30, decay={"every": 10, "factor": 0.5}, log_every=10)
+    r = solve(problem_from_dict(poisson1d), write=False)
+    assert r.history.column("lr") == [0.01, 0.01, 0.005, 0.0025]
+
+
+class _Poison(Callback):
+    """Corrupts a weight after step `at`, as an overflow would."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step(self, trainer, step):
+        if step == self.at:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = float("nan")
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_path, poisson1d):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"loss became nan at adam step 16.*restored to step 10"):
+        solve(problem_from_dict(poisson1d), out=out, callbacks=[_Poison(15)])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "diverged" and np.isfinite(s["rel_l2"])
+    _, model = load_run(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert (out / "history.csv").read_text().count("\n") == 3  # header + steps 0 and 10
+
+
+def test_cli_divergence_exits_non_zero_with_one_line(tmp_path, capsys):
+    path = PROBLEMS / "poisson1d_sin.yaml"
+    code = main(["solve", str(path), "--quiet", "--out", str(tmp_path / "r"),
+                 "--set", "train.lr=1e30", "--set", "train.steps=50"])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "loss became" in err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_unwritable_run_folder_is_a_clean_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet",
+                 "--out", str(blocker / "run")])
+    err = capsys.readouterr().err
+    assert code == 4 and "cannot create the run folder" in err and "Traceback" not in err
+
+
+def test_python_api_accepts_paths_overrides_and_section_changes(tmp_path):
+    r = solve(PROBLEMS / "poisson1d_sin.yaml", write=False, overrides=["train.steps=5"],
+              train={"lbfgs_steps": 0}, model={"width": 8})
+    assert r.summary["steps"] == 5 and r.summary["parameters"] == (1 * 8 + 8) + (8 * 8 + 8) + (8 + 1)
+    pred = r.predict(np.array([[0.0], [0.5]]))
+    assert pred.shape == (2,)
+
+
+def test_default_problem_reaches_1e3_in_float32(tmp_path, capsys):
+    """The README's quick default: relative L2 below 1e-3 with its shipped settings."""
+    code = main(["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet",
+                 "--out", str(tmp_path / "r")])
+    assert code == 0
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["rel_l2"] < 1e-3 and s["dtype"] == "float32"
+    out = capsys.readouterr().out
+    assert "relative L2 error" in out and "parameters" in out
+
+
+@pytest.mark.slow
+def test_heat1d_reaches_1e2(tmp_path):
+    r = solve(PROBLEMS / "heat1d.yaml", out=tmp_path / "r")
+    assert r.summary["rel_l2"] < 1e-2
+
+
+@pytest.mark.parametrize("path", sorted(PROBLEMS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_problem_runs_50_steps(path, tmp_path, capsys):
+    code = main(["solve", str(path), "--quiet", "--out", str(tmp_path / "r"),
+                 "--set", "train.steps=50", "--set", "train.lbfgs_steps=2"])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["status"] == "ok" and s["steps"] == 52
+
+
+def test_problem_without_exact_trains_and_says_errors_are_unavailable(tmp_path):
+    data = copy.deepcopy(POISSON1D)
+    del data["exact"]
+    data["source"] = "1"
+    data["boundary"] = [{"faces": "all", "type": "dirichlet", "value": 0}]
+    r = solve(problem_from_dict(data), out=tmp_path / "r")
+    assert r.summary["rel_l2"] is None and "no exact" in r.summary["note"]
+    assert (tmp_path / "r" / "figures" / "solution.png").is_file()
+
+
+def test_public_api_is_reexported():
+    for name in ("solve", "load_problem", "Problem", "ARCHITECTURES", "build_model", "Trainer"):
+        assert hasattr(mscalepde, name)
+    assert "mlp" in mscalepde.ARCHITECTURES
