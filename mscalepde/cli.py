@@ -47,6 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_problem_args(p)
 
+    p = sub.add_parser(
+        "diagnose",
+        help="recompute the spectral diagnostics of a run folder without retraining",
+        description="A new threshold reuses the stored Delta_F history; magnitude, floor, "
+        "bands and delta recompute it from the stored network fields; another grid, "
+        "transform or times recompute the final state only (from model.pt).",
+    )
+    p.add_argument("run_dir", help="run folder written by 'mscalepde solve'")
+    p.add_argument("--grid", type=int, help="points per axis of the diagnostic grid")
+    p.add_argument("--threshold", type=float, help="Delta_F below which a frequency is resolved")
+    p.add_argument("--transform", choices=["fft", "dst", "dct"])
+    p.add_argument("--magnitude", action=argparse.BooleanOptionalAction, default=None,
+                   help="compare |h^| and |u^| only (the papers' figures)")
+    p.add_argument("--floor", type=float, help="peak floor relative to max |u^|")
+    p.add_argument("--times", type=float, nargs="+", help="heat: times of the slices")
+    p.add_argument("--delta", type=float, help="variance of the Gaussian filter")
+    p.add_argument("--bands", type=float, nargs="+", help="edges of the |k| bands")
+    p.add_argument("--out", help="write spectral.npz and figures here (default: the run folder)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+
     p = sub.add_parser("check", help="validate problem files (one line per file)")
     p.add_argument("problems", nargs="+", help="problem files (YAML)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -99,7 +119,24 @@ def cmd_solve(args: argparse.Namespace) -> int:
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet)
     s = result.summary
     print(format_summary(s))
+    if "diagnostics" in s:
+        from .diagnostics import format_report
+
+        print(format_report({**s["diagnostics"], "rows": s["frequencies"]}))
     print(f"run folder {result.run_dir}")
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics import diagnose_run, format_report
+
+    result = diagnose_run(
+        args.run_dir, grid=args.grid, threshold=args.threshold, transform=args.transform,
+        magnitude=args.magnitude, floor=args.floor, times=args.times, delta=args.delta,
+        bands=args.bands, out=args.out, figures=not args.no_figures,
+    )
+    print(format_report(result))
+    print(f"written to {result['out']}")
     return 0
 
 
@@ -121,7 +158,7 @@ def format_summary(s: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"solve": cmd_solve, "check": cmd_check}
+    handlers = {"solve": cmd_solve, "check": cmd_check, "diagnose": cmd_diagnose}
     try:
         return handlers[args.command](args)
     except MscaleError as exc:

@@ -9,11 +9,17 @@ functions here return, in one :class:`Derivatives` record, whichever of
 - u_t = ∂u/∂t (heat),
 - Δu = Σ_i ∂²u/∂x_i² (spatial Laplacian; Poisson and heat residuals)
 
-are asked for. This implementation uses reverse-mode autograd: one backward pass for the
-first derivatives (with ``create_graph``) and one more per spatial dimension for Δu, the
-classical PINN approach (Raissi et al. 2019; what DeepXDE does). Equations and boundary
-conditions call only :func:`derivatives`, so a faster engine can replace it here without
-touching them.
+are asked for. Two engines:
+
+- ``forward`` (the default whenever the field supports it, i.e. has a ``jet(x)`` method as
+  every registered architecture does): the forward Laplacian of :mod:`mscalepde.jet` — one
+  forward pass carries u, ∇u, u_t and Δu; training then needs only a first-order backward.
+- ``autograd``: reverse mode, one backward pass for the first derivatives (with
+  ``create_graph``) and one more per spatial dimension for Δu — the classical PINN approach
+  (Raissi et al. 2019; what DeepXDE does). It works for any callable (compiled expressions,
+  user modules), and is the reference the forward engine is tested against.
+
+Equations and boundary conditions call only :func:`derivatives`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,18 @@ import torch
 from torch import Tensor
 
 Field = Callable[[Tensor], Tensor]
+ENGINES = ("auto", "forward", "autograd")
+
+
+def engine_for(field: Field, engine: str = "auto") -> str:
+    """The engine :func:`derivatives` will use for ``field``: ``forward`` when asked for (or
+    ``auto``) and the field has a ``jet`` method, else ``autograd``."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown derivative engine '{engine}' (choose from {ENGINES})")
+    has_jet = callable(getattr(field, "jet", None))
+    if engine == "forward" and not has_jet:
+        raise ValueError(f"{type(field).__name__} has no forward-Laplacian jet")
+    return "forward" if has_jet and engine != "autograd" else "autograd"
 
 
 @dataclass
@@ -46,6 +64,7 @@ def derivatives(
     ut: bool = False,
     lap: bool = False,
     create_graph: bool = True,
+    engine: str = "auto",
 ) -> Derivatives:
     """Evaluate ``field`` and the requested derivatives at ``points``.
 
@@ -57,6 +76,16 @@ def derivatives(
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             value = field(points).reshape(-1)
         return Derivatives(value if create_graph else value.detach())
+    if engine_for(field, engine) == "forward":
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            jet = field.jet(points)  # type: ignore[attr-defined]
+        data = jet.data[..., 0]  # (K + 2, N): value, ∂_1..∂_K, Δ
+        return Derivatives(
+            data[0],
+            data[1 : 1 + space_dim].transpose(0, 1) if grad else None,
+            data[1 + space_dim] if ut else None,
+            data[-1] if lap else None,
+        )
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
         value = field(x).reshape(-1)

@@ -77,6 +77,7 @@ class Objective:
         seed: int,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        engine: str = "auto",
     ) -> None:
         self.problem = problem
         self.domain: Domain = problem.domain
@@ -85,6 +86,7 @@ class Objective:
         self.dtype = dtype
         self.device = torch.device(device)
         self.variables = problem.variables
+        self.engine = engine
         self.resample(seed)
 
     # ---------------------------------------------------------------- data
@@ -193,7 +195,7 @@ class Objective:
         """The mean-square loss terms of ``model`` on the current points."""
         p = self.problem
         sd = self.domain.space_dim
-        d = derivatives(model, self.x_interior, space_dim=sd, **needs(p))
+        d = derivatives(model, self.x_interior, space_dim=sd, engine=self.engine, **needs(p))
         out = {"pde": pde_residual(p, d, self.f_interior).square().mean()}
         if p.pde == "fit":
             return out
@@ -201,12 +203,12 @@ class Objective:
         for x, g in self.dirichlet:
             residuals.append(derivatives(model, x, space_dim=sd).u - g)
         for x, normal, g in self.neumann:
-            dn = derivatives(model, x, space_dim=sd, grad=True)
+            dn = derivatives(model, x, space_dim=sd, grad=True, engine=self.engine)
             assert dn.grad is not None
             residuals.append((dn.grad * normal).sum(1) - g)
         for x_lo, x_hi, axis in self.periodic:
-            lo = derivatives(model, x_lo, space_dim=sd, grad=True)
-            hi = derivatives(model, x_hi, space_dim=sd, grad=True)
+            lo = derivatives(model, x_lo, space_dim=sd, grad=True, engine=self.engine)
+            hi = derivatives(model, x_hi, space_dim=sd, grad=True, engine=self.engine)
             assert lo.grad is not None and hi.grad is not None
             residuals.append(lo.u - hi.u)
             residuals.append(lo.grad[:, axis] - hi.grad[:, axis])

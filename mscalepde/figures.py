@@ -96,7 +96,7 @@ def solution_figure(
             ax.set_title(label)
             ax.set_xlabel(names2[0])
             ax.set_ylabel(names2[1])
-        fig.suptitle(full_title)
+        fig.suptitle(full_title, y=1.03)
     _save(fig, path)
 
 

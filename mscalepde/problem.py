@@ -121,6 +121,9 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "dtype": Option(choice_option("float32", "float64"), "float32", "floating point type"),
     "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
     "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
+    "engine": Option(
+        choice_option("auto", "forward", "autograd"), "auto", "derivative engine"
+    ),
 }
 
 
@@ -158,6 +161,27 @@ DIAGNOSTICS_OPTIONS: dict[str, Option] = {
         int_option(0, 20_000), 2000, "grid points subsampled for the Gaussian filter (0: off)"
     ),
     "bands": Option(_band_edges, None, "edges of the |k| bands (default: octaves)"),
+}
+
+
+def _reference_order(value: Any, key: str) -> int:
+    if value not in (2, 4) or isinstance(value, bool):
+        raise SchemaError(key, f"expected 2 or 4, got {describe(value)}")
+    return int(value)
+
+
+REFERENCE_OPTIONS: dict[str, Option] = {
+    "method": Option(choice_option("auto", "fd", "spectral"), "auto", "reference solver"),
+    "n": Option(int_option(4, 1 << 20), None, "points per axis (default: by method)"),
+    "order": Option(_reference_order, 2, "FD order: 2, or 4 by Richardson extrapolation"),
+    "nt": Option(int_option(1, 10_000_000), None, "time steps (Chebyshev: nodes - 1)"),
+    "time_method": Option(
+        choice_option("auto", "cn", "bdf", "chebyshev"), "auto", "heat time integrator"
+    ),
+    "solver": Option(choice_option("auto", "direct", "cg", "fast"), "auto", "FD linear solver"),
+    "tol": Option(
+        float_option(positive=True, maximum=1e-2), 1e-10, "spectral resolution / BDF tolerance"
+    ),
 }
 
 

@@ -207,6 +207,13 @@ def solve(
         run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
         write_yaml(run_dir / "config.yaml", problem.config)
         cbs.append(RunWriter(run_dir))
+    from .diagnostics import SpectralMonitor
+
+    monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
+    if monitor is None and problem.diagnostics["enabled"]:
+        # off, with a one-line note, when the problem has no exact solution
+        monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
+        cbs.append(monitor)
     bar = ProgressBar(problem.name) if progress else None
     if bar is not None:
         cbs.append(bar)
@@ -228,6 +235,10 @@ def solve(
     wall = time.perf_counter() - started
 
     summary = build_summary(problem, model, trainer, evaluator, device, status, message, wall)
+    if monitor is not None:
+        diag = monitor.finish(run_dir)  # spectral.npz + figures/ when run_dir is set
+        summary["frequencies"] = diag.pop("rows")
+        summary["diagnostics"] = diag
     result = SolveResult(problem, model, trainer.history, summary, run_dir, evaluator)
     if run_dir is not None:
         write_run(result)

@@ -191,6 +191,14 @@ def test_monitor_without_exact_is_off_with_a_note():
     assert "exact" in format_report(out)
     off = SpectralMonitor(poisson_problem(enabled=False), dtype=torch.float32, device="cpu")
     assert off.enabled is False and "enabled" in off.note
+    # a truth function (e.g. the reference solver) turns it on: −u'' = π² sin(πx)
+    mon = SpectralMonitor(
+        m.problem_from_dict({**p.config, "source": "pi**2*sin(pi*x)"}), dtype=torch.float32,
+        device="cpu", strict=True, truth=lambda pts: np.sin(PI * pts[:, 0]), transform="dst",
+    )
+    assert mon.enabled
+    mon.record(m.make_model(p), 0)
+    assert [r["index"] for r in mon.rows()] == [[1]]
 
 
 def test_errors_inside_the_monitor_do_not_stop_training():
@@ -211,7 +219,11 @@ def test_leakage_note_for_a_non_periodic_truth():
     p = poisson_problem(transform="fft")
     mon = SpectralMonitor(p, dtype=torch.float32, device="cpu", strict=True)
     mon.setup()
-    assert mon.notes == []  # u(0) = u(1) = 0: periodic values
+    # u(0) = u(1) = 0 but u'(0) ≠ u'(1): a kink of the periodic extension
+    assert len(mon.notes) == 1 and "kink along x" in mon.notes[0]
+    mon = SpectralMonitor(poisson_problem(), dtype=torch.float32, device="cpu", strict=True)
+    mon.setup()
+    assert mon.notes == []  # dst: u = 0 on the faces
     q = m.problem_from_dict({"pde": "fit", "domain": {"box": [[0, 1]]}, "exact": "x"})
     mon = SpectralMonitor(q, dtype=torch.float32, device="cpu", strict=True)
     mon.setup()
@@ -265,12 +277,12 @@ def test_run_folder_files_and_diagnose_threshold(tmp_path):
     assert "first <0.3" in format_report(d)
 
     # magnitude-only Δ_F is recomputed from the stored fields (≤ the complex one) ...
-    d = diagnose_run(tmp_path, magnitude=True)
+    d = diagnose_run(tmp_path, magnitude=True, figures=False)
     assert d["recomputed"]["history"] == "fields"
     hm = sp.SpectralHistory.from_npz(tmp_path / "spectral.npz")
     assert hm.magnitude and np.all(hm.delta_f <= h.delta_f + 1e-12)
     # ... and switching back reproduces the training-time history exactly
-    diagnose_run(tmp_path, magnitude=False, threshold=0.05)
+    diagnose_run(tmp_path, magnitude=False, threshold=0.05, figures=False)
     hb = sp.SpectralHistory.from_npz(tmp_path / "spectral.npz")
     np.testing.assert_allclose(hb.delta_f, h.delta_f, rtol=1e-12)
     np.testing.assert_allclose(hb.band_error, h.band_error, rtol=1e-12)
@@ -296,12 +308,14 @@ def test_run_folder_files_and_diagnose_threshold(tmp_path):
 
 def test_diagnose_into_another_folder_and_without_spectral_npz(tmp_path):
     run = tmp_path / "run"
-    m.solve(poisson_problem(steps=10), out=run)  # no monitor: no spectral.npz
+    m.solve(poisson_problem(steps=10, enabled=False), out=run)  # no spectral.npz
     out = tmp_path / "out"
     d = diagnose_run(run, out=out, floor=1e-2)
     assert (out / "spectral.npz").exists() and (out / "figures" / "spectra.png").exists()
     assert not (run / "spectral.npz").exists()
-    assert d["recomputed"]["final"] and any("not found" in n for n in d["notes"])
+    assert d["recomputed"] == {"history": "missing", "final": True}
+    assert any("not found" in n for n in d["notes"])
+    assert "final state only" in format_report(d)
     assert [r["index"] for r in d["rows"]] == [[1], [4]]
     assert d["rows"][0]["first_resolved"] in (None, 10)
     with pytest.raises(RunFolderError):
@@ -313,14 +327,27 @@ def test_diagnose_into_another_folder_and_without_spectral_npz(tmp_path):
 def test_thinned_fields_recompute_partially(tmp_path):
     p = poisson_problem(steps=60, every=2)
     mon, _ = run_with_monitor(p, tmp_path, fields_budget=127 * 4 * 8)
-    out = mon.finish(tmp_path)
+    out = mon.finish(tmp_path, figures=False)
     saved = load_spectral(tmp_path / "spectral.npz")
     assert not saved.fields_complete
     assert len(saved.field_steps) <= 8 and saved.field_steps[-1] == 60
     assert any("fields kept" in n for n in out["notes"])
-    d = diagnose_run(tmp_path, floor=0.5)
+    d = diagnose_run(tmp_path, floor=0.5, figures=False)
     assert d["recomputed"]["history"] == "partial"
     assert [r["index"] for r in d["rows"]] == [[1]]  # the 0.2 mode is under the floor now
+    # other bands and another filter width, from the same fields
+    before = load_spectral(tmp_path / "spectral.npz").histories[0]
+    d = diagnose_run(tmp_path, bands=[0, 10, 100, 1000], delta=1e-3, figures=False)
+    after = load_spectral(tmp_path / "spectral.npz")
+    h = after.histories[0]
+    np.testing.assert_array_equal(h.band_pairs, [[0, 10], [10, 100], [100, 1000]])
+    assert after.settings.delta == 1e-3 and not after.settings.delta_default
+    assert not np.allclose(h.e_low, before.e_low[np.isin(before.steps, h.steps)])
+    assert d["settings"]["bands"] == [0, 10, 100, 1000]
+    # the training-time history (all 31 steps) is still in the file
+    orig = after.original_histories[0]
+    assert len(orig) == 31 and orig.threshold == 0.05
+    np.testing.assert_array_equal(orig.delta_f, mon.histories[0].delta_f)
 
 
 # --------------------------------------------------------------------------- 2D and heat
@@ -355,6 +382,7 @@ def test_heat_final_time_by_default(tmp_path):
     amps = [r["amplitude"] for r in out["rows"]]
     np.testing.assert_allclose(amps, [math.exp(-1), 0.5 * math.exp(-2)], rtol=1e-9)
     assert "at t = 1:" in out["table"]
+    assert list(mon.named_histories) == ["t=1"]
     assert (tmp_path / "figures" / "fprinciple.png").exists()
     assert list(mon.histories[0].steps) == [0, 5, 10, 12]
 
@@ -378,9 +406,10 @@ def test_heat_at_chosen_times(tmp_path):
     top = sp.SpectralHistory.from_npz(tmp_path / "spectral.npz")
     np.testing.assert_array_equal(top.delta_f, mon.histories[2].delta_f)
     # other times after training: final state only
-    d = diagnose_run(tmp_path, times=[0.25])
+    d = diagnose_run(tmp_path, times=[0.25], figures=False)
     assert d["recomputed"]["final"] and "other times" in " ".join(d["notes"])
     assert [r["time"] for r in d["final_rows"]] == [0.25, 0.25]
-    assert (tmp_path / "figures" / "spectra.png").exists()
+    with np.load(tmp_path / "spectral.npz") as z:
+        assert z["final__field"].shape == (1, 63)
     with pytest.raises(MscaleError):
         diagnose_run(tmp_path, times=[2.0])

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
+from ..jet import Jet
 from ..schema import Option, bool_option, choice_option, int_option
 
 
@@ -43,7 +44,7 @@ class Architecture(nn.Module):
         self.in_dim = self.space_dim + int(self.has_time)
         if len(bounds) != self.in_dim:
             raise ValueError(f"expected {self.in_dim} input intervals, got {len(bounds)}")
-        lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
+        lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64)  # cast below
         hi = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
         self.normalize = bool(normalize)
         if self.normalize:
@@ -53,14 +54,21 @@ class Architecture(nn.Module):
             scale = torch.ones_like(lo)
             shift = torch.zeros_like(lo)
         # Buffers: saved with the model and moved with .to(dtype/device).
-        self.register_buffer("input_scale", scale)
-        self.register_buffer("input_shift", shift)
+        dtype = torch.get_default_dtype()  # like the parameters; .to(dtype) moves both
+        self.register_buffer("input_scale", scale.to(dtype))
+        self.register_buffer("input_shift", shift.to(dtype))
 
     def scale_inputs(self, x: Tensor) -> Tensor:
         """X̃ = X·scale + shift (identity when ``normalize`` is off)."""
         if not self.normalize:
             return x
         return x * self.input_scale + self.input_shift
+
+    def input_jet(self, x: Tensor) -> Jet:
+        """The forward-Laplacian jet of the (normalised) input columns."""
+        if not self.normalize:
+            return Jet.input(x, self.space_dim)
+        return Jet.input(x, self.space_dim, self.input_scale, self.input_shift)
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..activations import Activation, get_activation
+from ..jet import Jet
 from .base import Architecture, common_options
 
 
@@ -49,6 +50,13 @@ class Trunk(nn.Module):
             h = h + z if self.residual and z.shape == h.shape else z
         return h
 
+    def jet(self, h: Jet) -> Jet:
+        """The same map on a forward-Laplacian jet (see :mod:`mscalepde.jet`)."""
+        for layer in self.linears:
+            z = h.linear(layer.weight, layer.bias).activation(self.activation)
+            h = h + z if self.residual and z.data.shape == h.data.shape else z
+        return h
+
 
 class MLP(Architecture):
     """Vanilla fully connected network: see the module docstring."""
@@ -73,3 +81,8 @@ class MLP(Architecture):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(self.scale_inputs(x)))
+
+    def jet(self, x: Tensor) -> Jet:
+        """u, its first derivatives and its Laplacian in one forward pass."""
+        h = self.trunk.jet(self.input_jet(x))
+        return h.linear(self.head.weight, self.head.bias)
