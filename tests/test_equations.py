@@ -13,7 +13,6 @@ from mscalepde.derivatives import derivatives
 from mscalepde.equations import Objective, expression_field
 
 
-
 def test_derivatives_match_analytic_values():
     e = parse_expression("sin(2*x)*exp(y)*t**2", variables=["x", "y", "t"])
     f = expression_field(e, ["x", "y", "t"])
@@ -50,8 +49,9 @@ def test_derivatives_of_a_network_keep_the_graph_for_training():
 
 def _objective(data, **kw):
     p = problem_from_dict(data)
-    args = dict(interior=200, boundary=100, initial=50, sampler="sobol", seed=0,
-                dtype=torch.float64)
+    args = dict(
+        interior=200, boundary=100, initial=50, sampler="sobol", seed=0, dtype=torch.float64
+    )
     args.update(kw)
     return p, Objective(p, **args)
 
@@ -140,8 +140,11 @@ def test_exact_solution_has_zero_residual_and_perturbation_does_not(name):
     bumped = obj.terms(_perturbed(p))
     total = sum(float(v) for v in bumped.values())
     assert total > 1e-6, (name, {k: float(v) for k, v in bumped.items()})
-    assert set(terms) == ({"pde"} if p.pde == "fit" else
-                          {"pde", "boundary"} | ({"initial"} if p.pde == "heat" else set()))
+    assert set(terms) == (
+        {"pde"}
+        if p.pde == "fit"
+        else {"pde", "boundary"} | ({"initial"} if p.pde == "heat" else set())
+    )
 
 
 def test_heat_residual_is_ut_minus_kappa_laplacian_minus_f():
@@ -149,20 +152,27 @@ def test_heat_residual_is_ut_minus_kappa_laplacian_minus_f():
     x = obj.x_interior
     X, T = x[:, 0], x[:, 1]
     # u = e^{-t} sin(pi x) + x t: u_t = -e^{-t} sin(pi x) + x, u_xx = -pi^2 e^{-t} sin(pi x)
-    f = -torch.exp(-T) * torch.sin(math.pi * X) + X + 0.3 * math.pi**2 * torch.exp(-T) * torch.sin(
-        math.pi * X
+    f = (
+        -torch.exp(-T) * torch.sin(math.pi * X)
+        + X
+        + 0.3 * math.pi**2 * torch.exp(-T) * torch.sin(math.pi * X)
     )
     torch.testing.assert_close(obj.f_interior, f, rtol=1e-12, atol=1e-12)
 
 
 def test_neumann_data_is_the_outward_normal_derivative():
     p, obj = _objective(CASES["poisson_neumann_3d"])
-    (x, normal, g), = obj.neumann
+    ((x, normal, g),) = obj.neumann
     on_zplus = normal[:, 2] == 1
     on_xminus = normal[:, 0] == -1
     assert on_zplus.any() and on_xminus.any()
     X, Y, Z = x[:, 0], x[:, 1], x[:, 2]
-    dz = -(math.pi / 2) * torch.sin(math.pi * X) * torch.sin(math.pi * Y) * torch.sin(math.pi * Z / 2)
+    dz = (
+        -(math.pi / 2)
+        * torch.sin(math.pi * X)
+        * torch.sin(math.pi * Y)
+        * torch.sin(math.pi * Z / 2)
+    )
     dx = math.pi * torch.cos(math.pi * X) * torch.sin(math.pi * Y) * torch.cos(math.pi * Z / 2)
     torch.testing.assert_close(g[on_zplus], dz[on_zplus])
     torch.testing.assert_close(g[on_xminus], -dx[on_xminus])

@@ -52,7 +52,10 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         GOOD.replace("[[0, 1]]", "[[1, 0]]"),
         "domain.box[0]: expected [lo, hi] with lo < hi, got [1, 0]",
     ),
-    "four_axes": (GOOD.replace("[[0, 1]]", "[[0,1],[0,1],[0,1],[0,1]]"), "domain.box: expected 1 to 3"),
+    "four_axes": (
+        GOOD.replace("[[0, 1]]", "[[0,1],[0,1],[0,1],[0,1]]"),
+        "domain.box: expected 1 to 3",
+    ),
     "nan_box": (GOOD.replace("[[0, 1]]", "[[0, .nan]]"), "domain.box[0][1]: expected a number"),
     "heat_no_time": (
         "pde: heat\ndomain: {box: [[0, 1]]}\nexact: x\nboundary: [{type: dirichlet, value: 0}]\n",
@@ -136,8 +139,10 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         GOOD + "train: {decay: {every: 10, factor: 2}}\n",
         "train.decay.factor: expected a positive number <= 1",
     ),
-    "neumann_no_value": (GOOD.replace(", value: exact", "").replace("dirichlet", "neumann"),
-                         "boundary[0].value: is required"),
+    "neumann_no_value": (
+        GOOD.replace(", value: exact", "").replace("dirichlet", "neumann"),
+        "boundary[0].value: is required",
+    ),
     "nonfinite_data": (GOOD.replace("sin(pi*x)", "sqrt(x - 0.5)"), "non-finite"),
 }
 
@@ -172,7 +177,9 @@ def test_corpus_through_a_real_process_has_no_traceback(tmp_path):
     bad = _write(tmp_path, "bomb", CORPUS["exponent_tower"][0])
     proc = subprocess.run(
         [sys.executable, "-m", "mscalepde", "check", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -183,7 +190,9 @@ def test_error_message_format_names_file_key_expected_and_found(tmp_path):
     path = _write(tmp_path, "t", GOOD + "train: {steps: -3}\n")
     with pytest.raises(ProblemError) as exc:
         load_problem(path)
-    assert str(exc.value) == f"{path}: train.steps: expected an integer >= 0 and <= 10000000, got -3"
+    assert (
+        str(exc.value) == f"{path}: train.steps: expected an integer >= 0 and <= 10000000, got -3"
+    )
 
 
 def test_defaults_are_filled_and_config_is_complete(tmp_path):
@@ -222,11 +231,16 @@ def test_later_boundary_entry_overrides_earlier_faces():
 
 
 def test_params_and_constant_diffusivity():
-    p = problem_from_dict({
-        "pde": "heat", "params": {"k": 2, "w": "k*pi"}, "diffusivity": "1/w**2",
-        "domain": {"box": [[0, 1]], "time": [0, 1]}, "exact": "exp(-t)*sin(w*x)",
-        "boundary": [{"type": "dirichlet", "value": "exact"}],
-    })
+    p = problem_from_dict(
+        {
+            "pde": "heat",
+            "params": {"k": 2, "w": "k*pi"},
+            "diffusivity": "1/w**2",
+            "domain": {"box": [[0, 1]], "time": [0, 1]},
+            "exact": "exp(-t)*sin(w*x)",
+            "boundary": [{"type": "dirichlet", "value": "exact"}],
+        }
+    )
     assert p.params["w"] == pytest.approx(2 * 3.141592653589793)
     assert p.diffusivity == pytest.approx(1 / (2 * 3.141592653589793) ** 2)
     assert p.initial is p.exact

@@ -24,8 +24,14 @@ def test_solve_writes_a_complete_run_folder(tmp_path, poisson1d):
     out = tmp_path / "run"
     r = solve(problem_from_dict(poisson1d), out=out)
     assert r.run_dir == out
-    for name in ("config.yaml", "history.csv", "model.pt", "summary.json",
-                 "figures/solution.png", "figures/history.png"):
+    for name in (
+        "config.yaml",
+        "history.csv",
+        "model.pt",
+        "summary.json",
+        "figures/solution.png",
+        "figures/history.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "figures/solution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
@@ -97,7 +103,9 @@ class _Poison(Callback):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_path, poisson1d):
     out = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"loss became nan at adam step 16.*restored to step 10"):
+    with pytest.raises(
+        TrainingError, match=r"loss became nan at adam step 16.*restored to step 10"
+    ):
         solve(problem_from_dict(poisson1d), out=out, callbacks=[_Poison(15)])
     s = json.loads((out / "summary.json").read_text())
     assert s["status"] == "diverged" and np.isfinite(s["rel_l2"])
@@ -108,8 +116,19 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_pat
 
 def test_cli_divergence_exits_non_zero_with_one_line(tmp_path, capsys):
     path = PROBLEMS / "poisson1d_sin.yaml"
-    code = main(["solve", str(path), "--quiet", "--out", str(tmp_path / "r"),
-                 "--set", "train.lr=1e30", "--set", "train.steps=50"])
+    code = main(
+        [
+            "solve",
+            str(path),
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "train.lr=1e30",
+            "--set",
+            "train.steps=50",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3 and err.count("\n") == 1 and "loss became" in err
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "diverged"
@@ -118,24 +137,33 @@ def test_cli_divergence_exits_non_zero_with_one_line(tmp_path, capsys):
 def test_unwritable_run_folder_is_a_clean_error(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code = main(["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet",
-                 "--out", str(blocker / "run")])
+    code = main(
+        ["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet", "--out", str(blocker / "run")]
+    )
     err = capsys.readouterr().err
     assert code == 4 and "cannot create the run folder" in err and "Traceback" not in err
 
 
 def test_python_api_accepts_paths_overrides_and_section_changes(tmp_path):
-    r = solve(PROBLEMS / "poisson1d_sin.yaml", write=False, overrides=["train.steps=5"],
-              train={"lbfgs_steps": 0}, model={"width": 8})
-    assert r.summary["steps"] == 5 and r.summary["parameters"] == (1 * 8 + 8) + (8 * 8 + 8) + (8 + 1)
+    r = solve(
+        PROBLEMS / "poisson1d_sin.yaml",
+        write=False,
+        overrides=["train.steps=5"],
+        train={"lbfgs_steps": 0},
+        model={"width": 8},
+    )
+    assert r.summary["steps"] == 5 and r.summary["parameters"] == (1 * 8 + 8) + (8 * 8 + 8) + (
+        8 + 1
+    )
     pred = r.predict(np.array([[0.0], [0.5]]))
     assert pred.shape == (2,)
 
 
 def test_default_problem_reaches_1e3_in_float32(tmp_path, capsys):
     """The README's quick default: relative L2 below 1e-3 with its shipped settings."""
-    code = main(["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet",
-                 "--out", str(tmp_path / "r")])
+    code = main(
+        ["solve", str(PROBLEMS / "poisson1d_sin.yaml"), "--quiet", "--out", str(tmp_path / "r")]
+    )
     assert code == 0
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["rel_l2"] < 1e-3 and s["dtype"] == "float32"
@@ -151,8 +179,19 @@ def test_heat1d_reaches_1e2(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(PROBLEMS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_problem_runs_50_steps(path, tmp_path, capsys):
-    code = main(["solve", str(path), "--quiet", "--out", str(tmp_path / "r"),
-                 "--set", "train.steps=50", "--set", "train.lbfgs_steps=2"])
+    code = main(
+        [
+            "solve",
+            str(path),
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "train.steps=50",
+            "--set",
+            "train.lbfgs_steps=2",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["status"] == "ok" and s["steps"] == 52
