@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write spectral.npz and figures here (default: the run folder)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
 
+    p = sub.add_parser(
+        "reference", help="solve a problem classically (FD / spectral) and save reference.npz"
+    )
+    p.add_argument("problem", help="problem file (YAML)")
+    p.add_argument("--out", help="folder for reference.npz (it is always cached as well)")
+    p.add_argument("--method", choices=["auto", "fd", "spectral"], help="reference.method")
+    p.add_argument("--n", type=int, help="points per axis (reference.n)")
+    p.add_argument("--order", type=int, choices=[2, 4], help="FD order (4: Richardson)")
+    p.add_argument("--nt", type=int, help="time steps (heat)")
+    p.add_argument("--time-method", choices=["auto", "cn", "bdf", "chebyshev"])
+    p.add_argument("--refresh", action="store_true", help="recompute even when cached")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     p = sub.add_parser("check", help="validate problem files (one line per file)")
     p.add_argument("problems", nargs="+", help="problem files (YAML)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -99,6 +112,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .problem import load_problem
+    from .reference import cache_path, describe_reference, get_reference, reference_settings
+    from .runfolder import prepare_out_dir
+
+    problem = load_problem(args.problem, args.overrides)
+    chosen = {
+        "method": args.method,
+        "n": args.n,
+        "order": args.order,
+        "nt": args.nt,
+        "time_method": args.time_method,
+    }
+    print(f"problem         {problem.name} ({problem.pde}, {problem.origin})")
+    ref = get_reference(problem, refresh=args.refresh, **chosen)
+    print("\n".join(describe_reference(ref)))
+    print(f"cache           {cache_path(problem, reference_settings(problem, **chosen))}")
+    if args.out:
+        path = ref.save(Path(prepare_out_dir(args.out)) / "reference.npz")
+        print(f"saved           {path}")
+    return 0
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from .problem import load_problem
     from .solve import solve
@@ -116,6 +154,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         f"training  {tr['steps']} Adam steps (lr {tr['lr']:g}) + {tr['lbfgs_steps']} L-BFGS, "
         f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
     )
+    if problem.exact is None and problem.pde != "fit":
+        from .reference import get_reference
+
+        ref = get_reference(problem)  # cached; solve and the diagnostics reuse it
+        grid = "x".join(str(v) for v in ref.n)
+        est = ref.estimated_error
+        print(f"truth     classical reference ({ref.method} {grid}, est. error {est:.1e})")
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet)
     s = result.summary
     print(format_summary(s))
@@ -152,13 +197,23 @@ def format_summary(s: dict) -> str:
         f"steps              {s['steps']} ({s['adam_steps']} Adam + {s['lbfgs_steps']} L-BFGS)"
     )
     lines.append(f"training time      {s['train_seconds']:.1f} s")
+    from .reference import baseline_line
+
+    line = baseline_line(s)
+    if line:
+        lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"solve": cmd_solve, "check": cmd_check, "diagnose": cmd_diagnose}
+    handlers = {
+        "solve": cmd_solve,
+        "check": cmd_check,
+        "diagnose": cmd_diagnose,
+        "reference": cmd_reference,
+    }
     try:
         return handlers[args.command](args)
     except MscaleError as exc:

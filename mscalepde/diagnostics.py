@@ -286,9 +286,9 @@ def truth_function(problem: Problem, truth: TruthFn | None = None) -> TruthFn | 
     """
     if truth is not None:
         return truth
-    if problem.exact is None:
+    if problem.exact is None and problem.pde == "fit":
         return None
-    return lambda points: truth_values(problem, points)
+    return lambda points: truth_values(problem, points)  # exact, else the reference
 
 
 def slice_name(t: float | None) -> str:

@@ -40,8 +40,12 @@ def predict(
 
 
 def truth_values(problem: Problem, points: np.ndarray) -> np.ndarray:
-    """The exact solution at ``points`` (float64)."""
-    assert problem.exact is not None
+    """The exact solution at ``points`` (float64); without ``exact``, the cached
+    classical reference solution (:mod:`mscalepde.reference`)."""
+    if problem.exact is None:
+        from .reference import reference_values
+
+        return reference_values(problem, points)
     env = {v: points[:, i] for i, v in enumerate(problem.variables)}
     return np.asarray(problem.exact.numpy(env), dtype=np.float64).reshape(-1)
 

@@ -65,6 +65,7 @@ TOP_KEYS = (
     "model",
     "train",
     "diagnostics",
+    "reference",
 )
 MAX_FILE_BYTES = 1 << 20
 
@@ -539,6 +540,7 @@ def _validate(data: Any, origin: str) -> Problem:
     model = validate_model_section(data.get("model"), "model")
     train = validate_section(data.get("train"), TRAIN_OPTIONS, "train")
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
+    reference = validate_section(data.get("reference"), REFERENCE_OPTIONS, "reference")
     if diagnostics["times"] is not None:
         if time is None:
             raise SchemaError("diagnostics.times", "only problems with a time interval have times")
@@ -571,6 +573,8 @@ def _validate(data: Any, origin: str) -> Problem:
     config["model"] = model
     config["train"] = copy.deepcopy(train)
     config["diagnostics"] = diagnostics
+    if data.get("reference") is not None:
+        config["reference"] = reference
 
     return Problem(
         name=name,

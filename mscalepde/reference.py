@@ -777,6 +777,8 @@ def classical_baseline(
     """
     if problem.pde == "fit":
         raise ReferenceError("pde: fit has no classical solver baseline")
+    if target is not None and not math.isfinite(target):
+        target = None  # a diverged network: report the equal-time error only
     if points is None:
         points = grid_points(_check_grid(problem))
     if truth is None:
@@ -912,7 +914,11 @@ def baseline_line(summary: Mapping[str, Any]) -> str | None:
         )
     eq = b.get("equal_time")
     if eq:
-        text += f"; in the network's {eq['budget']:.3g} s: {eq['rel_l2']:.1e} (n={eq['n']})"
+        err = f"{eq['rel_l2']:.1e}"
+        ref_err = (summary.get("reference") or {}).get("estimated_error")
+        if ref_err is not None and eq["rel_l2"] < 2.0 * ref_err:
+            err = f"{err}, at the reference's own accuracy {ref_err:.1e}"
+        text += f"; in the network's {eq['budget']:.3g} s: {err} (n={eq['n']})"
     if b.get("capped"):
         text += " (sweep capped)"
     return f"classical baseline {text}"

@@ -197,9 +197,8 @@ def solve(
         dtype=dtype,
         device=device,
     )
-    evaluator = (
-        Evaluator(problem, dtype=dtype, device=device) if problem.exact is not None else None
-    )
+    # the truth: exact, else the cached classical reference (computed here when missing)
+    evaluator = Evaluator(problem, dtype=dtype, device=device)
 
     run_dir: Path | None = None
     cbs: list[Callback] = list(callbacks)
@@ -211,7 +210,7 @@ def solve(
 
     monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
     if monitor is None and problem.diagnostics["enabled"]:
-        # off, with a one-line note, when the problem has no exact solution
+        # without exact, its truth is the cached reference (diagnostics.truth_function)
         monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
         cbs.append(monitor)
     bar = ProgressBar(problem.name) if progress else None
@@ -264,6 +263,7 @@ def build_summary(
         s["message"] = message
     if evaluator is not None:
         s.update(evaluator(model))
+        s.update(_truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds))
     else:
         s["rel_l2"] = None
         s["max_error"] = None
@@ -285,6 +285,30 @@ def build_summary(
     return s
 
 
+def _truth_and_baseline(
+    problem: Problem, evaluator: Evaluator, rel_l2: float, train_seconds: float
+) -> dict[str, Any]:
+    """``truth`` (exact or reference) and ``classical_baseline``: the FD solver's time to
+    reach the network's error on the evaluation grid, and its error in the same time."""
+    if problem.pde == "fit":
+        return {"truth": "exact"}
+    from .reference import classical_baseline, truth_info
+
+    out = truth_info(problem)
+    try:
+        out["classical_baseline"] = classical_baseline(
+            problem,
+            rel_l2,
+            seconds=train_seconds,
+            points=evaluator.points,
+            truth=evaluator.truth,
+            max_seconds=min(30.0, 0.5 + 0.5 * train_seconds),
+        )
+    except MscaleError as exc:
+        out["classical_baseline"] = {"error": str(exc)}
+    return out
+
+
 def write_run(result: SolveResult) -> None:
     """Write model.pt, history.csv, summary.json and the figures of a finished run."""
     run_dir = result.run_dir
@@ -292,6 +316,10 @@ def write_run(result: SolveResult) -> None:
     save_state(run_dir / "model.pt", result.model)
     atomic_write_text(run_dir / "history.csv", result.history.to_csv())
     write_json(run_dir / "summary.json", result.summary)
+    if result.summary.get("truth") == "reference":
+        from .reference import get_reference
+
+        get_reference(result.problem).save(run_dir / "reference.npz")
     figures = run_dir / "figures"
     problem = result.problem
     ev = result.evaluator

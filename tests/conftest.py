@@ -28,6 +28,12 @@ POISSON1D = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _isolated_reference_cache(tmp_path_factory, monkeypatch):
+    """Reference solutions are cached under a per-session temporary folder, not ~/.cache."""
+    monkeypatch.setenv("MSCALEPDE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture
 def poisson1d() -> dict:
     return copy.deepcopy(POISSON1D)

@@ -318,7 +318,7 @@ def test_settings_from_the_problem_section():
     s = reference_settings(p, order=4)
     assert (s["method"], s["n"], s["order"], s["solver"]) == ("fd", 9, 4, "auto")
     r = compute_reference(p)
-    assert r.method == "fd" and r.n == [9] and r.order == 4
+    assert r.method == "fd" and r.n == [9] and r.order == 2
 
 
 def test_errors():

@@ -197,13 +197,22 @@ def test_every_shipped_problem_runs_50_steps(path, tmp_path, capsys):
     assert s["status"] == "ok" and s["steps"] == 52
 
 
-def test_problem_without_exact_trains_and_says_errors_are_unavailable(tmp_path):
+def test_problem_without_exact_is_measured_against_the_reference(tmp_path, monkeypatch):
+    """-u'' = 1, u(0) = u(1) = 0 has no `exact`: the classical reference is the truth."""
+    monkeypatch.setenv("MSCALEPDE_CACHE", str(tmp_path / "cache"))
     data = copy.deepcopy(POISSON1D)
     del data["exact"]
     data["source"] = "1"
     data["boundary"] = [{"faces": "all", "type": "dirichlet", "value": 0}]
     r = solve(problem_from_dict(data), out=tmp_path / "r")
-    assert r.summary["rel_l2"] is None and "no exact" in r.summary["note"]
+    s = r.summary
+    assert s["truth"] == "reference" and s["reference"]["estimated_error"] < 1e-10
+    x = np.linspace(0, 1, 2001)
+    u = x * (1 - x) / 2
+    err = np.linalg.norm(r.predict(x[:, None]) - u) / np.linalg.norm(u)
+    assert abs(s["rel_l2"] - err) < 1e-6 * max(1.0, err)
+    assert s["classical_baseline"]["reached"] and s["diagnostics"]["enabled"]
+    assert (tmp_path / "r" / "reference.npz").is_file()
     assert (tmp_path / "r" / "figures" / "solution.png").is_file()
 
 

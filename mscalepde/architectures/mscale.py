@@ -20,7 +20,7 @@ K = (a_1, …, a_1, a_2, …, a_2, …, a_N, …, a_N):
     h_1 = σ(K ⊙ (W_1 X̃ + b_1)),  h_l = σ(W_l h_{l−1} + b_l),  u = W_{L+1} h_L + b_{L+1}.
 
 The ``width`` neurons are split into N groups of ⌊width/N⌋ consecutive neurons; the
-width mod N remainder neurons join the last group (largest scale of the list order);
+width mod N remainder neurons join the last group (the last scale of the list);
 ``width < N`` (an empty group) is refused. The paper writes K ⊙ (W_1 X̃) + b_1; the two
 forms are the same function class (b_paper = K ⊙ b_ours) and ours keeps a neuron's
 position −b/w independent of its scale, so that compact-support activations of large
