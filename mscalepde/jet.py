@@ -122,6 +122,10 @@ class Jet:
         lap = va * b[-1] + vb * a[-1] + cross
         return self._with(torch.cat([(va * vb).unsqueeze(0), grads, lap.unsqueeze(0)], 0))
 
+    def select(self, columns: slice) -> Jet:
+        """A subset of the features (e.g. the spatial input columns)."""
+        return self._with(self.data[..., columns])
+
     @staticmethod
     def cat(jets: Sequence[Jet]) -> Jet:
         """Concatenate features (last axis)."""

@@ -22,6 +22,7 @@ from torch import nn
 
 from . import __version__
 from .architectures import Architecture, build_model
+from .derivatives import engine_for
 from .equations import Objective
 from .errors import MscaleError, TrainingError
 from .evaluation import Evaluator, predict
@@ -280,6 +281,10 @@ def build_summary(
     s["arch"] = problem.model["arch"]
     s["parameters"] = model.parameter_count()
     s["dtype"] = problem.train["dtype"]
+    s["compiled"] = trainer.compiled
+    s["engine"] = engine_for(model, problem.train["engine"])
+    if trainer.notes:
+        s["notes"] = list(trainer.notes)
     s["device"] = str(device)
     s["versions"] = versions()
     return s

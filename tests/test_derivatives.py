@@ -44,7 +44,7 @@ def _compare(model, space_dim, has_time, tol=1e-10):
             assert b is None
             continue
         scale = a.abs().max().clamp_min(1e-12)
-        assert float((a - b).abs().max() / scale) < tol, name
+        assert float((a - b).abs().max().detach() / scale) < tol, name
     params = [p for p in model.parameters() if p.requires_grad]
     loss_a = ref.lap.square().mean() + ref.grad.square().mean() + ref.u.square().mean()
     loss_b = fwd.lap.square().mean() + fwd.grad.square().mean() + fwd.u.square().mean()

@@ -54,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
+from ..jet import Jet
 from ..schema import (
     Option,
     SchemaError,
@@ -94,6 +95,11 @@ class FourierFeatures(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         z = self.phases(x)
         return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+
+    def jet(self, h: Jet) -> Jet:
+        """γ on a forward-Laplacian jet: a linear map (2πB) then cos and sin."""
+        z = h.linear(TWO_PI * self.B)
+        return Jet.cat([z.cos(), z.sin()])
 
     def extra_repr(self) -> str:
         m, d = self.B.shape
@@ -151,6 +157,10 @@ class FourierNet(Architecture):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(self.embedding(self.scale_inputs(x))))
 
+    def jet(self, x: Tensor) -> Jet:
+        h = self.trunk.jet(self.embedding.jet(self.input_jet(x)))
+        return h.linear(self.head.weight, self.head.bias)
+
 
 class MultiscaleFourier(Architecture):
     """Multi-scale Fourier feature network (Wang, Wang, Perdikaris 2021): see the module doc."""
@@ -187,6 +197,11 @@ class MultiscaleFourier(Architecture):
         xs = self.scale_inputs(x)
         hidden = [self.trunk(emb(xs)) for emb in self.embeddings]
         return self.head(torch.cat(hidden, dim=-1))
+
+    def jet(self, x: Tensor) -> Jet:
+        xs = self.input_jet(x)
+        hidden = Jet.cat([self.trunk.jet(emb.jet(xs)) for emb in self.embeddings])
+        return hidden.linear(self.head.weight, self.head.bias)
 
 
 class SpatioTemporalFourier(Architecture):
@@ -239,3 +254,12 @@ class SpatioTemporalFourier(Architecture):
         ht = [self.trunk(emb(time)) for emb in self.time_embeddings]
         merged = [a * b for a in hx for b in ht]
         return self.head(torch.cat(merged, dim=-1))
+
+    def jet(self, x: Tensor) -> Jet:
+        xs = self.input_jet(x)
+        sd = self.space_dim
+        space, time = xs.select(slice(0, sd)), xs.select(slice(sd, None))
+        hx = [self.trunk.jet(emb.jet(space)) for emb in self.space_embeddings]
+        ht = [self.trunk.jet(emb.jet(time)) for emb in self.time_embeddings]
+        merged = Jet.cat([a * b for a in hx for b in ht])
+        return merged.linear(self.head.weight, self.head.bias)

@@ -72,6 +72,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS, Activation, get_activation
+from ..jet import Jet
 from ..schema import (
     Option,
     SchemaError,
@@ -261,3 +262,15 @@ class MscaleDNN(Architecture):
             y = head(trunk(a * xs))
             out = y if out is None else out + y
         return out
+
+    def jet(self, x: Tensor) -> Jet:
+        """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.jet`)."""
+        xs = self.input_jet(x)
+        if self.variant == 1:
+            h = xs.linear(self.first.weight, self.first.bias).activation(self.first_activation)
+            return self.trunk.jet(h).linear(self.head.weight, self.head.bias)
+        outs = [
+            trunk.jet(xs.scale(a)).linear(head.weight, head.bias)
+            for a, trunk, head in zip(self.scales, self.subnets, self.heads, strict=True)
+        ]
+        return Jet.sum(outs)
