@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import MscaleError
 
@@ -78,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nt", type=int, help="time steps (heat)")
     p.add_argument("--time-method", choices=["auto", "cn", "bdf", "chebyshev"])
     p.add_argument("--refresh", action="store_true", help="recompute even when cached")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser(
+        "bench",
+        help="compare architectures over seeds on problems; writes report.md",
+        description="Runs every problem x model x seed as a normal solve and writes "
+        "OUT/report.md, OUT/results.csv and one run folder per run under OUT/runs/.",
+    )
+    p.add_argument("problems", nargs="+", help="problem files (YAML)")
+    p.add_argument(
+        "--model", action="append", dest="models", metavar="'NAME [KEY=VALUE ...]'",
+        help="a model to compare, e.g. --model mlp --model 'fourier sigma=5' (repeatable; "
+        "default: each problem's own model)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="bench", help="output folder (default: bench)")
+    p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     p = sub.add_parser("check", help="validate problem files (one line per file)")
@@ -172,6 +190,19 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import ModelSpec, run_bench
+
+    models = [ModelSpec.parse(m) for m in args.models or []] or [ModelSpec("problem's own")]
+    rows = run_bench(args.problems, models, args.seeds, args.out, args.overrides,
+                     progress=args.progress, log=sys.stdout)
+    from .bench import report
+
+    print(report(rows, args.overrides))
+    print(f"report written to {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnostics import diagnose_run, format_report
 
@@ -212,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "solve": cmd_solve,
         "check": cmd_check,
         "diagnose": cmd_diagnose,
+        "bench": cmd_bench,
         "reference": cmd_reference,
     }
     try:

@@ -1,0 +1,46 @@
+"""``mscalepde bench``: every problem × model × seed runs, and the report summarises them."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from mscalepde.bench import ModelSpec
+from mscalepde.cli import main
+
+from .conftest import PROBLEMS
+
+
+def test_model_spec_parsing():
+    spec = ModelSpec.parse("fourier sigma=5 features=32 trainable=true sigmas=[1,10]")
+    assert spec.section == {
+        "arch": "fourier", "sigma": 5, "features": 32, "trainable": True, "sigmas": [1, 10]
+    }
+    with pytest.raises(Exception, match="KEY=VALUE"):
+        ModelSpec.parse("mlp width")
+
+
+def test_bench_runs_all_combinations_and_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main([
+        "bench", str(PROBLEMS / "poisson1d_sin.yaml"),
+        "--model", "mlp width=8 depth=1", "--model", "fourier sigma=1 features=4 width=8 depth=1",
+        "--seeds", "0", "1", "--out", str(out),
+        "--set", "train.steps=5", "--set", "train.lbfgs_steps=0",
+    ])
+    assert code == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 4 and {r["seed"] for r in rows} == {"0", "1"}
+    assert all(float(r["rel_l2"]) > 0 for r in rows)
+    report = (out / "report.md").read_text()
+    assert report.count("| poisson1d_sin |") == 2 and "`fourier sigma=1" in report
+    assert len(list((out / "runs").iterdir())) == 4
+
+
+def test_bench_validates_everything_before_running(tmp_path, capsys):
+    code = main(["bench", str(PROBLEMS / "poisson1d_sin.yaml"), "--model", "mlp widht=3",
+                 "--out", str(tmp_path / "b")])
+    assert code == 2
+    assert "model.widht: unknown key" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "runs").exists()
