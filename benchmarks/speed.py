@@ -3,7 +3,7 @@ way and versus DeepXDE's own training loop, on identical problems, networks and 
 
 Usage::
 
-    python benchmarks/speed.py --quick                      # smoke run (1-2 minutes)
+    python benchmarks/speed.py --quick                      # smoke run (1-2 minutes, 1 thread)
     python benchmarks/speed.py --markdown --out speed.json  # everything (tens of minutes)
     python benchmarks/speed.py --problems poisson1d,poisson2d --archs mlp,mff --threads 2
     python benchmarks/speed.py --device cuda --markdown
@@ -15,10 +15,11 @@ auto``, float32): ``poisson1d``, ``poisson2d``, ``poisson3d``, ``heat1d``, ``hea
 4096 interior points (``--points``), 256 boundary points (``--boundary``; shared among the
 faces, in 1D 128 copies of each end point) and, for heat, 256 initial points, Sobol, seed 0.
 
-Architectures (about 4 × 100 each): ``mlp`` (tanh, 4 × 100), ``mscale1`` (MscaleDNN-1,
-width 100, depth 4, s2ReLU, scales 1..32), ``mscale2`` (MscaleDNN-2, six subnetworks of
-4 × 16), ``fourier`` (50 frequencies, σ = 1, trunk 3 × 100), ``mff`` (σ = 1, 10),
-``stmff`` (σ_x = 1, 10, σ_t = 1; heat only), ``siren`` (4 × 100).
+Architectures (about 30 k parameters each, like a 4 × 100 MLP): ``mlp`` (tanh, 4 × 100),
+``mscale1`` (MscaleDNN-1, width 100, depth 4, s2ReLU, scales 1..32), ``mscale2``
+(MscaleDNN-2, six subnetworks of 4 × 40, s2ReLU), ``fourier`` (50 frequencies, σ = 1, trunk
+3 × 100), ``mff`` (σ = 1, 10), ``stmff`` (σ_x = 1, 10, σ_t = 1; heat only), ``siren``
+(4 × 100, ω₀ = 30).
 
 Engines:
 
@@ -26,30 +27,40 @@ Engines:
 - ``forward+compile``: the same with the loss function ``lambda: objective.terms(model)``
   wrapped in ``torch.compile`` as the trainer does (``mode="reduce-overhead"``, CUDA graphs,
   on CUDA). The compile time (the first step: forward and backward graphs) is reported in
-  its own column and excluded from ms/step. By default the inductor cache is a fresh
-  temporary folder, so that compile times are cold (``--keep-compile-cache``: the user's
-  cache, which makes a second run compile much faster);
+  its own column and excluded from ms/step; the JSON also records the number of graphs and
+  of graph breaks. By default the inductor cache is a fresh temporary folder, so that the
+  first compile of a run is cold (later ones may reuse kernels compiled earlier in the same
+  run); ``--keep-compile-cache`` uses the user's cache, which makes a second run compile
+  much faster;
 - ``autograd``: reverse mode, one backward pass with ``create_graph`` for ∇u and one per
   dimension for Δu (the classical PINN way, what DeepXDE does), eager;
-- ``autograd+compile``: tried on the first configuration only (``torch.compile`` does not
-  support the double backward): ``fails`` with the error when it fails, as expected;
+- ``autograd+compile``: tried on the first configuration (``torch.compile`` does not
+  support the double backward): ``fails`` with the error when it fails, as expected, and
+  is not tried again in the run;
 - ``deepxde``: when ``import deepxde`` works (PyTorch back end, run in a child process
   with ``DDE_BACKEND=pytorch`` since DeepXDE changes torch's default device on import),
   DeepXDE's own ``model.train`` loop on the same problem: ``FNN([D] + [100] * 4 + [1],
   "tanh", "Glorot normal")``, the same interior points as ``anchors`` with
   ``num_domain=0``, the same boundary (and initial) points and values as ``PointSetBC``,
   the source f as an auxiliary variable, Adam, lr 1e-3. Its per-step time is
-  (T(train(2 + n)) − T(train(2))) / n, which cancels its start-up and the loss evaluations
+  (T(train(1 + n)) − T(train(1))) / n, which cancels its start-up and the loss evaluations
   at the start and the end of ``train`` (``display_every`` is huge). DeepXDE evaluates the
-  PDE residual at the boundary points too, as it always does. It is compared with the
-  ``mlp`` rows (our MLP also maps its inputs to [−1, 1]: one elementwise affine map).
-  DeepXDE is never a dependency of the package; without it the rows are skipped.
+  PDE residual at the boundary points too, as it always does. As a check that the problem
+  is the same, DeepXDE's initial loss terms are compared with ours (autograd engine) for
+  DeepXDE's own network (``check_rel_diff`` in the JSON; a note when above 1e-3). It is
+  compared with the ``mlp`` rows (our MLP also maps its inputs to [−1, 1]: one elementwise
+  affine map). DeepXDE is never a dependency of the package; without it the rows are
+  skipped with a message.
 
 Timing: ``--warmup`` steps first, then ``--repeats`` repeats of n steps each, n ≥
 ``--min-steps`` and long enough to last ``--min-seconds``; ms/step is the median over the
 repeats (``time.perf_counter``, with ``torch.cuda.synchronize()`` before every clock read on
 CUDA). ``--threads`` calls ``torch.set_num_threads`` (and sets OMP_NUM_THREADS for the
-compiled kernels and the DeepXDE child). The table's "vs autograd" is the ratio of the
+compiled kernels and the DeepXDE child); default: torch's default. On a CPU that other
+processes are using, more than one thread can be many times slower (OpenMP threads wait
+for each other): the script warns when the load average was high. ``--quick``: poisson2d
+and heat1d, mlp, N = 1024, 3 repeats of 3 steps, 1 thread unless ``--threads`` is given (a
+smoke test of every engine, not a measurement). The table's "vs autograd" is the ratio of the
 autograd row's ms/step (same problem and architecture) to the row's; "vs DeepXDE" is the
 DeepXDE row's ms/step (same problem) to the row's, for ``mlp`` rows only.
 
@@ -113,7 +124,7 @@ PROBLEMS: dict[str, dict[str, Any]] = {
 ARCHS: dict[str, dict[str, Any]] = {
     "mlp": {"arch": "mlp", "width": 100, "depth": 4, "activation": "tanh"},
     "mscale1": {"arch": "mscale", "variant": 1, "width": 100, "depth": 4},
-    "mscale2": {"arch": "mscale", "variant": 2, "width": 16, "depth": 4},
+    "mscale2": {"arch": "mscale", "variant": 2, "width": 40, "depth": 4},
     "fourier": {"arch": "fourier", "sigma": 1.0, "features": 50, "width": 100, "depth": 3},
     "mff": {"arch": "mff", "sigmas": [1.0, 10.0], "features": 50, "width": 100, "depth": 3},
     "stmff": {
@@ -131,6 +142,7 @@ ENGINES = ("forward", "forward+compile", "autograd", "autograd+compile", "deepxd
 QUICK = {
     "problems": "poisson2d,heat1d",
     "archs": "mlp",
+    "threads": 1,  # a smoke run, gentle on a shared machine
     "points": 1024,
     "boundary": 128,
     "initial": 128,
@@ -158,7 +170,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: poisson2d and heat1d, mlp, N = 1024, 2 warm-up steps, 3 x 3 steps",
+        help="smoke run: poisson2d and heat1d, mlp, N = 1024, 2 warm-up steps, 3 x 3 steps, "
+        "1 thread (unless --threads is given)",
     )
     ap.add_argument("--problems", default=",".join(PROBLEMS), help="comma-separated")
     ap.add_argument("--archs", default=",".join(ARCHS), help="comma-separated")
@@ -286,6 +299,7 @@ def time_steps(step: Callable[[], Any], device: Any, args: argparse.Namespace) -
 
 def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace) -> dict[str, Any]:
     import torch
+    from torch._dynamo.utils import counters
 
     from mscalepde.solve import make_model
 
@@ -302,6 +316,7 @@ def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace)
     row: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     if compiled:
         torch._dynamo.reset()
+        counters.clear()
         mode = "reduce-overhead" if device.type == "cuda" else None
         terms_fn = torch.compile(eager, mode=mode)
         row["compile_mode"] = mode or "default"
@@ -325,6 +340,9 @@ def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace)
             row["compile_s"] = time.perf_counter() - t0
         row.update(time_steps(step, device, args))
         row["status"] = "ok"
+        if compiled:  # a graph break or a recompilation would show here
+            row["graph_breaks"] = sum(counters["graph_break"].values())
+            row["graphs"] = counters["stats"]["unique_graphs"]
         final = float(last["loss"].detach())
         row["final_loss"] = final
         if not math.isfinite(final):
@@ -405,9 +423,9 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
     exact = expression_field(problem.exact, problem.variables)
 
     def source(x: np.ndarray) -> np.ndarray:
-        x64 = torch.as_tensor(x, dtype=torch.float64, device="cpu")
+        x64 = torch.as_tensor(x, dtype=torch.float64, device=device)
         d = derivatives(exact, x64, space_dim=sd, create_graph=False, **needs(problem))
-        return pde_residual(problem, d, torch.zeros_like(d.u)).numpy()[:, None]
+        return host(pde_residual(problem, d, torch.zeros_like(d.u)))[:, None]
 
     def host(t: Any) -> np.ndarray:
         return t.detach().cpu().numpy()
@@ -454,15 +472,17 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
             _sync(device)
             return time.perf_counter() - t0
 
-        timed(max(args.warmup, 2))
-        base, probe = timed(2), timed(4)
-        estimate = max((probe - base) / 2, 1e-6)
-        n = max(args.min_steps, math.ceil(args.min_seconds / estimate))
+        # each train(k) call: start-up, a loss evaluation, k steps, a loss evaluation
+        timed(max(args.warmup, 1))
+        n = args.min_steps
+        if args.min_seconds > 0:
+            estimate = max((timed(3) - timed(1)) / 2, 1e-6)
+            n = max(n, math.ceil(args.min_seconds / estimate))
         n = max(1, min(n, args.max_steps))
         times = []
         for _ in range(args.repeats):
-            base = timed(2)
-            times.append(max(timed(2 + n) - base, 0.0) / n * 1e3)
+            base = timed(1)
+            times.append(max(timed(1 + n) - base, 0.0) / n * 1e3)
         row.update(ms=statistics.median(times), repeats_ms=times, steps=n, status="ok")
         row["final_loss"] = float(np.sum(model.train_state.loss_train))
         if row["check_rel_diff"] > 1e-3:
@@ -518,7 +538,8 @@ def _progress_line(problem: str, arch: str, engine: str, row: dict[str, Any]) ->
     text = f"{problem:10s} {arch:8s} {engine:17s} {row['ms']:9.2f} ms/step"
     text += f"  ({row['steps']} steps x {len(row['repeats_ms'])})"
     if row.get("compile_s") is not None:
-        text += f"  compile {row['compile_s']:.1f} s"
+        text += f"  compile {row['compile_s']:.1f} s, {row.get('graphs')} graph(s)"
+        text += f", {row.get('graph_breaks')} graph break(s)"
     if row.get("check_rel_diff") is not None:
         text += f"  initial losses vs ours: rel. diff {row['check_rel_diff']:.1e}"
     if row.get("note"):
@@ -593,7 +614,7 @@ def markdown_header(info: dict[str, Any]) -> str:
         f"Measured {info['date']} with `{info['command']}`",
         "",
         f"- machine: {info['cpu']}, {info['cpu_count']} logical CPUs, {info['platform']}",
-        f"- torch {info['torch']}, {info['torch_threads']} threads, device {info['device']}"
+        f"- torch {info['torch']}, threads: {info['torch_threads']}, device {info['device']}"
         + (f" ({info['gpu']})" if info.get("gpu") else ""),
         f"- inductor cache: {info['compile_cache']}",
     ]
@@ -675,19 +696,16 @@ def main(argv: list[str]) -> int:
         )
     )
     add_ratios(rows)
-    skipped = [
-        e
-        for e in ("autograd+compile",)
-        if e in args.engines and not any(r["engine"] == e and r["status"] == "ok" for r in rows)
-    ]
     if args.markdown:
         print(markdown_header(info))
     print(markdown_table(rows))
-    if skipped:
-        print(
-            "\n`autograd+compile` is tried on the first configuration only: it fails "
-            "(torch.compile does not support double backward)."
-        )
+    notes = [r for r in rows if r["status"] != "ok" or r.get("note")]
+    if notes:
+        print()
+        for r in notes:
+            print(f"- {r['problem']} / {r['arch']} / {r['engine']}: {r.get('note', r['status'])}")
+        if any(r["engine"] == "autograd+compile" and r["status"] != "ok" for r in rows):
+            print("- autograd+compile is not tried again after it fails once.")
     if info.get("loadavg_start") and info.get("loadavg_end"):
         busy = max(info["loadavg_start"][0], info["loadavg_end"][0])
         if busy > 0.5 * (os.cpu_count() or 1):

@@ -79,7 +79,7 @@ class Jet:
         """z = W h + b on every block (bias on the value block only): one matmul."""
         out = self.data @ weight.transpose(0, 1)
         if bias is not None:
-            out = torch.cat([(out[0] + bias).unsqueeze(0), out[1:]], 0)
+            out[0] += bias  # in place on the fresh matmul output (its backward keeps inputs)
         return self._with(out)
 
     def scale(self, factor: Tensor | float) -> Jet:

@@ -236,8 +236,12 @@ class Problem:
         ``{'train.steps': 100}`` or nested keywords ``train={'steps': 100}``)."""
         data = copy.deepcopy(self.config)
         for key, value in changes.items():
-            if isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
+            if key == "model" and isinstance(value, Mapping):
+                data["model"] = merge_model(data.get("model"), dict(value))
+            elif isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
                 data[key] = {**data[key], **value}
+            elif key == "model.arch":
+                data["model"] = merge_model(data.get("model"), {"arch": value})
             else:
                 set_path(data, key, value)
         return problem_from_dict(data, origin=self.origin)
@@ -381,11 +385,27 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
+def merge_model(current: Any, update: dict[str, Any]) -> dict[str, Any]:
+    """Update a model section. Changing ``arch`` starts from the new architecture's
+    defaults (the old architecture's keys would not mean the same thing, or not exist);
+    keys given together with the new ``arch`` are kept."""
+    current = dict(current) if isinstance(current, Mapping) else {}
+    if "arch" in update and update["arch"] != current.get("arch", "mlp"):
+        return dict(update)
+    return {**current, **update}
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], origin: str) -> dict[str, Any]:
+    """Apply ``--set`` strings in order. ``model.arch=NAME`` (or ``model={arch: NAME, ...}``)
+    with a different architecture resets the model section to that architecture's defaults;
+    later ``model.*`` overrides then apply to it."""
     data = copy.deepcopy(data)
     for text in overrides:
         try:
             key, value = parse_override(text)
+            if key == "model.arch":
+                data["model"] = merge_model(data.get("model"), {"arch": value})
+                continue
             set_path(data, key, value)
         except SchemaError as exc:
             raise ProblemError(f"{origin} (--set {text})", exc.key, exc.message) from None

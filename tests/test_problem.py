@@ -265,3 +265,15 @@ def test_check_reports_each_file_and_fails_on_any_bad(tmp_path, capsys):
 def test_missing_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["solve", str(tmp_path / "nope.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_changing_the_architecture_starts_from_its_defaults():
+    path = PROBLEMS / "poisson1d_multiscale.yaml"  # its file model is mff with sigmas
+    p = load_problem(path, ["model.arch=mlp", "model.width=7"])
+    assert p.model == {"arch": "mlp", "width": 7, "depth": 4, "activation": "tanh",
+                       "normalize": True}
+    siren = load_problem(PROBLEMS / "poisson1d_sin.yaml", ["model.arch=siren"])
+    assert siren.model["omega0"] == 30.0 and "activation" not in siren.model
+    # the same architecture: other keys are kept
+    assert p.with_overrides(model={"arch": "mlp", "depth": 1}).model["width"] == 7
+    assert p.with_overrides(model={"arch": "fourier"}).model["normalize"] is False
