@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -101,16 +102,30 @@ def plot_fprinciple_heatmap(
     colours), ``RdBu_r`` so that blue = low error (resolved) and red = high error; the
     resolution threshold is marked on the colour bar; unrecorded cells are grey.
     """
+    peaks = history.peaks or ()
+    fig, ax = plt.subplots(figsize=(8.0, 1.6 + 0.28 * max(len(peaks), 4)))
+    draw_fprinciple_heatmap(fig, ax, history, threshold, title)
+    return _save(fig, path)
+
+
+def draw_fprinciple_heatmap(
+    fig: Any,
+    ax: Any,
+    history: SpectralHistory,
+    threshold: float | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+) -> Any:
+    """Draw the Δ_F heat map of :func:`plot_fprinciple_heatmap` into ``ax``."""
     thr = history.threshold if threshold is None else float(threshold)
     df = history.delta_f
     steps = history.steps
     peaks = history.peaks or ()
-    fig, ax = plt.subplots(figsize=(8.0, 1.6 + 0.28 * max(len(peaks), 4)))
     kind = "magnitude-only" if history.magnitude else "complex"
     ax.set_title(title or f"Frequency Principle: relative error per frequency ({kind} Δ_F)")
     if df.size == 0:
         _no_data(ax, "no solution frequency recorded")
-        return _save(fig, path)
+        return None
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.8")
     data = np.ma.masked_invalid(np.clip(df.T, DF_MIN, DF_MAX))
     mesh = ax.pcolormesh(
@@ -129,6 +144,8 @@ def plot_fprinciple_heatmap(
     ax.set_ylim(-0.5, len(peaks) - 0.5)
     ax.set_xlabel("training step")
     ax.set_ylabel("solution frequency (peak of |û|)")
+    if not colorbar:
+        return mesh
     cbar = fig.colorbar(mesh, ax=ax, extend="both")
     cbar.set_label(
         "Δ_F = |ĥ(k) − û(k)| / |û(k)|"
@@ -142,7 +159,7 @@ def plot_fprinciple_heatmap(
             ticks, labels=[f"{t:g} (threshold)" if t == thr else f"{t:g}" for t in ticks]
         )
         cbar.ax.minorticks_off()
-    return _save(fig, path)
+    return mesh
 
 
 def _one_sided(snapshot: SpectralSnapshot) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,52 @@
+"""Side-by-side F-Principle heat maps (Δ_F per solution frequency against the step) of
+several run folders, e.g. a vanilla MLP and a multiscale network on the same problem.
+
+    python benchmarks/fprinciple_compare.py RUN_A RUN_B [...] --out figure.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mscalepde.runfolder import atomic_write_bytes  # noqa: E402
+from mscalepde.spectral import SpectralHistory  # noqa: E402
+from mscalepde.spectral_figures import draw_fprinciple_heatmap  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--labels", nargs="*")
+    args = ap.parse_args()
+    n = len(args.runs)
+    fig, axes = plt.subplots(n, 1, figsize=(8.5, 1.0 + 1.6 * n), squeeze=False)
+    mesh = None
+    for i, (run, ax) in enumerate(zip(args.runs, axes[:, 0], strict=True)):
+        hist = SpectralHistory.from_npz(run / "spectral.npz")
+        s = json.loads((run / "summary.json").read_text())
+        label = args.labels[i] if args.labels else s["arch"]
+        title = f"{label}: final relative L2 {s['rel_l2']:.2e}"
+        mesh = draw_fprinciple_heatmap(fig, ax, hist, title=title, colorbar=False) or mesh
+        if i < n - 1:
+            ax.set_xlabel("")
+    if mesh is not None:
+        cbar = fig.colorbar(mesh, ax=axes[:, 0].tolist(), extend="both", shrink=0.9)
+        cbar.set_label("Δ_F = |ĥ(k) − û(k)| / |û(k)|  (threshold 0.05)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(args.out, buf.getvalue())
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
