@@ -28,7 +28,8 @@ def main() -> None:
     ap.add_argument("--labels", nargs="*")
     args = ap.parse_args()
     n = len(args.runs)
-    fig, axes = plt.subplots(n, 1, figsize=(8.5, 1.0 + 1.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(8.5, 0.6 + 2.1 * n), squeeze=False)
+    fig.subplots_adjust(hspace=0.75)
     mesh = None
     for i, (run, ax) in enumerate(zip(args.runs, axes[:, 0], strict=True)):
         hist = SpectralHistory.from_npz(run / "spectral.npz")
@@ -36,6 +37,7 @@ def main() -> None:
         label = args.labels[i] if args.labels else s["arch"]
         title = f"{label}: final relative L2 {s['rel_l2']:.2e}"
         mesh = draw_fprinciple_heatmap(fig, ax, hist, title=title, colorbar=False) or mesh
+        ax.set_ylabel("frequency")
         if i < n - 1:
             ax.set_xlabel("")
     if mesh is not None:
