@@ -277,3 +277,22 @@ def test_changing_the_architecture_starts_from_its_defaults():
     # the same architecture: other keys are kept
     assert p.with_overrides(model={"arch": "mlp", "depth": 1}).model["width"] == 7
     assert p.with_overrides(model={"arch": "fourier"}).model["normalize"] is False
+
+
+def test_commented_architecture_examples_in_problem_files_are_valid():
+    """Each problem file lists alternative models as comments; every one must validate."""
+    import re
+
+    import yaml as _yaml
+
+    count = 0
+    for path in sorted(PROBLEMS.glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            m = re.match(r"#\s+model:\s*(\{.*\})\s*(#.*)?$", line)
+            if not m:
+                continue
+            section = _yaml.safe_load(m.group(1))
+            p = load_problem(path, [f"model={m.group(1)}"])
+            assert p.model["arch"] == section["arch"]
+            count += 1
+    assert count >= 40
