@@ -15,6 +15,7 @@ second-order PDEs, kept for regression (``fit``) experiments.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -23,14 +24,14 @@ _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-class Activation(nn.Module):
-    """An elementwise activation with closed-form derivatives."""
+class Activation(nn.Module, metaclass=ABCMeta):
+    """An elementwise activation with closed-form derivatives (abstract)."""
 
     name = ""
 
+    @abstractmethod
     def derivatives(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Return (σ(z), σ'(z), σ''(z))."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def extra_repr(self) -> str:
         return self.name
