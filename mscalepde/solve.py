@@ -197,6 +197,7 @@ def solve(
         seed=tr["seed"],
         dtype=dtype,
         device=device,
+        engine=tr["engine"],
     )
     # the truth: exact, else the cached classical reference (computed here when missing)
     evaluator = Evaluator(problem, dtype=dtype, device=device)

@@ -220,3 +220,14 @@ def test_public_api_is_reexported():
     for name in ("solve", "load_problem", "Problem", "ARCHITECTURES", "build_model", "Trainer"):
         assert hasattr(mscalepde, name)
     assert "mlp" in mscalepde.ARCHITECTURES
+
+
+def test_both_derivative_engines_train_identically_in_float64(poisson1d):
+    poisson1d["train"].update(dtype="float64", steps=20, log_every=5)
+    runs = {}
+    for engine in ("forward", "autograd"):
+        poisson1d["train"]["engine"] = engine
+        r = solve(problem_from_dict(poisson1d), write=False)
+        assert r.summary["engine"] == engine
+        runs[engine] = np.array(r.history.column("loss"))
+    np.testing.assert_allclose(runs["forward"], runs["autograd"], rtol=1e-9)
