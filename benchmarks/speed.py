@@ -248,18 +248,7 @@ def make_objective(problem: Any, engine: str, device: Any) -> Any:
 
     from mscalepde.equations import Objective
 
-    tr = problem.train
-    return Objective(
-        problem,
-        interior=tr["points"]["interior"],
-        boundary=tr["points"]["boundary"],
-        initial=tr["points"]["initial"],
-        sampler=tr["sampler"],
-        seed=tr["seed"],
-        dtype=torch.float32,
-        device=device,
-        engine=engine,
-    )
+    return Objective.from_problem(problem, dtype=torch.float32, device=device, engine=engine)
 
 
 # ---------------------------------------------------------------------------- timing

@@ -20,7 +20,8 @@ from .errors import (  # noqa: E402
 )
 from .expressions import Expression, parse_expression  # noqa: E402
 from .problem import Problem, load_problem, problem_from_dict  # noqa: E402
-from .solve import SolveResult, load_run, make_model, solve  # noqa: E402
+from .runfolder import load_run  # noqa: E402
+from .solve import SolveResult, make_model, solve  # noqa: E402
 from .trainer import Trainer, TrainSettings  # noqa: E402
 
 __all__ = [

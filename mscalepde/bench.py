@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .errors import MscaleError, ProblemError, TrainingError
+from .errors import ProblemError, TrainingError
 from .problem import load_problem
 from .runfolder import atomic_write_text, prepare_out_dir
 
@@ -102,8 +103,6 @@ def run_bench(
             result = solve(problem, out=run_dir, progress=progress)
             s = result.summary
         except TrainingError:
-            import json
-
             s = json.loads((run_dir / "summary.json").read_text())
             status = "diverged"
         freqs = s.get("frequencies") or []
@@ -175,4 +174,4 @@ def report(rows: Sequence[BenchRow], overrides: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BenchRow", "ModelSpec", "report", "run_bench", "MscaleError"]
+__all__ = ["BenchRow", "ModelSpec", "report", "run_bench"]

@@ -158,20 +158,12 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from .problem import load_problem
     from .solve import solve
+    from .trainer import Callback, Trainer
 
     problem = load_problem(args.problem, _overrides(args))
-    from .solve import make_model
-
-    n_params = make_model(problem).parameter_count()
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
-    print(f"model     {m['arch']} ({arch_desc}); {n_params} parameters")
-    tr = problem.train
-    print(
-        f"training  {tr['steps']} Adam steps (lr {tr['lr']:g}) + {tr['lbfgs_steps']} L-BFGS, "
-        f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
-    )
     if problem.exact is None and problem.pde != "fit":
         from .reference import get_reference
 
@@ -179,7 +171,22 @@ def cmd_solve(args: argparse.Namespace) -> int:
         grid = "x".join(str(v) for v in ref.n)
         est = ref.estimated_error
         print(f"truth     classical reference ({ref.method} {grid}, est. error {est:.1e})")
-    result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet)
+    tr = problem.train
+    training = (
+        f"training  {tr['steps']} Adam steps (lr {tr['lr']:g}) + {tr['lbfgs_steps']} L-BFGS, "
+        f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
+    )
+
+    class ModelLine(Callback):
+        """Prints the architecture and its parameter count once the model is built."""
+
+        def on_start(self, trainer: Trainer) -> None:
+            n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+            print(f"model     {m['arch']} ({arch_desc}); {n_params} parameters")
+            print(training, flush=True)
+
+    result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet,
+                   callbacks=[ModelLine()])
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
@@ -191,13 +198,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import ModelSpec, run_bench
+    from .bench import ModelSpec, report, run_bench
 
     models = [ModelSpec.parse(m) for m in args.models or []] or [ModelSpec("problem's own")]
     rows = run_bench(args.problems, models, args.seeds, args.out, args.overrides,
                      progress=args.progress, log=sys.stdout)
-    from .bench import report
-
     print(report(rows, args.overrides))
     print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
@@ -217,12 +222,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    lines = []
-    if s.get("rel_l2") is not None:
-        lines.append(f"relative L2 error  {s['rel_l2']:.3e}")
-        lines.append(f"max error          {s['max_error']:.3e}")
-    else:
-        lines.append(s.get("note", "no truth available"))
+    truth = "" if s.get("truth", "exact") == "exact" else f"  (against the {s['truth']})"
+    lines = [
+        f"relative L2 error  {s['rel_l2']:.3e}{truth}",
+        f"max error          {s['max_error']:.3e}",
+    ]
     lines.append(f"final loss         {s['loss']:.3e}")
     lines.append(
         f"steps              {s['steps']} ({s['adam_steps']} Adam + {s['lbfgs_steps']} L-BFGS)"

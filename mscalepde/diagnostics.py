@@ -1195,7 +1195,7 @@ def diagnose_run(
       steps are recomputed and the result says so).
     * ``grid``, ``transform`` or ``times`` (a different sampling): only the final network
       is saved, so only the **final state** is recomputed, from ``model.pt`` and
-      ``config.yaml`` (:func:`mscalepde.solve.load_run`): the final spectra, Δ_F at the
+      ``config.yaml`` (:func:`mscalepde.runfolder.load_run`): the final spectra, Δ_F at the
       peaks of the truth on the new grid and the filter errors (``final_rows``,
       ``final__*`` in ``spectral.npz``, ``figures/spectra.png``).  The Δ_F history over
       training steps keeps the stored sampling (the note says so); rerun training with
@@ -1240,7 +1240,7 @@ def diagnose_run(
     def load() -> tuple[Problem, nn.Module]:
         nonlocal problem, model
         if problem is None or model is None:
-            from .solve import load_run
+            from .runfolder import load_run
 
             problem, model = load_run(run_dir)
         return problem, model

@@ -89,21 +89,43 @@ class Objective:
         self.engine = engine
         self.resample(seed)
 
+    @classmethod
+    def from_problem(
+        cls,
+        problem: Problem,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        **changes: object,
+    ) -> Objective:
+        """The objective with the point counts, sampler, seed and engine of the problem's
+        ``train`` section (``changes`` override them, e.g. ``interior=4096``)."""
+        tr = problem.train
+        args: dict[str, object] = {
+            **tr["points"],
+            "sampler": tr["sampler"],
+            "seed": tr["seed"],
+            "engine": tr["engine"],
+        }
+        args.update(changes)
+        return cls(problem, dtype=dtype, device=device, **args)  # type: ignore[arg-type]
+
     # ---------------------------------------------------------------- data
     def _tensor(self, a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=self.dtype, device=self.device)
 
-    def _data(self, expr: Expression, x: Tensor, normal_derivative: Tensor | None = None) -> Tensor:
-        """Values of an expression (or its normal derivative) at points, detached."""
+    def _data(self, expr: Expression, x: Tensor, normal: Tensor | None = None) -> Tensor:
+        """Values of an expression (or, given ``normal``, its normal derivative n·∇) at
+        points, detached."""
         field = expression_field(expr, self.variables)
         # data are computed in float64 for accuracy, then cast to the training dtype
         x64 = x.to(torch.float64)
-        if normal_derivative is None:
+        if normal is None:
             d = derivatives(field, x64, space_dim=self.domain.space_dim, create_graph=False)
             return d.u.to(self.dtype)
         d = derivatives(field, x64, space_dim=self.domain.space_dim, grad=True, create_graph=False)
         assert d.grad is not None
-        return (d.grad * normal_derivative.to(torch.float64)).sum(1).to(self.dtype)
+        return (d.grad * normal.to(torch.float64)).sum(1).to(self.dtype)
 
     def _finite(self, values: Tensor, x: Tensor, key: str) -> Tensor:
         """Refuse data that are NaN or infinite at some collocation point."""
@@ -207,11 +229,14 @@ class Objective:
             assert dn.grad is not None
             residuals.append((dn.grad * normal).sum(1) - g)
         for x_lo, x_hi, axis in self.periodic:
-            lo = derivatives(model, x_lo, space_dim=sd, grad=True, engine=self.engine)
-            hi = derivatives(model, x_hi, space_dim=sd, grad=True, engine=self.engine)
-            assert lo.grad is not None and hi.grad is not None
-            residuals.append(lo.u - hi.u)
-            residuals.append(lo.grad[:, axis] - hi.grad[:, axis])
+            # both faces in one pass: rows [:m] on the lower face, [m:] on the upper
+            m = len(x_lo)
+            both = derivatives(
+                model, torch.cat([x_lo, x_hi]), space_dim=sd, grad=True, engine=self.engine
+            )
+            assert both.grad is not None
+            residuals.append(both.u[:m] - both.u[m:])
+            residuals.append(both.grad[:m, axis] - both.grad[m:, axis])
         out["boundary"] = torch.cat(residuals).square().mean()
         if self.x_initial is not None:
             u0 = derivatives(model, self.x_initial, space_dim=sd).u

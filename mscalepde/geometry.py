@@ -84,9 +84,6 @@ class Domain:
                 m *= hi - lo
         return m
 
-    def volume(self) -> float:
-        return float(np.prod([hi - lo for lo, hi in self.bounds]))
-
 
 def unit_samples(n: int, k: int, sampler: str, seed: int) -> np.ndarray:
     """Points in [0, 1]^k from ``sampler`` (see module docstring); shape (n', k)."""

@@ -47,17 +47,6 @@ class History:
             w.writerow([_fmt(r.get(c, math.nan), c) for c in self.columns])
         return buf.getvalue()
 
-    @classmethod
-    def from_csv(cls, text: str) -> History:
-        h = cls()
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, None)
-        if header is None:
-            return h
-        for line in reader:
-            h.append({c: float(v) for c, v in zip(header, line)})
-        return h
-
 
 def _fmt(v: float, column: str) -> str:
     if column in ("step", "phase") and math.isfinite(v):

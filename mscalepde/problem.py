@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .architectures import validate_model_section
+from .architectures import Architecture, build_model, validate_model_section
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
@@ -230,6 +230,20 @@ class Problem:
         keys = ("pde", "params", "diffusivity", "source", "domain", "exact", "initial", "boundary")
         text = yaml.safe_dump({k: self.config.get(k) for k in keys}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def make_model(self, dtype: Any = None) -> Architecture:
+        """Build this problem's network, seeded by ``train.seed`` (torch's global RNG), in
+        ``dtype`` (default: ``train.dtype``)."""
+        import torch
+
+        torch.manual_seed(self.train["seed"])
+        model = build_model(
+            self.model,
+            space_dim=self.domain.space_dim,
+            has_time=self.domain.has_time,
+            bounds=self.domain.bounds,
+        )
+        return model.to(dtype or getattr(torch, self.train["dtype"]))
 
     def with_overrides(self, **changes: Any) -> Problem:
         """A new problem with dotted-path overrides (``train.steps=100`` as

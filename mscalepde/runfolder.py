@@ -78,6 +78,25 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise RunFolderError(f"{path}: cannot read the model: {exc}") from None
 
 
+def load_run(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
+    """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder;
+    returns ``(problem, model)`` with the model in eval mode."""
+    from .problem import load_problem
+
+    run_dir = Path(run_dir)
+    problem = load_problem(run_dir / "config.yaml")
+    model = problem.make_model()
+    state = load_state(run_dir / "model.pt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        path = run_dir / "model.pt"
+        raise RunFolderError(f"{path}: does not match config.yaml: {first}") from None
+    model.eval()
+    return problem, model
+
+
 def new_run_dir(base: str | Path, name: str) -> Path:
     """``base/name-YYYYmmdd-HHMMSS[-k]``, created; never reuses an existing folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

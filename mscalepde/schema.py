@@ -174,7 +174,7 @@ class Option:
     """One key of a configuration section.
 
     ``parse(value, key)`` converts/validates a user value and returns the clean value;
-    ``default`` is used when the key is absent (``REQUIRED`` makes it mandatory).
+    ``default`` is used when the key is absent.
     """
 
     parse: Callable[[Any, str], Any]
@@ -182,11 +182,9 @@ class Option:
     doc: str = ""
 
 
-REQUIRED = object()
-
-
 def validate_section(raw: Any, options: Mapping[str, Option], path: str) -> dict[str, Any]:
-    """Validate ``raw`` against ``options``; unknown keys are errors; defaults filled in."""
+    """Validate ``raw`` against ``options``; unknown keys are errors; defaults filled in
+    (``null`` for an option whose default is ``None`` keeps the default)."""
     if raw is None:
         raw = {}
     raw = as_mapping(raw, path)
@@ -196,8 +194,6 @@ def validate_section(raw: Any, options: Mapping[str, Option], path: str) -> dict
         key = join(path, name)
         if name in raw and not (raw[name] is None and opt.default is None):
             out[name] = opt.parse(raw[name], key)
-        elif opt.default is REQUIRED:
-            raise SchemaError(key, "is required")
         else:
             out[name] = opt.default
     return out

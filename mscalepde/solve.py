@@ -18,21 +18,18 @@ from typing import Any
 import numpy as np
 import scipy
 import torch
-from torch import nn
 
 from . import __version__
-from .architectures import Architecture, build_model
+from .architectures import Architecture
 from .derivatives import engine_for
 from .equations import Objective
 from .errors import MscaleError, TrainingError
 from .evaluation import Evaluator, predict
 from .figures import history_figure, solution_figure
-from .geometry import grid_points
 from .history import History
-from .problem import Problem, load_problem
+from .problem import Problem, apply_overrides, load_problem, problem_from_dict
 from .runfolder import (
     atomic_write_text,
-    load_state,
     new_run_dir,
     prepare_out_dir,
     save_state,
@@ -54,15 +51,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_model(problem: Problem, dtype: torch.dtype | None = None) -> Architecture:
-    """Build the problem's model (seeded by ``train.seed``), in ``dtype``."""
-    torch.manual_seed(problem.train["seed"])
-    model = build_model(
-        problem.model,
-        space_dim=problem.domain.space_dim,
-        has_time=problem.domain.has_time,
-        bounds=problem.domain.bounds,
-    )
-    return model.to(dtype or DTYPES[problem.train["dtype"]])
+    """Build the problem's model (seeded by ``train.seed``), in ``dtype``
+    (same as :meth:`Problem.make_model`)."""
+    return problem.make_model(dtype)
 
 
 def versions() -> dict[str, str]:
@@ -83,8 +74,8 @@ class SolveResult:
     model: Architecture
     history: History
     summary: dict[str, Any]
+    evaluator: Evaluator = field(repr=False)
     run_dir: Path | None = None
-    evaluator: Evaluator | None = field(default=None, repr=False)
 
     @property
     def rel_l2(self) -> float | None:
@@ -152,8 +143,6 @@ def _as_problem(
     if isinstance(problem_or_path, Problem):
         problem = problem_or_path
         if overrides:
-            from .problem import apply_overrides, problem_from_dict
-
             data = apply_overrides(problem.config, overrides, problem.origin)
             problem = problem_from_dict(data, origin=problem.origin)
     else:
@@ -188,17 +177,7 @@ def solve(
     device = resolve_device(tr["device"])
     dtype = DTYPES[tr["dtype"]]
     model = make_model(problem, dtype).to(device)
-    objective = Objective(
-        problem,
-        interior=tr["points"]["interior"],
-        boundary=tr["points"]["boundary"],
-        initial=tr["points"]["initial"],
-        sampler=tr["sampler"],
-        seed=tr["seed"],
-        dtype=dtype,
-        device=device,
-        engine=tr["engine"],
-    )
+    objective = Objective.from_problem(problem, dtype=dtype, device=device)
     # the truth: exact, else the cached classical reference (computed here when missing)
     evaluator = Evaluator(problem, dtype=dtype, device=device)
 
@@ -240,7 +219,7 @@ def solve(
         diag = monitor.finish(run_dir)  # spectral.npz + figures/ when run_dir is set
         summary["frequencies"] = diag.pop("rows")
         summary["diagnostics"] = diag
-    result = SolveResult(problem, model, trainer.history, summary, run_dir, evaluator)
+    result = SolveResult(problem, model, trainer.history, summary, evaluator, run_dir)
     if run_dir is not None:
         write_run(result)
     if status == "diverged":
@@ -254,7 +233,7 @@ def build_summary(
     problem: Problem,
     model: Architecture,
     trainer: Trainer,
-    evaluator: Evaluator | None,
+    evaluator: Evaluator,
     device: torch.device,
     status: str,
     message: str,
@@ -263,13 +242,8 @@ def build_summary(
     s: dict[str, Any] = {"problem": problem.name, "pde": problem.pde, "status": status}
     if message:
         s["message"] = message
-    if evaluator is not None:
-        s.update(evaluator(model))
-        s.update(_truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds))
-    else:
-        s["rel_l2"] = None
-        s["max_error"] = None
-        s["note"] = "no exact solution: errors are not available"
+    s.update(evaluator(model))  # against exact, or the classical reference
+    s.update(_truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds))
     last = trainer.history.last
     s["loss"] = last.get("loss")
     s["losses"] = {k: v for k, v in last.items() if k.startswith("loss_")}
@@ -332,45 +306,18 @@ def write_run(result: SolveResult) -> None:
     try:
         if len(result.history):
             history_figure(figures / "history.png", result.history, problem.name)
-        if ev is not None:
-            axes, pred_pts, truth = ev.axes, ev.points, ev.truth
-        else:
-            from .evaluation import GRID_POINTS
-            from .geometry import tensor_grid
-
-            bounds = problem.domain.bounds
-            axes = tensor_grid(bounds, [GRID_POINTS[len(bounds)]] * len(bounds))
-            pred_pts, truth = grid_points(axes), None
+        axes, truth = ev.axes, ev.truth
         shape = tuple(len(a) for a in axes)
-        pred = result.predict(pred_pts).reshape(shape)
+        pred = ev.predict(result.model).reshape(shape)
         solution_figure(
             figures / "solution.png",
             axes,
             problem.variables,
             pred,
-            truth.reshape(shape) if truth is not None else None,
+            truth.reshape(shape),
             title=f"{problem.name} ({problem.model['arch']})",
         )
     except MscaleError:
         raise
     except Exception as exc:  # noqa: BLE001 - a figure must not lose the run's results
         print(f"warning: figures not written: {exc}", file=sys.stderr)
-
-
-def load_run(run_dir: str | Path) -> tuple[Problem, nn.Module]:
-    """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder."""
-    run_dir = Path(run_dir)
-    problem = load_problem(run_dir / "config.yaml")
-    model = make_model(problem)
-    state = load_state(run_dir / "model.pt")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        from .errors import RunFolderError
-
-        first = str(exc).splitlines()[0]
-        raise RunFolderError(
-            f"{run_dir / 'model.pt'}: does not match config.yaml: {first}"
-        ) from None
-    model.eval()
-    return problem, model

@@ -114,7 +114,6 @@ class Trainer:
         self._clock_start = 0.0
         self._good_state: dict[str, Tensor] | None = None
         self._good_step = 0
-        self.last_losses: dict[str, float] = {}
         self.compiled = False
         self.notes: list[str] = []
         self._terms: Callable[[], dict[str, Tensor]] = self._eager_terms
@@ -146,10 +145,6 @@ class Trainer:
     def total_steps(self) -> int:
         return self.settings.steps + self.settings.lbfgs_steps
 
-    def elapsed(self) -> float:
-        """Training wall time so far (excludes evaluation and callbacks)."""
-        return self.train_seconds
-
     # ------------------------------------------------------------------ internals
     def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         terms = self._terms()
@@ -179,7 +174,6 @@ class Trainer:
         }
         for k, v in terms.items():
             row[f"loss_{k}"] = float(v.detach())
-        self.last_losses = {k: row[k] for k in row if k.startswith("loss")}
         if self.evaluate is not None:
             row.update(self.evaluate(self.model))
         row["phase"] = 0.0 if self.phase == "adam" else 1.0

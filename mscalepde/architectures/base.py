@@ -14,7 +14,7 @@ feature cos(2π b X̃) of a normalised input oscillates with angular wavenumber
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -84,6 +84,3 @@ def common_options(normalize: bool = True, activation: str = "tanh") -> dict[str
         "normalize": Option(bool_option(), normalize, "map each input axis to [-1, 1]"),
     }
 
-
-def option_defaults(options: dict[str, Option]) -> dict[str, Any]:
-    return {k: o.default for k, o in options.items()}
