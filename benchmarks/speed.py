@@ -10,9 +10,10 @@ Usage::
 
 What is timed is one full Adam step, exactly as :class:`mscalepde.trainer.Trainer` does it:
 ``zero_grad``, the loss terms ``objective.terms(model)``, the weighted sum, ``backward``,
-``step``. Problems (manufactured exact solutions, Dirichlet data on all faces, ``source:
-auto``, float32): ``poisson1d``, ``poisson2d``, ``poisson3d``, ``heat1d``, ``heat2d``; N =
-4096 interior points (``--points``), 256 boundary points (``--boundary``; shared among the
+``step`` (the trainer's Adam, ``fused`` where torch has it, for every engine of ours).
+Problems (manufactured exact solutions, Dirichlet data on all faces, ``source: auto``,
+float32): ``poisson1d``, ``poisson2d``, ``poisson3d``, ``heat1d``, ``heat2d``; N = 4096
+interior points (``--points``), 256 boundary points (``--boundary``; shared among the
 faces, in 1D 128 copies of each end point) and, for heat, 256 initial points, Sobol, seed 0.
 
 Architectures (about 30 k parameters each, like a 4 × 100 MLP): ``mlp`` (tanh, 4 × 100),
@@ -52,9 +53,12 @@ Engines:
   affine map). DeepXDE is never a dependency of the package; without it the rows are
   skipped with a message.
 
-Timing: ``--warmup`` steps first, then ``--repeats`` repeats of n steps each, n ≥
-``--min-steps`` and long enough to last ``--min-seconds``; ms/step is the median over the
-repeats (``time.perf_counter``, with ``torch.cuda.synchronize()`` before every clock read on
+Timing: the engines of one (problem, architecture) are set up side by side (each with its
+own model, same initial weights), each runs ``--warmup`` steps, then ``--repeats`` rounds
+in which every engine runs n steps (n ≥ ``--min-steps`` and long enough to last
+``--min-seconds``), in an order rotated each round, so that a slow spell of a shared
+machine hits every engine alike; ms/step is the median over the rounds
+(``time.perf_counter``, with ``torch.cuda.synchronize()`` before every clock read on
 CUDA). ``--threads`` calls ``torch.set_num_threads`` (and sets OMP_NUM_THREADS for the
 compiled kernels and the DeepXDE child); default: torch's default. On a CPU that other
 processes are using, more than one thread can be many times slower (OpenMP threads wait
@@ -264,39 +268,28 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:240]
 
 
-def time_steps(step: Callable[[], Any], device: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm up, then the median ms/step over ``repeats`` repeats of n steps."""
-    for _ in range(max(args.warmup - 1, 0)):
-        step()
-    _sync(device)
-    t0 = time.perf_counter()
-    step()  # the last warm-up step gives the estimate that sets n
-    _sync(device)
-    estimate = time.perf_counter() - t0
+def _steps_per_repeat(estimate: float, args: argparse.Namespace) -> int:
     n = max(args.min_steps, math.ceil(args.min_seconds / max(estimate, 1e-6)))
-    n = max(1, min(n, args.max_steps))
-    times = []
-    for _ in range(args.repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        _sync(device)
-        times.append((time.perf_counter() - t0) / n * 1e3)
-    return {"ms": statistics.median(times), "repeats_ms": times, "steps": n}
+    return max(1, min(n, args.max_steps))
 
 
-def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace) -> dict[str, Any]:
+def prepare_engine(
+    problem: Any, engine: str, device: Any, args: argparse.Namespace
+) -> tuple[dict[str, Any], Callable[[], Any] | None, dict[str, Any]]:
+    """A fresh model (same seed for every engine: identical initial weights), objective and
+    Adam for ``engine``; compiled engines are compiled here (the first step, timed as
+    ``compile_s``). Returns (row, step or None when it fails, last-loss holder)."""
     import torch
     from torch._dynamo.utils import counters
 
     from mscalepde.solve import make_model
+    from mscalepde.trainer import make_adam
 
     derivative_engine, compiled = engine.split("+")[0], engine.endswith("+compile")
     model = make_model(problem, torch.float32).to(device)
     objective = make_objective(problem, derivative_engine, device)
     weights = problem.train["weights"]
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    opt = make_adam([p for p in model.parameters() if p.requires_grad], 1e-3)
 
     def eager() -> dict[str, Any]:
         return objective.terms(model)
@@ -304,7 +297,6 @@ def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace)
     terms_fn: Callable[[], dict[str, Any]] = eager
     row: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     if compiled:
-        torch._dynamo.reset()
         counters.clear()
         mode = "reduce-overhead" if device.type == "cuda" else None
         terms_fn = torch.compile(eager, mode=mode)
@@ -327,18 +319,77 @@ def run_engine(problem: Any, engine: str, device: Any, args: argparse.Namespace)
             step()  # compiles the forward and the backward graph
             _sync(device)
             row["compile_s"] = time.perf_counter() - t0
-        row.update(time_steps(step, device, args))
-        row["status"] = "ok"
-        if compiled:  # a graph break or a recompilation would show here
             row["graph_breaks"] = sum(counters["graph_break"].values())
             row["graphs"] = counters["stats"]["unique_graphs"]
-        final = float(last["loss"].detach())
+        # warm-up: ``warmup`` steps in all (the compile step is one), the last one in
+        # time_interleaved; every engine has taken the same steps at every point
+        for _ in range(max(args.warmup - 1 - int(compiled), 0)):
+            step()
+    except Exception as exc:  # noqa: BLE001 - any failure is a result
+        row.update(status="fails", note=f"{type(exc).__name__}: {_first_line(exc)}")
+        return row, None, last
+    return row, step, last
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[], Any]], device: Any, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """ms/step of every engine, measured in interleaved rounds.
+
+    One more warm-up step per engine sets its n (steps per repeat); then ``repeats`` rounds,
+    each running n steps of every engine in an order rotated by one each round, so that a
+    slow spell of a shared machine hits every engine alike. ms/step: median over rounds.
+    """
+    names = list(steps)
+    n: dict[str, int] = {}
+    for name in names:
+        _sync(device)
+        t0 = time.perf_counter()
+        steps[name]()
+        _sync(device)
+        n[name] = _steps_per_repeat(time.perf_counter() - t0, args)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(args.repeats):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(n[name]):
+                steps[name]()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) / n[name] * 1e3)
+    return {
+        name: {"ms": statistics.median(times[name]), "repeats_ms": times[name], "steps": n[name]}
+        for name in names
+    }
+
+
+def run_group(
+    problem: Any, engines: list[str], device: Any, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Prepare every engine of one (problem, architecture), then time them interleaved."""
+    rows: dict[str, dict[str, Any]] = {}
+    steps: dict[str, Callable[[], Any]] = {}
+    lasts: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        row, step, last = prepare_engine(problem, engine, device, args)
+        rows[engine] = row
+        if step is not None:
+            steps[engine], lasts[engine] = step, last
+    try:
+        timed = time_interleaved(steps, device, args)
+    except Exception as exc:  # noqa: BLE001 - a failure mid-timing fails every engine
+        for engine in steps:
+            rows[engine].update(status="fails", note=f"{type(exc).__name__}: {_first_line(exc)}")
+        return rows
+    for engine, result in timed.items():
+        row = rows[engine]
+        row.update(result, status="ok")
+        final = float(lasts[engine]["loss"].detach())
         row["final_loss"] = final
         if not math.isfinite(final):
             row["note"] = "non-finite loss during timing"
-    except Exception as exc:  # noqa: BLE001 - any failure is a result
-        row.update(status="fails", note=f"{type(exc).__name__}: {_first_line(exc)}")
-    return row
+    return rows
 
 
 # ---------------------------------------------------------------------------- DeepXDE
@@ -646,21 +697,21 @@ def main(argv: list[str]) -> int:
             if arch == "stmff" and not heat:
                 continue
             problem = problem_from_dict(problem_config(pname, arch, args))
-            for engine in args.engines:
-                if engine == "deepxde" or (
-                    engine == "autograd+compile" and not try_autograd_compile
-                ):
-                    continue
-                row = {"problem": pname, "arch": arch, "engine": engine}
-                row.update(run_engine(problem, engine, device, args))
-                torch._dynamo.reset()  # drop compiled graphs (and the model they hold)
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+            engines = [
+                e
+                for e in args.engines
+                if e != "deepxde" and (e != "autograd+compile" or try_autograd_compile)
+            ]
+            group = run_group(problem, engines, device, args)
+            torch._dynamo.reset()  # drop compiled graphs (and the models they hold)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            for engine, row in group.items():
                 if engine == "autograd+compile" and row["status"] != "ok":
                     try_autograd_compile = False  # tried once: it fails, as expected
-                rows.append(row)
-                log(_progress_line(pname, arch, engine, row))
+                rows.append({"problem": pname, "arch": arch, "engine": engine, **row})
+                log(_progress_line(pname, arch, engine, rows[-1]))
 
     if "deepxde" in args.engines:
         reason = deepxde_available()

@@ -6,14 +6,17 @@ functions here return, in one :class:`Derivatives` record, whichever of
 
 - u(X) (always),
 - ∇u = (∂u/∂x_1, …, ∂u/∂x_d) (spatial gradient; Neumann and periodic conditions),
-- u_t = ∂u/∂t (heat),
-- Δu = Σ_i ∂²u/∂x_i² (spatial Laplacian; Poisson and heat residuals)
+- u_t = ∂u/∂t,
+- Δu = Σ_i ∂²u/∂x_i² (spatial Laplacian),
+- L u = Σ_j a_j ∂u/∂X_j + c Δu, a constant-coefficient operator (:class:`Operator`; the
+  residual operators −Δ of Poisson and ∂_t − κΔ of heat)
 
 are asked for. Two engines:
 
 - ``forward`` (the default whenever the field supports it, i.e. has a ``jet(x)`` method as
   every registered architecture does): the forward Laplacian of :mod:`mscalepde.jet` — one
-  forward pass carries u, ∇u, u_t and Δu; training then needs only a first-order backward.
+  forward pass carries u, ∇u and the operator streams (u_t, Δu, L u); training then needs
+  only a first-order backward.
 - ``autograd``: reverse mode, one backward pass for the first derivatives (with
   ``create_graph``) and one more per spatial dimension for Δu — the classical PINN approach
   (Raissi et al. 2019; what DeepXDE does). It works for any callable (compiled expressions,
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .jet import JetSpec, Operator
 
 Field = Callable[[Tensor], Tensor]
 ENGINES = ("auto", "forward", "autograd")
@@ -47,12 +52,18 @@ def engine_for(field: Field, engine: str = "auto") -> str:
 
 @dataclass
 class Derivatives:
-    """u (N,), and when requested: grad (N, d), ut (N,), lap (N,)."""
+    """u (N,), and when requested: grad (N, d), ut (N,), lap (N,), op (N,) = L u."""
 
     u: Tensor
     grad: Tensor | None = None
     ut: Tensor | None = None
     lap: Tensor | None = None
+    op: Tensor | None = None
+
+    def detached(self) -> Derivatives:
+        """The same record with every tensor detached from the graph."""
+        fields = (self.u, self.grad, self.ut, self.lap, self.op)
+        return Derivatives(*(None if t is None else t.detach() for t in fields))
 
 
 def derivatives(
@@ -63,50 +74,105 @@ def derivatives(
     grad: bool = False,
     ut: bool = False,
     lap: bool = False,
+    operator: Operator | None = None,
     create_graph: bool = True,
     engine: str = "auto",
 ) -> Derivatives:
     """Evaluate ``field`` and the requested derivatives at ``points``.
 
-    ``create_graph=True`` keeps the graph so that a loss built from the result can be
+    ``operator`` asks for L u = Σ_j a_j ∂u/∂X_j + c Δu (e.g. the heat operator ∂_t − κΔ),
+    returned as ``op``: the forward engine carries it as one stream (cheaper than u_t and Δu
+    apart). ``create_graph=True`` keeps the graph so that a loss built from the result can be
     differentiated with respect to the field's parameters (training); ``False`` returns
     detached values (targets, evaluation).
     """
-    if not (grad or ut or lap):
+    in_dim = points.shape[1]
+    if ut and in_dim <= space_dim:
+        raise ValueError("u_t asked for, but the points have no time column")
+    if operator is not None and len(operator.first) != in_dim:
+        raise ValueError(f"operator has {len(operator.first)} coefficients for {in_dim} columns")
+    if not (grad or ut or lap or operator is not None):
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             value = field(points).reshape(-1)
         return Derivatives(value if create_graph else value.detach())
     if engine_for(field, engine) == "forward":
-        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-            jet = field.jet(points)  # type: ignore[attr-defined]
-        data = jet.data[..., 0]  # (K + 2, N): value, ∂_1..∂_K, Δ
-        return Derivatives(
-            data[0],
-            data[1 : 1 + space_dim].transpose(0, 1) if grad else None,
-            data[1 + space_dim] if ut else None,
-            data[-1] if lap else None,
+        return _forward(field, points, space_dim, grad, ut, lap, operator, create_graph)
+    return _autograd(field, points, space_dim, grad, ut, lap, operator, create_graph)
+
+
+def _forward(
+    field: Field,
+    points: Tensor,
+    space_dim: int,
+    grad: bool,
+    ut: bool,
+    lap: bool,
+    operator: Operator | None,
+    create_graph: bool,
+) -> Derivatives:
+    """The forward-Laplacian engine: one pass of ``field.jet``."""
+    in_dim = points.shape[1]
+    ops: list[Operator] = []
+    if ut:
+        ops.append(Operator.partial(in_dim, space_dim))
+    if lap:
+        ops.append(Operator.laplace(in_dim))
+    if operator is not None:
+        ops.append(operator)
+    spec = JetSpec(space_dim, grad, tuple(ops))
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        jet = field.jet(points, spec)  # type: ignore[attr-defined]
+        streams = [jet.operator(m)[:, 0] for m in range(len(ops))]
+        out = Derivatives(
+            jet.value[:, 0],
+            jet.gradient()[..., 0] if grad else None,
+            streams.pop(0) if ut else None,
+            streams.pop(0) if lap else None,
+            streams.pop(0) if operator is not None else None,
         )
+    return out if create_graph else out.detached()
+
+
+def _autograd(
+    field: Field,
+    points: Tensor,
+    space_dim: int,
+    grad: bool,
+    ut: bool,
+    lap: bool,
+    operator: Operator | None,
+    create_graph: bool,
+) -> Derivatives:
+    """Reverse mode: ∇_X u with ``create_graph``, then one more backward per spatial
+    dimension for Δu (when a Laplacian is needed)."""
+    need_lap = lap or (operator is not None and operator.laplacian != 0.0)
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
         value = field(x).reshape(-1)
-        (first,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph or lap)
+        (first,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph or need_lap)
         spatial = first[:, :space_dim]
         laplacian = None
-        if lap:
+        if need_lap:
             laplacian = torch.zeros_like(value)
             for i in range(space_dim):
                 (second,) = torch.autograd.grad(
                     spatial[:, i].sum(), x, create_graph=create_graph, retain_graph=True
                 )
                 laplacian = laplacian + second[:, i]
+        op = None
+        if operator is not None:
+            op = torch.zeros_like(value)
+            for j, a in enumerate(operator.first):
+                if a != 0.0:
+                    op = op + a * first[:, j]
+            if operator.laplacian != 0.0:
+                assert laplacian is not None
+                op = op + operator.laplacian * laplacian
         out = Derivatives(
             value,
             spatial if grad else None,
             first[:, space_dim] if ut else None,
-            laplacian,
+            laplacian if lap else None,
+            op,
         )
-    if not create_graph:
-        out = Derivatives(
-            *(t.detach() if t is not None else None for t in (out.u, out.grad, out.ut, out.lap))
-        )
-    return out
+    return out if create_graph else out.detached()

@@ -30,6 +30,7 @@ from .derivatives import Derivatives, Field, derivatives
 from .errors import ProblemError
 from .expressions import Expression
 from .geometry import Domain, sample_face, sample_initial, sample_interior, split_boundary_points
+from .jet import Operator
 from .problem import Problem
 
 
@@ -43,20 +44,30 @@ def expression_field(expr: Expression, variables: Sequence[str]) -> Field:
     return field
 
 
-def pde_residual(problem: Problem, d: Derivatives, f: Tensor) -> Tensor:
-    """Interior residual from the network's derivatives ``d`` and the data ``f``."""
+def residual_operator(problem: Problem) -> Operator | None:
+    """The linear operator L of the interior residual r = L u − f: −Δ (Poisson), ∂_t − κΔ
+    (heat); None for ``fit`` (r = u − u*)."""
+    in_dim = len(problem.variables)
     if problem.pde == "poisson":
-        assert d.lap is not None
-        return -d.lap - f
+        return Operator.laplace(in_dim, -1.0)
     if problem.pde == "heat":
-        assert d.lap is not None and d.ut is not None
-        return d.ut - problem.diffusivity * d.lap - f
-    return d.u - f  # fit: f is the target
+        t = Operator.partial(in_dim, problem.domain.space_dim)
+        return Operator(t.first, -float(problem.diffusivity))
+    return None
 
 
-def needs(problem: Problem) -> dict[str, bool]:
-    """Which derivatives the interior residual needs."""
-    return {"lap": problem.pde != "fit", "ut": problem.pde == "heat"}
+def pde_residual(problem: Problem, d: Derivatives, f: Tensor) -> Tensor:
+    """Interior residual r = L u − f from the network's derivatives ``d`` (computed with
+    ``operator=residual_operator(problem)``) and the data ``f``."""
+    if problem.pde == "fit":
+        return d.u - f  # f is the target
+    assert d.op is not None
+    return d.op - f
+
+
+def needs(problem: Problem) -> dict[str, Operator | None]:
+    """The ``derivatives`` arguments the interior residual needs."""
+    return {"operator": residual_operator(problem)}
 
 
 class Objective:

@@ -1,33 +1,46 @@
-"""Forward Laplacian: value, first derivatives and Laplacian carried in one forward pass.
+"""Forward Laplacian: value, first derivatives and second-order operators in one forward pass.
 
 Reference: Li, Ye, Wang, Wang et al. 2023, "Forward Laplacian: a new computational framework
 for neural network-based variational Monte Carlo" (also known as collapsed Taylor mode).
 
-A :class:`Jet` of a hidden feature h(X) ∈ R^W at N points holds, stacked in one tensor of
-shape (K + 2, N, W):
+Let X = (x_1, …, x_d[, t]) be the D input columns (space first, then t when the problem has
+time). A :class:`Jet` of a hidden feature h(X) ∈ R^W at N points holds separate *streams*:
 
-- row block 0: the value h;
-- row blocks 1..K: the first derivatives ∂h/∂X_k along the K input columns (spatial axes,
-  then t when the problem has time);
-- row block K + 1: the spatial Laplacian Δh = Σ_{i < d} ∂²h/∂x_i² (d = ``space_dim``; the
-  time column has first derivatives only, which is all the heat equation needs).
+- the value h, shape (N, W);
+- the spatial first derivatives ∂h/∂x_i, i = 1..d (carried when asked for, or when an
+  operator below has a Laplacian part);
+- for each requested linear operator L_m u = Σ_j a_{m,j} ∂u/∂X_j + c_m Δu (constant
+  coefficients; Δ the spatial Laplacian) the stream L_m h. Examples: Δ (a = 0, c = 1), ∂_t
+  (a = e_t, c = 0), the heat operator ∂_t − κΔ (a = e_t, c = −κ).
 
-Propagation rules (exact, no truncation):
+Carrying the heat operator as *one* stream (instead of u_t and Δu separately) saves a
+matmul per layer and per stream pass: for the 1D heat equation 3 streams (h, ∂_x h,
+(∂_t − κΔ)h) instead of 4. Poisson carries h, ∇h and Δh: d + 2 streams.
 
-- linear map z = W h + b: every block is multiplied by Wᵀ, and b is added to the value
-  block only. Because the blocks are stacked, this is a *single* matmul over (K + 2)·N rows;
-- elementwise σ: (z, ∂z, Δz) ↦ (σ(z), σ′(z) ∂z, σ′(z) Δz + σ″(z) Σ_{i<d} (∂_i z)²);
-- product of two jets a·b: (ab, a ∂b + b ∂a, a Δb + b Δa + 2 Σ_{i<d} ∂_i a ∂_i b);
-- sums, concatenations and fixed elementwise scalings act blockwise.
+Propagation rules (exact, no truncation; |∇z|² = Σ_{i ≤ d} (∂_i z)²):
 
-The backward pass through a jet computation is an ordinary first-order backward, so the
-whole loss is differentiable with respect to the parameters, and `torch.compile` can trace
-it (unlike double backward).
+- linear map z = W h + b: every stream is multiplied by Wᵀ; b is added to the value only;
+- elementwise σ: (z, ∇z, L z) ↦ (σ(z), σ′(z) ∇z, σ′(z) L z + c σ″(z) |∇z|²);
+- product of two jets: (ab, a ∇b + b ∇a, a L b + b L a + 2c ∇a·∇b);
+- sums, concatenations, fixed scalings act streamwise.
+
+A stream may be a single row (1, W) that broadcasts over the points: the input columns'
+derivatives are constants (∂X̃/∂x_i = s_i e_i), so the first linear layer maps them with a
+(1, D)·(D, W) product instead of an (N, D)·(D, W) one; they become (N, W) at the first
+nonlinearity.
+
+The streams are kept apart (not stacked in one tensor): on CPU one (N, W)·(W, W) product
+per stream runs at the BLAS peak, while an (S·N, W) stacked product falls out of cache
+(measured in ``benchmarks/README.md``), and no concatenation copy is needed per layer. The
+backward pass through a jet computation is an ordinary first-order backward, so the whole
+loss is differentiable with respect to the parameters, and ``torch.compile`` traces it
+(unlike double backward).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -35,68 +48,138 @@ from torch import Tensor
 from .activations import Activation
 
 
+@dataclass(frozen=True)
+class Operator:
+    """L u = Σ_j first[j] ∂u/∂X_j + laplacian · Δu (constant coefficients).
+
+    ``first`` has one coefficient per input column (space, then t); Δ is the spatial
+    Laplacian. Hashable, so compiled code can specialise on it.
+    """
+
+    first: tuple[float, ...]
+    laplacian: float = 0.0
+
+    @classmethod
+    def laplace(cls, in_dim: int, coefficient: float = 1.0) -> Operator:
+        """c Δ."""
+        return cls((0.0,) * in_dim, float(coefficient))
+
+    @classmethod
+    def partial(cls, in_dim: int, column: int) -> Operator:
+        """∂/∂X_column."""
+        first = [0.0] * in_dim
+        first[column] = 1.0
+        return cls(tuple(first), 0.0)
+
+
+@dataclass(frozen=True)
+class JetSpec:
+    """What a jet carries: ``space_dim`` spatial gradients (when ``grads``) and one stream
+    per operator in ``operators``."""
+
+    space_dim: int
+    grads: bool
+    operators: tuple[Operator, ...]
+
+    @property
+    def needs_grads(self) -> bool:
+        """Spatial gradients are carried when asked for or when an operator has a Δ part."""
+        return self.grads or any(op.laplacian != 0.0 for op in self.operators)
+
+
+def _expand(t: Tensor, n: int) -> Tensor:
+    return t if t.shape[0] == n else t.expand(n, t.shape[1])
+
+
 class Jet:
-    """Stacked (value, ∂_1..∂_K, Δ) of a feature; see the module docstring."""
+    """Value, spatial gradient streams and operator streams of a feature (module docstring)."""
 
-    __slots__ = ("data", "space_dim")
+    __slots__ = ("value", "grads", "ops", "spec")
 
-    def __init__(self, data: Tensor, space_dim: int) -> None:
-        self.data = data  # (K + 2, N, W)
-        self.space_dim = space_dim
+    def __init__(
+        self, value: Tensor, grads: tuple[Tensor, ...], ops: tuple[Tensor, ...], spec: JetSpec
+    ) -> None:
+        self.value = value  # (N, W)
+        self.grads = grads  # d tensors, (N, W) or (1, W); empty when not carried
+        self.ops = ops  # one per spec.operators, (N, W) or (1, W)
+        self.spec = spec
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def input(cls, x: Tensor, space_dim: int, scale: Tensor | None = None,
-              shift: Tensor | None = None) -> Jet:
-        """The jet of the (affinely scaled) input columns X̃ = X·scale + shift."""
+    def input(
+        cls, x: Tensor, spec: JetSpec, scale: Tensor | None = None, shift: Tensor | None = None
+    ) -> Jet:
+        """The jet of the (affinely scaled) input columns X̃ = X·scale + shift.
+
+        ∂X̃/∂x_i = scale_i e_i and L X̃ = first ⊙ scale (ΔX̃ = 0): constant rows (1, D).
+        """
         n, k = x.shape
         value = x if scale is None else x * scale + shift
-        eye = torch.eye(k, dtype=x.dtype, device=x.device)
-        if scale is not None:
-            eye = eye * scale.reshape(1, k)
-        grads = eye.reshape(k, 1, k).expand(k, n, k)
-        lap = torch.zeros(1, n, k, dtype=x.dtype, device=x.device)
-        return cls(torch.cat([value.unsqueeze(0), grads, lap], 0), space_dim)
+        s = torch.ones(k, dtype=x.dtype, device=x.device) if scale is None else scale
+        grads: tuple[Tensor, ...] = ()
+        if spec.needs_grads:
+            eye = torch.eye(k, dtype=x.dtype, device=x.device) * s
+            grads = tuple(eye[i : i + 1] for i in range(spec.space_dim))
+        ops = tuple(
+            (torch.tensor(op.first, dtype=x.dtype, device=x.device) * s).reshape(1, k)
+            for op in spec.operators
+        )
+        return cls(value, grads, ops, spec)
+
+    def _with(self, value: Tensor, grads: Sequence[Tensor], ops: Sequence[Tensor]) -> Jet:
+        return Jet(value, tuple(grads), tuple(ops), self.spec)
 
     @property
-    def value(self) -> Tensor:
-        return self.data[0]
+    def width(self) -> int:
+        return self.value.shape[-1]
 
-    @property
-    def grads(self) -> Tensor:
-        """(K, N, W): derivatives along every input column."""
-        return self.data[1:-1]
+    def gradient(self) -> Tensor:
+        """(N, d, W): the spatial gradient (expanded where it is a broadcast row)."""
+        n = self.value.shape[0]
+        return torch.stack([_expand(g, n) for g in self.grads], 1)
 
-    @property
-    def laplacian(self) -> Tensor:
-        return self.data[-1]
-
-    def _with(self, data: Tensor) -> Jet:
-        return Jet(data, self.space_dim)
+    def operator(self, m: int) -> Tensor:
+        """(N, W): the stream of operator ``m``."""
+        return _expand(self.ops[m], self.value.shape[0])
 
     # ---------------------------------------------------------------- operations
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Jet:
-        """z = W h + b on every block (bias on the value block only): one matmul."""
-        out = self.data @ weight.transpose(0, 1)
-        if bias is not None:
-            out[0] += bias  # in place on the fresh matmul output (its backward keeps inputs)
-        return self._with(out)
+        """z = W h + b on every stream (bias on the value only)."""
+        wt = weight.transpose(0, 1)
+        value = self.value @ wt if bias is None else torch.addmm(bias, self.value, wt)
+        return self._with(value, [g @ wt for g in self.grads], [o @ wt for o in self.ops])
 
     def scale(self, factor: Tensor | float) -> Jet:
-        """Multiply by a constant (scalar or per-feature vector): linear, blockwise."""
-        return self._with(self.data * factor)
+        """Multiply by a constant (scalar or per-feature vector)."""
+        return self._with(
+            self.value * factor, [g * factor for g in self.grads], [o * factor for o in self.ops]
+        )
 
     def shift(self, offset: Tensor | float) -> Jet:
-        """Add a constant to the value block."""
-        return self._with(torch.cat([(self.data[0] + offset).unsqueeze(0), self.data[1:]], 0))
+        """Add a constant to the value."""
+        return self._with(self.value + offset, self.grads, self.ops)
+
+    def _square_gradient(self) -> Tensor | None:
+        """|∇h|² = Σ_i (∂_i h)², when an operator needs it."""
+        if not any(op.laplacian != 0.0 for op in self.spec.operators):
+            return None
+        sq = self.grads[0] * self.grads[0]
+        for g in self.grads[1:]:
+            sq = sq + g * g
+        return sq
 
     def elementwise(self, value: Tensor, d1: Tensor, d2: Tensor) -> Jet:
-        """Apply σ given σ(z), σ′(z), σ″(z) evaluated at the value block."""
-        g = self.grads
-        sd = self.space_dim
-        sq = (g[:sd] * g[:sd]).sum(0)
-        lap = d1 * self.laplacian + d2 * sq
-        return self._with(torch.cat([value.unsqueeze(0), d1 * g, lap.unsqueeze(0)], 0))
+        """Apply σ given σ(z), σ′(z), σ″(z) evaluated at the value."""
+        sq = self._square_gradient()
+        ops = []
+        for op, o in zip(self.spec.operators, self.ops, strict=True):
+            out = d1 * o
+            if op.laplacian != 0.0:
+                assert sq is not None
+                c = op.laplacian
+                out = out + (d2 * sq if c == 1.0 else (c * d2) * sq)
+            ops.append(out)
+        return self._with(value, [d1 * g for g in self.grads], ops)
 
     def activation(self, act: Activation) -> Jet:
         return self.elementwise(*act.derivatives(self.value))
@@ -110,30 +193,57 @@ class Jet:
         return self.elementwise(c, -s, -c)
 
     def __add__(self, other: Jet) -> Jet:
-        return self._with(self.data + other.data)
+        return self._with(
+            self.value + other.value,
+            [a + b for a, b in zip(self.grads, other.grads, strict=True)],
+            [a + b for a, b in zip(self.ops, other.ops, strict=True)],
+        )
 
     def __mul__(self, other: Jet) -> Jet:
-        """Product rule (a b, a ∂b + b ∂a, a Δb + b Δa + 2 ∇a·∇b)."""
-        a, b = self.data, other.data
-        va, vb = a[0], b[0]
-        sd = self.space_dim
-        grads = va * b[1:-1] + vb * a[1:-1]
-        cross = 2.0 * (a[1 : 1 + sd] * b[1 : 1 + sd]).sum(0)
-        lap = va * b[-1] + vb * a[-1] + cross
-        return self._with(torch.cat([(va * vb).unsqueeze(0), grads, lap.unsqueeze(0)], 0))
+        """Product rule (ab, a ∇b + b ∇a, a L b + b L a + 2c ∇a·∇b)."""
+        va, vb = self.value, other.value
+        grads = [va * gb + vb * ga for ga, gb in zip(self.grads, other.grads, strict=True)]
+        cross = None
+        ops = []
+        for op, oa, ob in zip(self.spec.operators, self.ops, other.ops, strict=True):
+            out = va * ob + vb * oa
+            if op.laplacian != 0.0:
+                if cross is None:
+                    cross = self.grads[0] * other.grads[0]
+                    for ga, gb in zip(self.grads[1:], other.grads[1:], strict=True):
+                        cross = cross + ga * gb
+                out = out + (2.0 * op.laplacian) * cross
+            ops.append(out)
+        return self._with(va * vb, grads, ops)
 
     def select(self, columns: slice) -> Jet:
         """A subset of the features (e.g. the spatial input columns)."""
-        return self._with(self.data[..., columns])
+        return self._with(
+            self.value[:, columns],
+            [g[:, columns] for g in self.grads],
+            [o[:, columns] for o in self.ops],
+        )
 
     @staticmethod
     def cat(jets: Sequence[Jet]) -> Jet:
         """Concatenate features (last axis)."""
-        return Jet(torch.cat([j.data for j in jets], -1), jets[0].space_dim)
+        n = jets[0].value.shape[0]
+
+        def join(streams: Sequence[Tensor]) -> Tensor:
+            if all(s.shape[0] == 1 for s in streams):
+                return torch.cat(list(streams), -1)
+            return torch.cat([_expand(s, n) for s in streams], -1)
+
+        first = jets[0]
+        return first._with(
+            torch.cat([j.value for j in jets], -1),
+            [join([j.grads[i] for j in jets]) for i in range(len(first.grads))],
+            [join([j.ops[m] for j in jets]) for m in range(len(first.ops))],
+        )
 
     @staticmethod
     def sum(jets: Sequence[Jet]) -> Jet:
-        data = jets[0].data
+        out = jets[0]
         for j in jets[1:]:
-            data = data + j.data
-        return Jet(data, jets[0].space_dim)
+            out = out + j
+        return out

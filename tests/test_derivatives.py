@@ -13,6 +13,7 @@ import torch
 from mscalepde.activations import ACTIVATIONS
 from mscalepde.architectures import ARCHITECTURES, build_model, validate_model_section
 from mscalepde.derivatives import derivatives, engine_for
+from mscalepde.jet import JetSpec, Operator
 
 SMALL = {
     "mlp": {"width": 12, "depth": 3},
@@ -91,3 +92,55 @@ def test_plain_callables_fall_back_to_autograd():
     x = torch.rand(5, 2, dtype=torch.float64)
     d = derivatives(field, x, space_dim=2, lap=True)
     torch.testing.assert_close(d.lap, -torch.sin(x).sum(1))
+
+
+def _compare_operator(model, space_dim, has_time, operator, tol=1e-10):
+    """L u (one forward stream) against the autograd reference, value and parameter grads."""
+    torch.manual_seed(2)
+    x = torch.rand(30, space_dim + has_time, dtype=torch.float64) + 0.1
+    kw = dict(space_dim=space_dim, operator=operator)
+    ref = derivatives(model, x, engine="autograd", **kw)
+    fwd = derivatives(model, x, engine="forward", **kw)
+    scale = ref.op.abs().max()
+    assert float((ref.op - fwd.op).abs().max().detach() / scale) < tol
+    params = [p for p in model.parameters() if p.requires_grad]
+    ga = torch.autograd.grad(ref.op.square().mean(), params, allow_unused=True)
+    gb = torch.autograd.grad(fwd.op.square().mean(), params, allow_unused=True)
+    for a, b in zip(ga, gb):
+        if a is None or b is None:
+            continue
+        assert float((a - b).abs().max() / a.abs().max().clamp_min(1e-12)) < tol
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_heat_and_advection_operators_as_one_stream(arch):
+    # heat: ∂_t − κΔ; advection–diffusion: 0.3 ∂_x − 1.7 ∂_y + 2 ∂_t + 0.5 Δ
+    model = _model(arch, 2, True)
+    _compare_operator(model, 2, True, Operator((0.0, 0.0, 1.0), -0.25))
+    _compare_operator(model, 2, True, Operator((0.3, -1.7, 2.0), 0.5))
+    if arch != "stmff":
+        model = _model(arch, 3, False)
+        _compare_operator(model, 3, False, Operator((0.0, 2.0, 0.0), -1.0))
+
+
+def test_the_jet_carries_only_the_streams_asked_for():
+    model = _model("mlp", 2, True)
+    x = torch.rand(7, 3, dtype=torch.float64)
+    ut_only = model.jet(x, JetSpec(2, False, (Operator.partial(3, 2),)))
+    assert ut_only.grads == () and len(ut_only.ops) == 1
+    ref = derivatives(model, x, space_dim=2, ut=True, engine="autograd")
+    torch.testing.assert_close(ut_only.operator(0)[:, 0], ref.ut)
+    heat = JetSpec(2, False, (Operator((0.0, 0.0, 1.0), -0.5),))
+    assert heat.needs_grads and len(model.jet(x, heat).grads) == 2
+    # the heat operator is one stream: value, ∂_x, ∂_y, L  (4, not value, ∂x, ∂y, ∂t, Δ)
+    d = derivatives(model, x, space_dim=2, operator=heat.operators[0], engine="forward")
+    assert d.grad is None and d.ut is None and d.lap is None and d.op is not None
+
+
+def test_bad_derivative_requests_are_refused():
+    model = _model("mlp", 2, False)
+    x = torch.rand(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="no time column"):
+        derivatives(model, x, space_dim=2, ut=True)
+    with pytest.raises(ValueError, match="coefficients"):
+        derivatives(model, x, space_dim=2, operator=Operator((1.0,), 0.0))

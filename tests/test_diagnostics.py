@@ -411,3 +411,30 @@ def test_heat_at_chosen_times(tmp_path):
         assert z["final__field"].shape == (1, 63)
     with pytest.raises(MscaleError):
         diagnose_run(tmp_path, times=[2.0])
+
+
+def test_evaluation_and_diagnostics_build_no_graph_and_batch(monkeypatch):
+    """Issue 6: the evaluation and diagnostics paths run under inference mode (no graph)
+    and in large batches, whatever the grad mode of the caller."""
+    from mscalepde import evaluation
+    from mscalepde.evaluation import Evaluator, predict
+
+    problem = poisson_problem()
+    model = problem.make_model(torch.float32)
+    calls = []
+
+    def spy(x):
+        calls.append((len(x), torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        return type(model).forward(model, x)
+
+    monkeypatch.setattr(model, "forward", spy)
+    with torch.enable_grad():
+        Evaluator(problem, dtype=torch.float32, device="cpu")(model)
+        settings = DiagnosticSettings.from_problem(problem)
+        grid = DiagnosticGrid(problem.domain.box, settings)
+        grid.evaluate(model, dtype=torch.float32, device="cpu")
+        out = predict(model, np.linspace(0, 1, 2500)[:, None], dtype=torch.float32,
+                      device="cpu", batch=1000)
+    assert len(calls) == 5 and out.shape == (2500,)
+    assert [n for n, _, _ in calls] == [evaluation.GRID_POINTS[1], 127, 1000, 1000, 500]
+    assert all(inf and not grad for _, inf, grad in calls)

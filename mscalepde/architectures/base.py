@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
-from ..jet import Jet
+from ..jet import Jet, JetSpec
 from ..schema import Option, bool_option, choice_option, int_option
 
 
@@ -64,11 +64,11 @@ class Architecture(nn.Module):
             return x
         return x * self.input_scale + self.input_shift
 
-    def input_jet(self, x: Tensor) -> Jet:
-        """The forward-Laplacian jet of the (normalised) input columns."""
+    def input_jet(self, x: Tensor, spec: JetSpec) -> Jet:
+        """The forward-Laplacian jet (streams chosen by ``spec``) of the normalised inputs."""
         if not self.normalize:
-            return Jet.input(x, self.space_dim)
-        return Jet.input(x, self.space_dim, self.input_scale, self.input_shift)
+            return Jet.input(x, spec)
+        return Jet.input(x, spec, self.input_scale, self.input_shift)
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
-from ..jet import Jet
+from ..jet import Jet, JetSpec
 from ..schema import (
     Option,
     SchemaError,
@@ -170,8 +170,8 @@ class FourierNet(Architecture):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(self.embedding(self.scale_inputs(x))))
 
-    def jet(self, x: Tensor) -> Jet:
-        h = self.trunk.jet(self.embedding.jet(self.input_jet(x)))
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
+        h = self.trunk.jet(self.embedding.jet(self.input_jet(x, spec)))
         return h.linear(self.head.weight, self.head.bias)
 
 
@@ -211,8 +211,8 @@ class MultiscaleFourier(Architecture):
         hidden = [self.trunk(emb(xs)) for emb in self.embeddings]
         return self.head(torch.cat(hidden, dim=-1))
 
-    def jet(self, x: Tensor) -> Jet:
-        xs = self.input_jet(x)
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
+        xs = self.input_jet(x, spec)
         hidden = Jet.cat([self.trunk.jet(emb.jet(xs)) for emb in self.embeddings])
         return hidden.linear(self.head.weight, self.head.bias)
 
@@ -268,8 +268,8 @@ class SpatioTemporalFourier(Architecture):
         merged = [a * b for a in hx for b in ht]
         return self.head(torch.cat(merged, dim=-1))
 
-    def jet(self, x: Tensor) -> Jet:
-        xs = self.input_jet(x)
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
+        xs = self.input_jet(x, spec)
         sd = self.space_dim
         space, time = xs.select(slice(0, sd)), xs.select(slice(sd, None))
         hx = [self.trunk.jet(emb.jet(space)) for emb in self.space_embeddings]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..activations import Activation, get_activation
-from ..jet import Jet
+from ..jet import Jet, JetSpec
 from .base import Architecture, common_options
 
 
@@ -54,7 +54,7 @@ class Trunk(nn.Module):
         """The same map on a forward-Laplacian jet (see :mod:`mscalepde.jet`)."""
         for layer in self.linears:
             z = h.linear(layer.weight, layer.bias).activation(self.activation)
-            h = h + z if self.residual and z.data.shape == h.data.shape else z
+            h = h + z if self.residual and z.width == h.width else z
         return h
 
 
@@ -82,7 +82,7 @@ class MLP(Architecture):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(self.scale_inputs(x)))
 
-    def jet(self, x: Tensor) -> Jet:
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         """u, its first derivatives and its Laplacian in one forward pass."""
-        h = self.trunk.jet(self.input_jet(x))
+        h = self.trunk.jet(self.input_jet(x, spec))
         return h.linear(self.head.weight, self.head.bias)

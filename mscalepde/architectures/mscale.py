@@ -77,7 +77,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS, Activation, get_activation
-from ..jet import Jet
+from ..jet import Jet, JetSpec
 from ..schema import (
     Option,
     SchemaError,
@@ -268,9 +268,9 @@ class MscaleDNN(Architecture):
             out = y if out is None else out + y
         return out
 
-    def jet(self, x: Tensor) -> Jet:
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.jet`)."""
-        xs = self.input_jet(x)
+        xs = self.input_jet(x, spec)
         if self.variant == 1:
             h = xs.linear(self.first.weight, self.first.bias).activation(self.first_activation)
             return self.trunk.jet(h).linear(self.head.weight, self.head.bias)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import get_activation
-from ..jet import Jet
+from ..jet import Jet, JetSpec
 from ..schema import Option, bool_option, float_option, int_option
 from .base import Architecture
 from .mscale import ScaledActivation
@@ -91,9 +91,9 @@ class Siren(Architecture):
             h = act(layer(h))
         return self.head(h)
 
-    def jet(self, x: Tensor) -> Jet:
+    def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.jet`)."""
-        h = self.input_jet(x)
+        h = self.input_jet(x, spec)
         for layer, act in zip(self.linears, self.activations, strict=True):
             h = h.linear(layer.weight, layer.bias).activation(act)
         return h.linear(self.head.weight, self.head.bias)
