@@ -13,10 +13,10 @@ functions here return, in one :class:`Derivatives` record, whichever of
 
 are asked for. Two engines:
 
-- ``forward`` (the default whenever the field supports it, i.e. has a ``jet(x)`` method as
-  every registered architecture does): the forward Laplacian of :mod:`mscalepde.jet` — one
-  forward pass carries u, ∇u and the operator streams (u_t, Δu, L u); training then needs
-  only a first-order backward.
+- ``forward`` (the default whenever the field supports it, i.e. has a ``jet(x, spec)``
+  method as every registered architecture does): the forward Laplacian of
+  :mod:`mscalepde.jet` — one forward pass carries u, ∇u and the operator streams (u_t, Δu,
+  L u); training then needs only a first-order backward.
 - ``autograd``: reverse mode, one backward pass for the first derivatives (with
   ``create_graph``) and one more per spatial dimension for Δu — the classical PINN approach
   (Raissi et al. 2019; what DeepXDE does). It works for any callable (compiled expressions,
