@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -95,22 +96,27 @@ def derivatives(
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             value = field(points).reshape(-1)
         return Derivatives(value if create_graph else value.detach())
+    req = _Request(space_dim, grad, ut, lap, operator)
     if engine_for(field, engine) == "forward":
-        return _forward(field, points, space_dim, grad, ut, lap, operator, create_graph)
-    return _autograd(field, points, space_dim, grad, ut, lap, operator, create_graph)
+        return _forward(field, points, req, create_graph)
+    return _autograd(field, points, req, create_graph)
+
+
+class _Request(NamedTuple):
+    """What :func:`derivatives` was asked for."""
+
+    space_dim: int
+    grad: bool
+    ut: bool
+    lap: bool
+    operator: Operator | None
 
 
 def _forward(
-    field: Field,
-    points: Tensor,
-    space_dim: int,
-    grad: bool,
-    ut: bool,
-    lap: bool,
-    operator: Operator | None,
-    create_graph: bool,
+    field: Field, points: Tensor, req: _Request, create_graph: bool
 ) -> Derivatives:
     """The forward-Laplacian engine: one pass of ``field.jet``."""
+    space_dim, grad, ut, lap, operator = req
     in_dim = points.shape[1]
     ops: list[Operator] = []
     if ut:
@@ -134,17 +140,11 @@ def _forward(
 
 
 def _autograd(
-    field: Field,
-    points: Tensor,
-    space_dim: int,
-    grad: bool,
-    ut: bool,
-    lap: bool,
-    operator: Operator | None,
-    create_graph: bool,
+    field: Field, points: Tensor, req: _Request, create_graph: bool
 ) -> Derivatives:
     """Reverse mode: ∇_X u with ``create_graph``, then one more backward per spatial
     dimension for Δu (when a Laplacian is needed)."""
+    space_dim, grad, ut, lap, operator = req
     need_lap = lap or (operator is not None and operator.laplacian != 0.0)
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)

@@ -98,6 +98,7 @@ class Objective:
         self.device = torch.device(device)
         self.variables = problem.variables
         self.engine = engine
+        self.operator = residual_operator(problem)  # L of r = L u − f, fixed per problem
         self.resample(seed)
 
     @classmethod
@@ -228,7 +229,9 @@ class Objective:
         """The mean-square loss terms of ``model`` on the current points."""
         p = self.problem
         sd = self.domain.space_dim
-        d = derivatives(model, self.x_interior, space_dim=sd, engine=self.engine, **needs(p))
+        d = derivatives(
+            model, self.x_interior, space_dim=sd, engine=self.engine, operator=self.operator
+        )
         out = {"pde": pde_residual(p, d, self.f_interior).square().mean()}
         if p.pde == "fit":
             return out
