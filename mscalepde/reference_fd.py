@@ -388,12 +388,7 @@ class SpaceProblem:
         extra = (len(ts),) if self.heat else ()
         out = np.zeros(self.shape + extra)
         for i, ax in enumerate(self.axes):
-            if ax.bc[0] == "periodic":
-                continue
-            for side in (0, 1):
-                c = ax.C[:, side]
-                if not np.any(c):
-                    continue
+            for side, c in _boundary_columns(ax, ax.C):
                 g = self._face(i, side, self.coords, ts)  # axis i has length 1
                 shape = [1] * (len(self.axes) + len(extra))
                 shape[i] = ax.m
@@ -410,12 +405,7 @@ class SpaceProblem:
         for i, ax in enumerate(self.axes):
             U = mode_product(ax.P, U, i)
             coords[i] = ax.nodes
-            if ax.bc[0] == "periodic":
-                continue
-            for side in (0, 1):
-                r = ax.R[:, side]
-                if not np.any(r):
-                    continue
+            for side, r in _boundary_columns(ax, ax.R):
                 g = self._face(i, side, coords, None if t is None else np.array([t]))
                 if self.heat:
                     g = g[..., 0]
@@ -427,6 +417,14 @@ class SpaceProblem:
     @property
     def singular(self) -> bool:
         return all(ax.singular for ax in self.axes)
+
+
+def _boundary_columns(ax: Axis1D, matrix: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(side, column) of ``matrix`` (C: lifting, R: recovery) for each face of a
+    non-periodic axis whose column is not zero (a face with boundary data to apply)."""
+    if ax.bc[0] == "periodic":
+        return []
+    return [(side, matrix[:, side]) for side in (0, 1) if np.any(matrix[:, side])]
 
 
 def time_levels(nt: int, nstore: int | None) -> tuple[int, int]:
