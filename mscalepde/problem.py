@@ -46,6 +46,7 @@ from .schema import (
     int_option,
     is_number,
     join,
+    switch_option,
     validate_section,
 )
 
@@ -122,9 +123,7 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "dtype": Option(choice_option("float32", "float64"), "float32", "floating point type"),
     "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
     "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
-    "compile": Option(
-        choice_option("auto", "on", "off"), "auto", "torch.compile the loss (auto: long runs)"
-    ),
+    "compile": Option(switch_option(), "auto", "torch.compile the loss (auto: long runs)"),
     "engine": Option(
         choice_option("auto", "forward", "autograd"), "auto", "derivative engine"
     ),

@@ -214,5 +214,17 @@ def choice_option(*choices: str) -> Callable[[Any, str], str]:
     return lambda v, k: as_choice(v, k, choices)
 
 
+def switch_option() -> Callable[[Any, str], str]:
+    """``auto | on | off``. YAML 1.1 (PyYAML) reads a bare ``on``/``off``/``yes``/``no`` as a
+    boolean, so ``compile: off`` arrives as ``False``: booleans map to ``on``/``off``."""
+
+    def parse(value: Any, key: str) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return as_choice(value, key, ("auto", "on", "off"))
+
+    return parse
+
+
 def bool_option() -> Callable[[Any, str], bool]:
     return as_bool

@@ -17,8 +17,11 @@ engine makes the loss first-order differentiable, which compiles; double backwar
 the remaining steps (compiled steps take ~0.5–0.75 of an eager one, measured in
 ``benchmarks/README.md``; 0.3 of the eager time is assumed saved) exceeds a compile-cost
 estimate of 30 s on a CPU (measured 4–25 s for the benchmark networks) and 20 s on CUDA.
-Any compile failure falls back to eager with a one-line warning. On CUDA the
-``reduce-overhead`` mode (CUDA graphs) is used.
+Any compile failure falls back to eager with a one-line warning. On CUDA the Adam phase
+uses the ``reduce-overhead`` mode (CUDA graphs: one replay per step); L-BFGS, whose
+strong-Wolfe line search evaluates the loss several times per iteration and sometimes
+without a backward pass, is recompiled without CUDA graphs (measured on an H100: CUDA-graph
+trees raised "graph recording observed an input tensor deallocate" in the L-BFGS closure).
 
 Every step the loss is checked: a NaN or infinite loss raises
 :class:`~mscalepde.errors.TrainingError` after restoring the last good parameters (those
@@ -127,17 +130,22 @@ class Trainer:
         self._good_state: dict[str, Tensor] | None = None
         self._good_step = 0
         self.compiled = False
+        self._cuda_graphs = False
         self.notes: list[str] = []
         self._terms: Callable[[], dict[str, Tensor]] = self._eager_terms
 
     def _eager_terms(self) -> dict[str, Tensor]:
         return self.objective.terms(self.model)
 
-    def _compile(self) -> None:
-        """Switch the loss to a ``torch.compile``d version (eager again on any failure)."""
+    def _compile(self, cuda_graphs: bool = True) -> None:
+        """Switch the loss to a ``torch.compile``d version (eager again on any failure).
+
+        On CUDA with ``cuda_graphs`` the ``reduce-overhead`` mode is used."""
         try:
-            cuda = next(self.model.parameters()).is_cuda
+            cuda = cuda_graphs and next(self.model.parameters()).is_cuda
             fn = torch.compile(self._eager_terms, mode="reduce-overhead" if cuda else None)
+            if cuda:
+                torch.compiler.cudagraph_mark_step_begin()
             fn()  # compile now, so a failure is caught here and not mid-step
         except Exception as exc:  # noqa: BLE001 - any backend failure: fall back
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
@@ -146,6 +154,7 @@ class Trainer:
             return
         self._terms = fn
         self.compiled = True
+        self._cuda_graphs = cuda
 
     def _auto_compile(self, step_seconds: float, remaining: int) -> bool:
         """Compile when 30 % of the remaining eager time beats the compile cost."""
@@ -159,6 +168,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ internals
     def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        if self._cuda_graphs:
+            # CUDA graphs (``reduce-overhead``) reuse their output memory on every replay;
+            # marking each evaluation as a new step lets L-BFGS call the closure several
+            # times per iteration without reading outputs that a later replay overwrote.
+            torch.compiler.cudagraph_mark_step_begin()
         terms = self._terms()
         w = self.settings.weights
         total = sum(w.get(k, 1.0) * v for k, v in terms.items())
@@ -253,6 +267,9 @@ class Trainer:
 
         if s.lbfgs_steps > 0:
             self.phase = "lbfgs"
+            if self._cuda_graphs:  # see the module docstring: no CUDA graphs in L-BFGS
+                self._terms, self.compiled, self._cuda_graphs = self._eager_terms, False, False
+                self._compile(cuda_graphs=False)
             opt_l = torch.optim.LBFGS(
                 params,
                 lr=s.lbfgs_lr,

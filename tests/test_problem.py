@@ -222,6 +222,16 @@ def test_overrides_are_validated_and_applied(tmp_path):
         load_problem(path, ["boundary[3].value=0"])
 
 
+def test_compile_switch_accepts_yaml_booleans(tmp_path):
+    """PyYAML reads a bare on/off/yes/no as a boolean: ``compile: off`` must still work."""
+    path = _write(tmp_path, "good", GOOD)
+    for text, expected in [("off", "off"), ("on", "on"), ("no", "off"), ("true", "on")]:
+        assert load_problem(path, [f"train.compile={text}"]).train["compile"] == expected
+    assert load_problem(path, ["train.compile=auto"]).train["compile"] == "auto"
+    with pytest.raises(ProblemError, match=r"train.compile: expected one of auto \| on \| off"):
+        load_problem(path, ["train.compile=sometimes"])
+
+
 def test_later_boundary_entry_overrides_earlier_faces():
     data = copy.deepcopy(POISSON1D)
     data["boundary"].append({"faces": "x+", "type": "neumann", "value": "exact"})

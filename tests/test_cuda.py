@@ -1,0 +1,125 @@
+"""The CUDA path: derivatives, training, compiled training (CUDA graphs) and the CLI on a GPU.
+
+Skipped where torch sees no CUDA device (CI has none); run on a GPU machine with
+``pytest tests/test_cuda.py`` (``benchmarks/gpu_check.sh`` does, and records the card).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mscalepde import load_run, problem_from_dict, solve
+from mscalepde.architectures import ARCHITECTURES
+from mscalepde.cli import main
+from mscalepde.derivatives import derivatives
+from mscalepde.equations import Objective
+from mscalepde.solve import make_model
+from mscalepde.trainer import Trainer, TrainSettings
+
+from .conftest import POISSON1D, PROBLEMS
+from .test_derivatives import _model
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+CUDA = torch.device("cuda")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_forward_engine_on_cuda_matches_cpu_autograd(arch):
+    """float64: the jet on the GPU against autograd on the CPU, parameter gradients too."""
+    for space_dim, has_time in [(2, False), (1, True), (3, False)]:
+        if arch == "stmff" and not has_time:
+            continue
+        cpu = _model(arch, space_dim, has_time)
+        gpu = copy.deepcopy(cpu).to(CUDA)
+        torch.manual_seed(2)
+        x = torch.rand(300, space_dim + has_time, dtype=torch.float64) + 0.1
+        kw = dict(space_dim=space_dim, grad=True, ut=has_time, lap=True)
+        ref = derivatives(cpu, x, engine="autograd", **kw)
+        got = derivatives(gpu, x.to(CUDA), engine="forward", **kw)
+        for name in ("u", "grad", "ut", "lap"):
+            a, b = getattr(ref, name), getattr(got, name)
+            if a is None:
+                assert b is None
+                continue
+            assert b.is_cuda
+            err = float((a - b.cpu()).detach().abs().max() / a.abs().max().clamp_min(1e-12))
+            assert err < 1e-10, (arch, space_dim, has_time, name, err)
+        loss_a = ref.lap.square().mean() + ref.grad.square().mean() + ref.u.square().mean()
+        loss_b = got.lap.square().mean() + got.grad.square().mean() + got.u.square().mean()
+        pa = [p for p in cpu.parameters() if p.requires_grad]
+        pb = [p for p in gpu.parameters() if p.requires_grad]
+        ga = torch.autograd.grad(loss_a, pa, allow_unused=True)
+        gb = torch.autograd.grad(loss_b, pb, allow_unused=True)
+        for a, b in zip(ga, gb):
+            if a is None or b is None:
+                continue
+            err = float((a - b.cpu()).abs().max() / a.abs().max().clamp_min(1e-12))
+            assert err < 1e-10, (arch, space_dim, has_time, err)
+
+
+def _config(**train) -> dict:
+    cfg = copy.deepcopy(POISSON1D)
+    cfg["train"].update(train)
+    return cfg
+
+
+def test_float64_training_on_cuda_follows_the_cpu_run(tmp_path):
+    """Same seed, float64: the GPU run's losses equal the CPU run's up to rounding."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        cfg = _config(dtype="float64", steps=60, lbfgs_steps=5, device=device)
+        runs[device] = solve(problem_from_dict(cfg), out=tmp_path / device)
+    assert runs["cuda"].summary["device"].startswith("cuda")
+    assert next(runs["cuda"].model.parameters()).is_cuda
+    a = np.array(runs["cpu"].history.column("loss"))
+    b = np.array(runs["cuda"].history.column("loss"))
+    np.testing.assert_allclose(b, a, rtol=1e-7)
+    # the checkpoint is saved from the GPU and loads on the CPU
+    _, model = load_run(tmp_path / "cuda")
+    assert not next(model.parameters()).is_cuda
+    x = torch.linspace(0, 1, 33, dtype=torch.float64).reshape(-1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), runs["cuda"].model(x.to(CUDA)).cpu())
+
+
+def test_compiled_training_with_cuda_graphs_matches_eager():
+    """``compile: on`` on CUDA uses ``reduce-overhead``; Adam and the L-BFGS closure (several
+    evaluations per iteration) give the eager run's losses, with no fallback note."""
+    losses = {}
+    for mode in ("off", "on"):
+        problem = problem_from_dict(_config(steps=40, lbfgs_steps=6, log_every=5))
+        torch.manual_seed(0)
+        model = make_model(problem, torch.float32).to(CUDA)
+        objective = Objective.from_problem(problem, dtype=torch.float32, device=CUDA)
+        settings = TrainSettings.from_mapping({**problem.train, "compile": mode})
+        trainer = Trainer(model, objective, settings)
+        history = trainer.run()
+        assert trainer.compiled == (mode == "on"), trainer.notes
+        assert not [n for n in trainer.notes if "compile failed" in n]
+        losses[mode] = np.array(history.column("loss"))
+    np.testing.assert_allclose(losses["on"], losses["off"], rtol=2e-3, atol=1e-7)
+    assert losses["on"][-1] < losses["on"][0]
+
+
+def test_cli_solves_the_default_problem_on_cuda(tmp_path, capsys):
+    code = main(
+        [
+            "solve",
+            str(PROBLEMS / "poisson1d_sin.yaml"),
+            "--device",
+            "cuda",
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["device"].startswith("cuda") and s["status"] == "ok"
+    assert s["rel_l2"] < 1e-3
