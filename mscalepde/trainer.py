@@ -240,7 +240,7 @@ class Trainer:
         self._clock_start = time.perf_counter()
 
         if s.compile == "on":
-            self._compile()
+            self._compile(cuda_graphs=s.steps > 0)  # L-BFGS alone: never CUDA graphs
         probe = 20  # eager steps timed before deciding on compile "auto"
         if s.steps > 0:
             self.phase = "adam"

@@ -107,6 +107,19 @@ def test_compiled_training_with_cuda_graphs_matches_eager():
     assert losses["on"][-1] < losses["on"][0]
 
 
+def test_compiled_lbfgs_alone_on_cuda():
+    """``steps: 0`` with L-BFGS: compiled once, without CUDA graphs, and it trains."""
+    problem = problem_from_dict(_config(steps=0, lbfgs_steps=8, log_every=4))
+    model = make_model(problem, torch.float32).to(CUDA)
+    objective = Objective.from_problem(problem, dtype=torch.float32, device=CUDA)
+    trainer = Trainer(
+        model, objective, TrainSettings.from_mapping({**problem.train, "compile": "on"})
+    )
+    loss = np.array(trainer.run().column("loss"))
+    assert trainer.compiled and not trainer.notes
+    assert loss[-1] < loss[0]
+
+
 def test_cli_solves_the_default_problem_on_cuda(tmp_path, capsys):
     code = main(
         [
