@@ -195,6 +195,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="use the usual inductor cache (default: a fresh one, cold compiles)",
     )
+    ap.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (default: mscalepde.retain_freed_memory, "
+        "as the CLI does, in every process, the DeepXDE worker included)",
+    )
     ap.add_argument("--out", default=None, help="write all results to this JSON file")
     ap.add_argument(
         "--markdown",
@@ -222,6 +228,15 @@ def _early_environment(args: argparse.Namespace) -> None:
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         os.environ["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")
+
+
+def _allocator(args: argparse.Namespace) -> str:
+    """Keep freed memory in the process (as the CLI does) unless ``--system-malloc``."""
+    from mscalepde.allocator import retain_freed_memory
+
+    if getattr(args, "system_malloc", False):
+        return "glibc defaults (--system-malloc)"
+    return "freed memory retained (mallopt)" if retain_freed_memory() else "system default"
 
 
 def log(text: str) -> None:
@@ -543,6 +558,7 @@ def deepxde_worker(spec_path: str) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    _allocator(args)
     results: list[dict[str, Any]] = []
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
@@ -657,6 +673,7 @@ def markdown_header(info: dict[str, Any]) -> str:
         f"- torch {info['torch']}, threads: {info['torch_threads']}, device {info['device']}"
         + (f" ({info['gpu']})" if info.get("gpu") else ""),
         f"- inductor cache: {info['compile_cache']}",
+        f"- allocator: {info.get('allocator', 'glibc defaults')}",
     ]
     if info.get("deepxde"):
         lines.append(f"- DeepXDE {info['deepxde']} (PyTorch back end)")
@@ -680,10 +697,12 @@ def main(argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator = _allocator(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("speed.py: --device cuda but torch sees no CUDA device")
     device = torch.device(args.device)
     info = machine_info(args, argv)
+    info["allocator"] = allocator
     log(
         f"speed.py: torch {info['torch']}, {info['torch_threads']} threads, {args.device}; "
         f"problems {args.problems}, archs {args.archs}, engines {args.engines}"

@@ -10,6 +10,7 @@ Public API::
 
 __version__ = "0.1.0"
 
+from .allocator import retain_freed_memory  # noqa: E402
 from .architectures import ARCHITECTURES, Architecture, build_model  # noqa: E402
 from .errors import (  # noqa: E402
     ExpressionError,
@@ -43,5 +44,6 @@ __all__ = [
     "make_model",
     "parse_expression",
     "problem_from_dict",
+    "retain_freed_memory",
     "solve",
 ]

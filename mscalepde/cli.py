@@ -250,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "reference": cmd_reference,
     }
+    if args.command in ("solve", "bench"):
+        from .allocator import retain_freed_memory
+
+        retain_freed_memory()  # no page faults in every training step (allocator.py)
     try:
         return handlers[args.command](args)
     except MscaleError as exc:
