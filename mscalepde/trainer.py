@@ -13,15 +13,20 @@ It minimises L(θ) = Σ_k w_k L_k(θ) and records a :class:`History`.
 
 ``compile`` (``auto | on | off``) wraps the loss in ``torch.compile`` (the forward-Laplacian
 engine makes the loss first-order differentiable, which compiles; double backward does not).
-``auto`` measures the first 20 eager steps and compiles only when the expected saving over
-the remaining steps (compiled steps take ~0.5–0.75 of an eager one, measured in
-``benchmarks/README.md``; 0.3 of the eager time is assumed saved) exceeds a compile-cost
-estimate of 30 s on a CPU (measured 4–25 s for the benchmark networks) and 20 s on CUDA.
+``auto`` times eager steps 2–21 (step 1 carries one-off start-up costs). It compiles only
+when the expected saving over the remaining steps exceeds an estimate of the compile cost:
+
+- on a CPU, 0.3 of the eager time saved against 30 s. A compiled step takes 0.5–0.75 of an
+  eager one there, and compiles took 4–25 s (``benchmarks/README.md`` §4);
+- on CUDA, 0.75 saved against 20 s per compile, two compiles when L-BFGS follows. On an
+  H100/H200 a compiled step took 0.06–0.25 of an eager one, and compiles took 4–18 s
+  (§6).
+
 Any compile failure falls back to eager with a one-line warning. On CUDA the Adam phase
-uses the ``reduce-overhead`` mode (CUDA graphs: one replay per step); L-BFGS, whose
-strong-Wolfe line search evaluates the loss several times per iteration and sometimes
-without a backward pass, is recompiled without CUDA graphs (measured on an H100: CUDA-graph
-trees raised "graph recording observed an input tensor deallocate" in the L-BFGS closure).
+uses the ``reduce-overhead`` mode (CUDA graphs: one replay per step). L-BFGS's strong-Wolfe
+line search evaluates the loss several times per iteration, sometimes without a backward
+pass, so L-BFGS is recompiled without CUDA graphs. On an H100, CUDA-graph trees raised
+"graph recording observed an input tensor deallocate" in the L-BFGS closure.
 
 Every step the loss is checked: a NaN or infinite loss raises
 :class:`~mscalepde.errors.TrainingError` after restoring the last good parameters (those
@@ -131,6 +136,7 @@ class Trainer:
         self._good_step = 0
         self.compiled = False
         self._cuda_graphs = False
+        self.cuda_graph_evaluations = 0  # loss evaluations replayed as CUDA graphs
         self.notes: list[str] = []
         self._terms: Callable[[], dict[str, Tensor]] = self._eager_terms
 
@@ -156,11 +162,13 @@ class Trainer:
         self.compiled = True
         self._cuda_graphs = cuda
 
-    def _auto_compile(self, step_seconds: float, remaining: int) -> bool:
-        """Compile when 30 % of the remaining eager time beats the compile cost."""
-        cuda = next(self.model.parameters()).is_cuda
-        cost = 20.0 if cuda else 30.0
-        return 0.3 * step_seconds * remaining > cost
+    def _auto_compile(self, step_seconds: float, adam_left: int, lbfgs_left: int) -> bool:
+        """Compile when the expected saving beats the compile cost (module docstring)."""
+        if next(self.model.parameters()).is_cuda:
+            saving, cost = 0.75, 20.0 * (2 if lbfgs_left else 1)
+        else:
+            saving, cost = 0.3, 30.0
+        return saving * step_seconds * (adam_left + lbfgs_left) > cost
 
     @property
     def total_steps(self) -> int:
@@ -169,10 +177,11 @@ class Trainer:
     # ------------------------------------------------------------------ internals
     def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         if self._cuda_graphs:
-            # CUDA graphs (``reduce-overhead``) reuse their output memory on every replay;
-            # marking each evaluation as a new step lets L-BFGS call the closure several
-            # times per iteration without reading outputs that a later replay overwrote.
+            # CUDA graphs (``reduce-overhead``, Adam only) reuse their output memory on
+            # every replay: each evaluation starts a new step, so a history row's recomputed
+            # loss never reads outputs that a later replay overwrote.
             torch.compiler.cudagraph_mark_step_begin()
+            self.cuda_graph_evaluations += 1
         terms = self._terms()
         w = self.settings.weights
         total = sum(w.get(k, 1.0) * v for k, v in terms.items())
@@ -241,15 +250,19 @@ class Trainer:
 
         if s.compile == "on":
             self._compile(cuda_graphs=s.steps > 0)  # L-BFGS alone: never CUDA graphs
-        probe = 20  # eager steps timed before deciding on compile "auto"
+        probe = 20  # eager steps timed (2..21) before deciding on compile "auto"
+        probe_start = 0.0
         if s.steps > 0:
             self.phase = "adam"
             opt = make_adam(params, s.lr)
             for k in range(1, s.steps + 1):
-                if s.compile == "auto" and k == probe + 1 and not self.compiled:
-                    per_step = self.train_seconds / probe
-                    if self._auto_compile(per_step, s.steps - probe + s.lbfgs_steps):
-                        self._compile()
+                if s.compile == "auto" and not self.compiled:
+                    if k == 2:
+                        probe_start = self.train_seconds
+                    elif k == probe + 2:
+                        per_step = (self.train_seconds - probe_start) / probe
+                        if self._auto_compile(per_step, s.steps - k + 1, s.lbfgs_steps):
+                            self._compile()
                 if s.resample_every and k > 1 and (k - 1) % s.resample_every == 0:
                     self.objective.resample(s.seed + k)
                 lr = s.lr
@@ -268,7 +281,8 @@ class Trainer:
         if s.lbfgs_steps > 0:
             self.phase = "lbfgs"
             if self._cuda_graphs:  # see the module docstring: no CUDA graphs in L-BFGS
-                self._terms, self.compiled, self._cuda_graphs = self._eager_terms, False, False
+                # on failure L-BFGS runs eagerly; ``compiled`` stays True (Adam was)
+                self._terms, self._cuda_graphs = self._eager_terms, False
                 self._compile(cuda_graphs=False)
             opt_l = torch.optim.LBFGS(
                 params,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,9 @@ print((faults() - f0) / 40)
 
 
 def _faults_per_step(retain: bool) -> tuple[bool, float]:
-    env = dict(os.environ, MSCALEPDE_RETAIN_FREED_MEMORY="1" if retain else "0")
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = dict(os.environ, PYTHONPATH=path, MSCALEPDE_RETAIN_FREED_MEMORY="1" if retain else "0")
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True
     ).stdout.split()

@@ -101,6 +101,8 @@ def test_compiled_training_with_cuda_graphs_matches_eager():
         trainer = Trainer(model, objective, settings)
         history = trainer.run()
         assert trainer.compiled == (mode == "on"), trainer.notes
+        # every Adam step replayed the CUDA graphs; L-BFGS did not use them
+        assert trainer.cuda_graph_evaluations == (40 if mode == "on" else 0)
         assert not [n for n in trainer.notes if "compile failed" in n]
         losses[mode] = np.array(history.column("loss"))
     np.testing.assert_allclose(losses["on"], losses["off"], rtol=2e-3, atol=1e-7)
@@ -117,6 +119,7 @@ def test_compiled_lbfgs_alone_on_cuda():
     )
     loss = np.array(trainer.run().column("loss"))
     assert trainer.compiled and not trainer.notes
+    assert trainer.cuda_graph_evaluations == 0  # L-BFGS never uses CUDA graphs
     assert loss[-1] < loss[0]
 
 

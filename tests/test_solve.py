@@ -231,3 +231,22 @@ def test_both_derivative_engines_train_identically_in_float64(poisson1d):
         assert r.summary["engine"] == engine
         runs[engine] = np.array(r.history.column("loss"))
     np.testing.assert_allclose(runs["forward"], runs["autograd"], rtol=1e-9)
+
+
+def test_compile_auto_weighs_the_saving_against_the_compile_cost(poisson1d):
+    """``compile: auto`` on a CPU: 0.3 of the remaining eager time against 30 s; a short run
+    (30 steps here) stays eager."""
+    from mscalepde.equations import Objective
+    from mscalepde.solve import make_model
+    from mscalepde.trainer import Trainer, TrainSettings
+
+    problem = problem_from_dict(poisson1d)
+    model = make_model(problem, torch.float32)
+    objective = Objective.from_problem(problem, dtype=torch.float32, device=torch.device("cpu"))
+    trainer = Trainer(model, objective, TrainSettings.from_mapping(problem.train))
+    assert not trainer._auto_compile(0.1, 900, 100)  # saves 30 s: not more than the cost
+    assert trainer._auto_compile(0.1, 1000, 10)  # saves 30.3 s
+    assert trainer.settings.compile == "auto"
+    trainer.run()
+    assert not trainer.compiled and trainer.cuda_graph_evaluations == 0
+
