@@ -19,7 +19,7 @@ when the expected saving over the remaining steps exceeds an estimate of the com
 - on a CPU, 0.3 of the eager time saved against 30 s. A compiled step takes 0.5–0.75 of an
   eager one there, and compiles took 4–25 s (``benchmarks/README.md`` §4);
 - on CUDA, 0.75 saved against 20 s per compile, two compiles when L-BFGS follows. On an
-  H100/H200 a compiled step took 0.06–0.25 of an eager one, and compiles took 4–18 s
+  H100/H200 a compiled step took 0.09–0.32 of an eager one, and compiles took 4–18 s
   (§6).
 
 Any compile failure falls back to eager with a one-line warning. On CUDA the Adam phase
