@@ -470,7 +470,7 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
     import torch
 
     from mscalepde.derivatives import derivatives
-    from mscalepde.equations import expression_field, needs, pde_residual
+    from mscalepde.equations import expression_field, pde_residual, residual_operator
 
     # the same points and data as our rows: the Objective is deterministic (Sobol, seed 0)
     obj = make_objective(problem, "autograd", device)
@@ -479,7 +479,8 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
 
     def source(x: np.ndarray) -> np.ndarray:
         x64 = torch.as_tensor(x, dtype=torch.float64, device=device)
-        d = derivatives(exact, x64, space_dim=sd, create_graph=False, **needs(problem))
+        op = residual_operator(problem)
+        d = derivatives(exact, x64, space_dim=sd, create_graph=False, operator=op)
         return host(pde_residual(problem, d, torch.zeros_like(d.u)))[:, None]
 
     def host(t: Any) -> np.ndarray:

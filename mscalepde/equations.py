@@ -65,11 +65,6 @@ def pde_residual(problem: Problem, d: Derivatives, f: Tensor) -> Tensor:
     return d.op - f
 
 
-def needs(problem: Problem) -> dict[str, Operator | None]:
-    """The ``derivatives`` arguments the interior residual needs."""
-    return {"operator": residual_operator(problem)}
-
-
 class Objective:
     """Collocation points, their data, and the loss terms of a problem.
 
@@ -167,7 +162,7 @@ class Objective:
             x.to(torch.float64),
             space_dim=self.domain.space_dim,
             create_graph=False,
-            **needs(p),
+            operator=self.operator,
         )
         return pde_residual(p, d, torch.zeros_like(d.u)).to(self.dtype)
 

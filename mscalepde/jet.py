@@ -87,6 +87,14 @@ class JetSpec:
         return self.grads or any(op.laplacian != 0.0 for op in self.operators)
 
 
+def _grad_dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+    """∇a·∇b = Σ_i ∂_i a ∂_i b over the spatial gradient streams."""
+    out = a[0] * b[0]
+    for ga, gb in zip(a[1:], b[1:], strict=True):
+        out = out + ga * gb
+    return out
+
+
 def _expand(t: Tensor, n: int) -> Tensor:
     return t if t.shape[0] == n else t.expand(n, t.shape[1])
 
@@ -163,10 +171,7 @@ class Jet:
         """|∇h|² = Σ_i (∂_i h)², when an operator needs it."""
         if not any(op.laplacian != 0.0 for op in self.spec.operators):
             return None
-        sq = self.grads[0] * self.grads[0]
-        for g in self.grads[1:]:
-            sq = sq + g * g
-        return sq
+        return _grad_dot(self.grads, self.grads)
 
     def elementwise(self, value: Tensor, d1: Tensor, d2: Tensor) -> Jet:
         """Apply σ given σ(z), σ′(z), σ″(z) evaluated at the value."""
@@ -209,9 +214,7 @@ class Jet:
             out = va * ob + vb * oa
             if op.laplacian != 0.0:
                 if cross is None:
-                    cross = self.grads[0] * other.grads[0]
-                    for ga, gb in zip(self.grads[1:], other.grads[1:], strict=True):
-                        cross = cross + ga * gb
+                    cross = _grad_dot(self.grads, other.grads)
                 out = out + (2.0 * op.laplacian) * cross
             ops.append(out)
         return self._with(va * vb, grads, ops)

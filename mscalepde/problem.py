@@ -253,10 +253,8 @@ class Problem:
                 data["model"] = merge_model(data.get("model"), dict(value))
             elif isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
                 data[key] = {**data[key], **value}
-            elif key == "model.arch":
-                data["model"] = merge_model(data.get("model"), {"arch": value})
             else:
-                set_path(data, key, value)
+                set_override(data, key, value)
         return problem_from_dict(data, origin=self.origin)
 
 
@@ -408,6 +406,14 @@ def merge_model(current: Any, update: dict[str, Any]) -> dict[str, Any]:
     return {**current, **update}
 
 
+def set_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set one dotted-path value in place; ``model.arch`` goes through :func:`merge_model`."""
+    if key == "model.arch":
+        data["model"] = merge_model(data.get("model"), {"arch": value})
+    else:
+        set_path(data, key, value)
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], origin: str) -> dict[str, Any]:
     """Apply ``--set`` strings in order. ``model.arch=NAME`` (or ``model={arch: NAME, ...}``)
     with a different architecture resets the model section to that architecture's defaults;
@@ -416,10 +422,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], origin: str)
     for text in overrides:
         try:
             key, value = parse_override(text)
-            if key == "model.arch":
-                data["model"] = merge_model(data.get("model"), {"arch": value})
-                continue
-            set_path(data, key, value)
+            set_override(data, key, value)
         except SchemaError as exc:
             raise ProblemError(f"{origin} (--set {text})", exc.key, exc.message) from None
     return data

@@ -16,13 +16,12 @@ import torch
 from mscalepde import load_run, problem_from_dict, solve
 from mscalepde.architectures import ARCHITECTURES
 from mscalepde.cli import main
-from mscalepde.derivatives import derivatives
 from mscalepde.equations import Objective
 from mscalepde.solve import make_model
 from mscalepde.trainer import Trainer, TrainSettings
 
 from .conftest import POISSON1D, PROBLEMS
-from .test_derivatives import _model
+from .test_derivatives import _compare, _model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -35,32 +34,7 @@ def test_forward_engine_on_cuda_matches_cpu_autograd(arch):
     for space_dim, has_time in [(2, False), (1, True), (3, False)]:
         if arch == "stmff" and not has_time:
             continue
-        cpu = _model(arch, space_dim, has_time)
-        gpu = copy.deepcopy(cpu).to(CUDA)
-        torch.manual_seed(2)
-        x = torch.rand(300, space_dim + has_time, dtype=torch.float64) + 0.1
-        kw = dict(space_dim=space_dim, grad=True, ut=has_time, lap=True)
-        ref = derivatives(cpu, x, engine="autograd", **kw)
-        got = derivatives(gpu, x.to(CUDA), engine="forward", **kw)
-        for name in ("u", "grad", "ut", "lap"):
-            a, b = getattr(ref, name), getattr(got, name)
-            if a is None:
-                assert b is None
-                continue
-            assert b.is_cuda
-            err = float((a - b.cpu()).detach().abs().max() / a.abs().max().clamp_min(1e-12))
-            assert err < 1e-10, (arch, space_dim, has_time, name, err)
-        loss_a = ref.lap.square().mean() + ref.grad.square().mean() + ref.u.square().mean()
-        loss_b = got.lap.square().mean() + got.grad.square().mean() + got.u.square().mean()
-        pa = [p for p in cpu.parameters() if p.requires_grad]
-        pb = [p for p in gpu.parameters() if p.requires_grad]
-        ga = torch.autograd.grad(loss_a, pa, allow_unused=True)
-        gb = torch.autograd.grad(loss_b, pb, allow_unused=True)
-        for a, b in zip(ga, gb):
-            if a is None or b is None:
-                continue
-            err = float((a - b.cpu()).abs().max() / a.abs().max().clamp_min(1e-12))
-            assert err < 1e-10, (arch, space_dim, has_time, err)
+        _compare(_model(arch, space_dim, has_time), space_dim, has_time, on=CUDA, n=300)
 
 
 def _config(**train) -> dict:

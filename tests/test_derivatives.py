@@ -7,6 +7,8 @@ relative 1e-10.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -33,30 +35,38 @@ def _model(arch, space_dim, has_time, **extra):
     return build_model(spec, space_dim=space_dim, has_time=has_time, bounds=bounds).double()
 
 
-def _compare(model, space_dim, has_time, tol=1e-10):
+def _compare(model, space_dim, has_time, tol=1e-10, *, on=None, n=40):
+    """Forward engine against autograd, value, derivatives and parameter gradients.
+
+    With ``on`` (a device) the forward engine runs on a copy of the model there, and its
+    results are compared with autograd on the model's own device."""
+    test = model if on is None else copy.deepcopy(model).to(on)
     torch.manual_seed(1)
-    x = torch.rand(40, space_dim + has_time, dtype=torch.float64) + 0.1
+    x = torch.rand(n, space_dim + has_time, dtype=torch.float64) + 0.1
     kw = dict(space_dim=space_dim, grad=True, ut=has_time, lap=True)
     ref = derivatives(model, x, engine="autograd", **kw)
-    fwd = derivatives(model, x, engine="forward", **kw)
+    fwd = derivatives(test, x if on is None else x.to(on), engine="forward", **kw)
     for name in ("u", "grad", "ut", "lap"):
         a, b = getattr(ref, name), getattr(fwd, name)
         if a is None:
             assert b is None
             continue
-        scale = a.abs().max().clamp_min(1e-12)
-        assert float((a - b).abs().max().detach() / scale) < tol, name
+        if on is not None:
+            assert b.device.type == torch.device(on).type
+        a, b = a.detach(), b.detach().to(a.device)
+        assert float((a - b).abs().max() / a.abs().max().clamp_min(1e-12)) < tol, name
     params = [p for p in model.parameters() if p.requires_grad]
+    params_b = [p for p in test.parameters() if p.requires_grad]
     loss_a = ref.lap.square().mean() + ref.grad.square().mean() + ref.u.square().mean()
     loss_b = fwd.lap.square().mean() + fwd.grad.square().mean() + fwd.u.square().mean()
     ga = torch.autograd.grad(loss_a, params, allow_unused=True)
-    gb = torch.autograd.grad(loss_b, params, allow_unused=True)
+    gb = torch.autograd.grad(loss_b, params_b, allow_unused=True)
     for p, a, b in zip(params, ga, gb):
         if a is None or b is None:
             assert (a is None or a.abs().max() == 0) and (b is None or b.abs().max() == 0)
             continue
         scale = a.abs().max().clamp_min(1e-12)
-        assert float((a - b).abs().max() / scale) < tol, p.shape
+        assert float((a - b.to(a.device)).abs().max() / scale) < tol, p.shape
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
