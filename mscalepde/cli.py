@@ -158,7 +158,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from .problem import load_problem
     from .solve import solve
-    from .trainer import Callback, Trainer
+    from .trainer import Callback, Trainer, TrainSettings, describe_phases
 
     problem = load_problem(args.problem, _overrides(args))
     m = problem.model
@@ -173,7 +173,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         print(f"truth     classical reference ({ref.method} {grid}, est. error {est:.1e})")
     tr = problem.train
     training = (
-        f"training  {tr['steps']} Adam steps (lr {tr['lr']:g}) + {tr['lbfgs_steps']} L-BFGS, "
+        f"training  {describe_phases(TrainSettings.from_mapping(tr).phases())}, "
         f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
     )
 
@@ -228,9 +228,11 @@ def format_summary(s: dict) -> str:
         f"max error          {s['max_error']:.3e}",
     ]
     lines.append(f"final loss         {s['loss']:.3e}")
-    lines.append(
-        f"steps              {s['steps']} ({s['adam_steps']} Adam + {s['lbfgs_steps']} L-BFGS)"
+    names = {"adam": "Adam", "lbfgs": "L-BFGS", "gauss-newton": "Gauss-Newton"}
+    parts = " + ".join(
+        f"{p['steps']} {names.get(p['name'], p['name'])}" for p in s.get("phases", [])
     )
+    lines.append(f"steps              {s['steps']}" + (f" ({parts})" if parts else ""))
     lines.append(f"training time      {s['train_seconds']:.1f} s")
     from .reference import baseline_line
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .jet import JetSpec, Operator
+from .jet import JetSpec, LinearTape, Operator
 
 Field = Callable[[Tensor], Tensor]
 ENGINES = ("auto", "forward", "autograd")
@@ -78,6 +78,7 @@ def derivatives(
     operator: Operator | None = None,
     create_graph: bool = True,
     engine: str = "auto",
+    tape: LinearTape | None = None,
 ) -> Derivatives:
     """Evaluate ``field`` and the requested derivatives at ``points``.
 
@@ -85,18 +86,24 @@ def derivatives(
     returned as ``op``: the forward engine carries it as one stream (cheaper than u_t and Δu
     apart). ``create_graph=True`` keeps the graph so that a loss built from the result can be
     differentiated with respect to the field's parameters (training); ``False`` returns
-    detached values (targets, evaluation).
+    detached values (targets, evaluation). ``tape`` forces the forward engine (even for the
+    value alone) and records its linear maps, for the per-point Jacobians of
+    :mod:`mscalepde.gauss_newton`.
     """
     in_dim = points.shape[1]
     if ut and in_dim <= space_dim:
         raise ValueError("u_t asked for, but the points have no time column")
     if operator is not None and len(operator.first) != in_dim:
         raise ValueError(f"operator has {len(operator.first)} coefficients for {in_dim} columns")
+    req = _Request(space_dim, grad, ut, lap, operator)
+    if tape is not None:
+        if engine_for(field) != "forward":  # the tape needs the jet, whatever ``engine``
+            raise ValueError(f"{type(field).__name__} has no forward-Laplacian jet to record")
+        return _forward(field, points, req, create_graph, tape)
     if not (grad or ut or lap or operator is not None):
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             value = field(points).reshape(-1)
         return Derivatives(value if create_graph else value.detach())
-    req = _Request(space_dim, grad, ut, lap, operator)
     if engine_for(field, engine) == "forward":
         return _forward(field, points, req, create_graph)
     return _autograd(field, points, req, create_graph)
@@ -113,9 +120,13 @@ class _Request(NamedTuple):
 
 
 def _forward(
-    field: Field, points: Tensor, req: _Request, create_graph: bool
+    field: Field,
+    points: Tensor,
+    req: _Request,
+    create_graph: bool,
+    tape: LinearTape | None = None,
 ) -> Derivatives:
-    """The forward-Laplacian engine: one pass of ``field.jet``."""
+    """The forward-Laplacian engine: one pass of ``field.jet`` (recorded on ``tape``)."""
     space_dim, grad, ut, lap, operator = req
     in_dim = points.shape[1]
     ops: list[Operator] = []
@@ -125,7 +136,7 @@ def _forward(
         ops.append(Operator.laplace(in_dim))
     if operator is not None:
         ops.append(operator)
-    spec = JetSpec(space_dim, grad, tuple(ops))
+    spec = JetSpec(space_dim, grad, tuple(ops), tape)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         jet = field.jet(points, spec)  # type: ignore[attr-defined]
         streams = [jet.operator(m)[:, 0] for m in range(len(ops))]

@@ -696,7 +696,8 @@ class SpectralMonitor(Callback):
 
     def on_step(self, trainer: Trainer, step: int) -> None:
         every = self.settings.every
-        if every > 0 and step % every == 0:
+        # a Gauss–Newton iteration costs as much as hundreds of Adam steps: record each
+        if every > 0 and (step % every == 0 or trainer.phase == "gauss-newton"):
             self._guard(f"step {step}", self.record, trainer.model, step)
 
     def on_checkpoint(self, trainer: Trainer, step: int) -> None:

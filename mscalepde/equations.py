@@ -13,6 +13,10 @@ The loss terms are mean squares, L_pde = mean(r²), L_boundary = mean over all b
 residuals, L_initial = mean(r_0²) (Raissi, Perdikaris, Karniadakis 2019); the trainer
 forms L = w_pde L_pde + w_boundary L_boundary + w_initial L_initial.
 
+The residuals are kept as :class:`ResidualBlock` s (one per kind of condition), so that the
+Gauss–Newton phase (:mod:`mscalepde.gauss_newton`) sees the same residual vector, row by
+row, as the mean-square terms are built from.
+
 Data derived from ``exact`` is computed by the same derivative engine as the network's:
 ``source: auto`` is f = −Δu* (Poisson) or ∂_t u* − κ Δu* (heat), a Neumann ``value: exact``
 is n·∇u*.
@@ -21,6 +25,7 @@ is n·∇u*.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +35,7 @@ from .derivatives import Derivatives, Field, derivatives
 from .errors import ProblemError
 from .expressions import Expression
 from .geometry import Domain, sample_face, sample_initial, sample_interior, split_boundary_points
-from .jet import Operator
+from .jet import LinearTape, Operator
 from .problem import Problem
 
 
@@ -65,11 +70,93 @@ def pde_residual(problem: Problem, d: Derivatives, f: Tensor) -> Tensor:
     return d.op - f
 
 
+@dataclass
+class ResidualBlock:
+    """Residual rows of one kind of condition, belonging to the loss term ``term``.
+
+    Row i of residual k is r_{k,i} = Σ_j sign_j q_k(X_{j,i}) − data_k[i], where the X_j are
+    the point sets in ``points`` (all of the same length n: one set for most conditions;
+    the lower and upper faces, signs +1 and −1, for a periodic pair) and q_k is the k-th
+    quantity ``select`` takes from the derivatives of u_θ at a point (u, n·∇u, L u, …).
+    Every q_k(X_{j,i}) depends on its own point only, which is what lets the Gauss–Newton
+    phase build per-row Jacobians from one backward pass (:class:`~mscalepde.jet.LinearTape`).
+    """
+
+    term: str
+    points: tuple[Tensor, ...]
+    signs: tuple[float, ...]
+    select: Callable[[Derivatives], list[Tensor]]
+    data: tuple[Tensor, ...]
+    grad: bool = False
+    operator: Operator | None = None
+    space_dim: int = 1
+
+    @property
+    def size(self) -> int:
+        """Points per set, n."""
+        return len(self.points[0])
+
+    @property
+    def rows(self) -> int:
+        """Residual rows, (number of quantities) × n."""
+        return len(self.data) * self.size
+
+    def quantities(
+        self,
+        model: Callable[[Tensor], Tensor],
+        rows: slice = slice(None),
+        *,
+        engine: str = "auto",
+        tape: LinearTape | None = None,
+    ) -> list[Tensor]:
+        """q_k at every point set stacked: a list (one per quantity) of tensors of length
+        (number of sets) × (points in ``rows``), set after set. One derivative pass."""
+        x = self.points[0][rows]
+        if len(self.points) > 1:
+            x = torch.cat([p[rows] for p in self.points])
+        d = derivatives(
+            model,
+            x,
+            space_dim=self.space_dim,
+            grad=self.grad,
+            operator=self.operator,
+            engine=engine,
+            tape=tape,
+        )
+        return self.select(d)
+
+    def combine(self, stacked: Tensor, rows: slice = slice(None)) -> Tensor:
+        """Σ_j sign_j of the per-set rows of ``stacked`` (leading axis = sets × points)."""
+        n = len(stacked) // len(self.signs)
+        out = stacked[:n] if self.signs[0] == 1.0 else self.signs[0] * stacked[:n]
+        for j in range(1, len(self.signs)):
+            out = out + self.signs[j] * stacked[j * n : (j + 1) * n]
+        return out
+
+    def residuals(
+        self, model: Callable[[Tensor], Tensor], rows: slice = slice(None), *, engine: str = "auto"
+    ) -> list[Tensor]:
+        """The residual vectors r_k on ``rows`` (one per quantity)."""
+        qs = self.quantities(model, rows, engine=engine)
+        return [self.combine(q) - g[rows] for q, g in zip(qs, self.data, strict=True)]
+
+
+def _value(d: Derivatives) -> list[Tensor]:
+    return [d.u]
+
+
+def _operator(d: Derivatives) -> list[Tensor]:
+    assert d.op is not None
+    return [d.op]
+
+
 class Objective:
     """Collocation points, their data, and the loss terms of a problem.
 
     ``terms(model)`` returns ``{'pde': L_pde, 'boundary': L_b, 'initial': L_0}`` (only the
-    terms the problem has). ``resample(seed)`` draws new points (same counts).
+    terms the problem has), each the mean square of its :meth:`blocks`' residual rows.
+    ``resample(seed)`` draws new points (same counts); ``set_dtype`` recomputes the points
+    and data of the last draw in another precision (the Gauss–Newton phase's float64).
     """
 
     def __init__(
@@ -94,7 +181,14 @@ class Objective:
         self.variables = problem.variables
         self.engine = engine
         self.operator = residual_operator(problem)  # L of r = L u − f, fixed per problem
+        self.seed = seed
         self.resample(seed)
+
+    def set_dtype(self, dtype: torch.dtype) -> None:
+        """Draw the last points again (same seed) with their data in ``dtype``."""
+        if dtype != self.dtype:
+            self.dtype = dtype
+            self.resample(self.seed)
 
     @classmethod
     def from_problem(
@@ -168,6 +262,7 @@ class Objective:
 
     def resample(self, seed: int) -> None:
         """Draw collocation points and evaluate the data on them."""
+        self.seed = seed
         p, dom = self.problem, self.domain
         s = self.sampler
         self.x_interior = self._tensor(sample_interior(dom, self.counts["interior"], s, seed))
@@ -218,36 +313,78 @@ class Objective:
             self.u_initial = self._finite(
                 self._data(p.initial, self.x_initial), self.x_initial, "initial"
             )
+        self._blocks = self._build_blocks()
 
     # ---------------------------------------------------------------- loss
-    def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
-        """The mean-square loss terms of ``model`` on the current points."""
+    def blocks(self) -> list[ResidualBlock]:
+        """The residual rows of every condition on the current points, term by term: the
+        interior (``pde``), Dirichlet, Neumann, periodic value and periodic derivative rows
+        (``boundary``), the initial rows (``initial``). Built once per draw of points."""
+        return self._blocks
+
+    def _build_blocks(self) -> list[ResidualBlock]:
         p = self.problem
         sd = self.domain.space_dim
-        d = derivatives(
-            model, self.x_interior, space_dim=sd, engine=self.engine, operator=self.operator
-        )
-        out = {"pde": pde_residual(p, d, self.f_interior).square().mean()}
         if p.pde == "fit":
-            return out
-        residuals: list[Tensor] = []
-        for x, g in self.dirichlet:
-            residuals.append(derivatives(model, x, space_dim=sd).u - g)
-        for x, normal, g in self.neumann:
-            dn = derivatives(model, x, space_dim=sd, grad=True, engine=self.engine)
-            assert dn.grad is not None
-            residuals.append((dn.grad * normal).sum(1) - g)
-        for x_lo, x_hi, axis in self.periodic:
-            # both faces in one pass: rows [:m] on the lower face, [m:] on the upper
-            m = len(x_lo)
-            both = derivatives(
-                model, torch.cat([x_lo, x_hi]), space_dim=sd, grad=True, engine=self.engine
+            return [ResidualBlock("pde", (self.x_interior,), (1.0,), _value, (self.f_interior,))]
+        out = [
+            ResidualBlock(
+                "pde",
+                (self.x_interior,),
+                (1.0,),
+                _operator,
+                (self.f_interior,),
+                operator=self.operator,
+                space_dim=sd,
             )
-            assert both.grad is not None
-            residuals.append(both.u[:m] - both.u[m:])
-            residuals.append(both.grad[:m, axis] - both.grad[m:, axis])
-        out["boundary"] = torch.cat(residuals).square().mean()
+        ]
+        for x, g in self.dirichlet:
+            out.append(ResidualBlock("boundary", (x,), (1.0,), _value, (g,), space_dim=sd))
+        for x, normal, g in self.neumann:
+
+            def normal_derivative(d: Derivatives, normal: Tensor = normal) -> list[Tensor]:
+                assert d.grad is not None
+                return [(d.grad * normal).sum(1)]
+
+            out.append(
+                ResidualBlock(
+                    "boundary", (x,), (1.0,), normal_derivative, (g,), grad=True, space_dim=sd
+                )
+            )
+        for x_lo, x_hi, axis in self.periodic:
+            # u and ∂_axis u must match on the two faces: both in one pass of both faces
+
+            def value_and_slope(d: Derivatives, axis: int = axis) -> list[Tensor]:
+                assert d.grad is not None
+                return [d.u, d.grad[:, axis]]
+
+            zero = torch.zeros(len(x_lo), dtype=x_lo.dtype, device=x_lo.device)
+            out.append(
+                ResidualBlock(
+                    "boundary",
+                    (x_lo, x_hi),
+                    (1.0, -1.0),
+                    value_and_slope,
+                    (zero, zero),
+                    grad=True,
+                    space_dim=sd,
+                )
+            )
         if self.x_initial is not None:
-            u0 = derivatives(model, self.x_initial, space_dim=sd).u
-            out["initial"] = (u0 - self.u_initial).square().mean()
+            out.append(
+                ResidualBlock(
+                    "initial", (self.x_initial,), (1.0,), _value, (self.u_initial,), space_dim=sd
+                )
+            )
         return out
+
+    def residuals(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        """Every term's residual vector (rows of its blocks, concatenated)."""
+        parts: dict[str, list[Tensor]] = {}
+        for block in self.blocks():
+            parts.setdefault(block.term, []).extend(block.residuals(model, engine=self.engine))
+        return {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in parts.items()}
+
+    def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        """The mean-square loss terms of ``model`` on the current points."""
+        return {k: r.square().mean() for k, r in self.residuals(model).items()}

@@ -30,7 +30,13 @@ def predict(
     device: torch.device | str,
     batch: int = 65536,
 ) -> np.ndarray:
-    """u_θ at ``points`` (N, D) as a float64 numpy array of shape (N,)."""
+    """u_θ at ``points`` (N, D) as a float64 numpy array of shape (N,).
+
+    The points are cast to the model's own precision when it has parameters (a
+    Gauss–Newton phase trains in float64 whatever ``dtype`` the run started with)."""
+    first = next(model.parameters(), None)
+    if first is not None:
+        dtype = first.dtype
     out = []
     with torch.inference_mode():
         for i in range(0, len(points), batch):

@@ -40,7 +40,7 @@ loss is differentiable with respect to the parameters, and ``torch.compile`` tra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -72,14 +72,38 @@ class Operator:
         return cls(tuple(first), 0.0)
 
 
+class LinearTape:
+    """A record of every linear map z = W h + b applied to a jet, for per-point Jacobians.
+
+    Each record holds the weight and bias tensors used, the input streams a_s (N, in) and
+    the output streams z_s (N, out), all per point (broadcast rows are expanded). Because a
+    quantity q_n computed from a jet depends on point n only, the gradient of Σ_n q_n with
+    respect to z_s is, row by row, ∂q_n/∂z_s[n]; the per-point Jacobian of q with respect to
+    W is then ∂q_n/∂W = Σ_s (∂q_n/∂z_s[n]) a_s[n]ᵀ and with respect to b is ∂q_n/∂z_0[n]
+    (the value stream). This is the per-sample-gradient construction of Dangel, Kunstner,
+    Hennig 2020 (BackPACK) applied to the forward-Laplacian streams, as the KFAC/ENGD
+    experiments of Dangel, Müller, Zeinhofer 2024 do (see :mod:`mscalepde.gauss_newton`).
+    """
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Tensor, Tensor | None, list[Tensor], list[Tensor]]] = []
+
+    def record(
+        self, weight: Tensor, bias: Tensor | None, inputs: list[Tensor], outputs: list[Tensor]
+    ) -> None:
+        self.records.append((weight, bias, inputs, outputs))
+
+
 @dataclass(frozen=True)
 class JetSpec:
     """What a jet carries: ``space_dim`` spatial gradients (when ``grads``) and one stream
-    per operator in ``operators``."""
+    per operator in ``operators``. ``tape`` (not part of equality or the hash, so compiled
+    code never specialises on it) records the linear maps for per-point Jacobians."""
 
     space_dim: int
     grads: bool
     operators: tuple[Operator, ...]
+    tape: LinearTape | None = field(default=None, compare=False, hash=False)
 
     @property
     def needs_grads(self) -> bool:
@@ -154,6 +178,16 @@ class Jet:
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Jet:
         """z = W h + b on every stream (bias on the value only)."""
         wt = weight.transpose(0, 1)
+        tape = self.spec.tape
+        if tape is not None:  # per-point streams in, per-point streams out, recorded
+            n = self.value.shape[0]
+            ins = [self.value, *(_expand(g, n) for g in self.grads)]
+            ins += [_expand(o, n) for o in self.ops]
+            outs = [self.value @ wt if bias is None else torch.addmm(bias, self.value, wt)]
+            outs += [a @ wt for a in ins[1:]]
+            tape.record(weight, bias, ins, outs)
+            k = 1 + len(self.grads)
+            return self._with(outs[0], outs[1:k], outs[k:])
         value = self.value @ wt if bias is None else torch.addmm(bias, self.value, wt)
         return self._with(value, [g @ wt for g in self.grads], [o @ wt for o in self.ops])
 

@@ -127,7 +127,80 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "engine": Option(
         choice_option("auto", "forward", "autograd"), "auto", "derivative engine"
     ),
+    "optimizer": Option(
+        lambda v, k: v, None, "optimiser phases in order, e.g. [adam, gauss-newton]"
+    ),
 }
+
+OPTIMIZERS = ("adam", "lbfgs", "gauss-newton")
+
+# The phases a file gets when its train section names neither ``optimizer`` nor ``steps``
+# nor ``lbfgs_steps`` (measured over problems/ without their model and train sections:
+# benchmarks/README.md §7.3).
+DEFAULT_OPTIMIZER: list[Any] = ["adam", {"gauss-newton": {"steps": 30}}]
+DEFAULT_ADAM_STEPS = 1000  # Adam steps of a default run (train.steps when given)
+
+
+def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
+    """The settings of one optimiser phase; defaults from the rest of ``train``."""
+    if name == "adam":
+        return {
+            "steps": Option(int_option(0, 10_000_000), train["steps"], "Adam steps"),
+            "lr": Option(float_option(positive=True), train["lr"], "learning rate"),
+            "decay": Option(_decay, train["decay"], "step decay {every, factor}"),
+            "resample_every": Option(int_option(0), train["resample_every"], "resampling"),
+        }
+    if name == "lbfgs":
+        return {
+            "steps": Option(int_option(0, 1_000_000), train["lbfgs_steps"] or 500, "iterations"),
+            "lr": Option(float_option(positive=True), train["lbfgs_lr"], "step length"),
+        }
+    from .gauss_newton import GaussNewtonSettings
+
+    d = GaussNewtonSettings()
+    return {
+        "steps": Option(int_option(0, 1_000_000), d.steps, "iterations"),
+        "method": Option(choice_option("lm", "line-search"), d.method, "step control"),
+        "damping": Option(float_option(positive=True), d.damping, "relative damping λ"),
+        "min_damping": Option(float_option(positive=True), d.min_damping, "lm: floor of λ"),
+        "max_damping": Option(float_option(positive=True), d.max_damping, "lm: give up above"),
+        "max_tries": Option(int_option(1, 1000), d.max_tries, "lm: solves per iteration"),
+        "halvings": Option(int_option(0, 60), d.halvings, "line-search: α down to 2^-halvings"),
+        "form": Option(choice_option("auto", "dual", "primal"), d.form, "J Jᵀ or JᵀJ system"),
+        "chunk": Option(int_option(1, 10_000_000), d.chunk, "points per Jacobian pass"),
+        "max_memory_gb": Option(float_option(positive=True), d.max_memory_gb, "memory cap"),
+        "dtype": Option(choice_option("float32", "float64"), d.dtype, "precision of the phase"),
+        "resample_every": Option(
+            int_option(0), train["resample_every"], "iterations between resampling"
+        ),
+    }
+
+
+def validate_optimizer(raw: Any, train: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """``train.optimizer``: a list of phases, each a name (``adam``) or a one-key mapping
+    ``{name: {settings}}``. Returns ``[{'name': ..., <settings given>}, ...]``: every setting
+    is checked, but only those given are kept, so that a phase's defaults keep following
+    ``train.steps``, ``train.lr`` and the rest (``--set train.steps=...`` still works);
+    :meth:`~mscalepde.trainer.TrainSettings.phases` fills them in."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise SchemaError(key, f"expected a list of optimiser phases, got {describe(raw)}")
+    out = []
+    for i, entry in enumerate(raw):
+        k = join(key, i)
+        settings: Any = None
+        if isinstance(entry, Mapping):
+            if len(entry) != 1:
+                raise SchemaError(
+                    k, f"expected a name or {{name: {{settings}}}}, got {describe(entry)}"
+                )
+            entry, settings = next(iter(entry.items()))
+        name = as_choice(entry, k, OPTIMIZERS)
+        clean = validate_section(settings, _phase_options(name, train), join(k, name))
+        given = set(settings) if isinstance(settings, Mapping) else set()
+        out.append({"name": name, **{o: v for o, v in clean.items() if o in given}})
+    return out
 
 
 def _times(value: Any, key: str) -> list[float] | None:
@@ -578,6 +651,13 @@ def _validate(data: Any, origin: str) -> Problem:
 
     model = validate_model_section(data.get("model"), "model")
     train = validate_section(data.get("train"), TRAIN_OPTIONS, "train")
+    raw_train = data.get("train") if isinstance(data.get("train"), Mapping) else {}
+    if train["optimizer"] is None and not {"steps", "lbfgs_steps"} & set(raw_train):
+        # a file that says nothing about the optimiser gets the package default
+        train["steps"] = DEFAULT_ADAM_STEPS
+        train["optimizer"] = copy.deepcopy(DEFAULT_OPTIMIZER)
+    if train["optimizer"] is not None:
+        train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
     reference = validate_section(data.get("reference"), REFERENCE_OPTIONS, "reference")
     if diagnostics["times"] is not None:
@@ -611,6 +691,11 @@ def _validate(data: Any, origin: str) -> Problem:
         config["boundary"] = copy.deepcopy(data.get("boundary"))
     config["model"] = model
     config["train"] = copy.deepcopy(train)
+    if train["optimizer"] is not None:  # as a file writes it: [adam, {gauss-newton: {...}}]
+        config["train"]["optimizer"] = [
+            e["name"] if len(e) == 1 else {e["name"]: {k: v for k, v in e.items() if k != "name"}}
+            for e in train["optimizer"]
+        ]
     config["diagnostics"] = diagnostics
     if data.get("reference") is not None:
         config["reference"] = reference

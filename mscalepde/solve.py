@@ -250,12 +250,15 @@ def build_summary(
     s["train_seconds"] = trainer.train_seconds
     s["wall_seconds"] = wall
     s["steps"] = trainer.step
-    s["adam_steps"] = min(trainer.step, trainer.settings.steps)
-    s["lbfgs_steps"] = max(0, trainer.step - trainer.settings.steps)
+    s["phases"] = list(trainer.phase_log)
+    for name, key in (("adam", "adam_steps"), ("lbfgs", "lbfgs_steps"),
+                      ("gauss-newton", "gauss_newton_steps")):
+        s[key] = sum(p["steps"] for p in trainer.phase_log if p["name"] == name)
     s["seed"] = problem.train["seed"]
     s["arch"] = problem.model["arch"]
     s["parameters"] = model.parameter_count()
     s["dtype"] = problem.train["dtype"]
+    s["final_dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
     s["compiled"] = trainer.compiled
     s["engine"] = engine_for(model, problem.train["engine"])
     if trainer.notes:

@@ -58,9 +58,27 @@ class ObjectiveLike(Protocol):
     def resample(self, seed: int) -> None: ...
 
 
+PHASE_CODES = {"adam": 0.0, "lbfgs": 1.0, "gauss-newton": 2.0}  # history's ``phase``
+
+
+@dataclass
+class Phase:
+    """One optimiser phase: ``name`` (``adam``, ``lbfgs`` or ``gauss-newton``), its number
+    of steps (iterations) and its own settings (``lr``, ``decay``, ``method``, …)."""
+
+    name: str
+    steps: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class TrainSettings:
-    """Optimisation settings (the ``train`` section of a problem, minus data settings)."""
+    """Optimisation settings (the ``train`` section of a problem, minus data settings).
+
+    ``optimizer`` is the validated ``train.optimizer`` list (each entry a mapping with
+    ``name``, ``steps`` and the phase's settings); without it the phases are today's
+    Adam (``steps``, ``lr``, ``decay``) then L-BFGS (``lbfgs_steps``, ``lbfgs_lr``).
+    """
 
     steps: int = 5000
     lr: float = 1e-3
@@ -75,11 +93,68 @@ class TrainSettings:
     checkpoint_every: int = 0
     seed: int = 0
     compile: str = "off"
+    optimizer: list[Mapping[str, Any]] | None = None
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> TrainSettings:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in m.items() if k in names})
+
+    def phases(self) -> list[Phase]:
+        """The optimiser phases in order (phases of zero steps left out)."""
+        if self.optimizer is None:
+            out = [
+                Phase(
+                    "adam",
+                    self.steps,
+                    {"lr": self.lr, "decay": self.decay, "resample_every": self.resample_every},
+                ),
+                Phase("lbfgs", self.lbfgs_steps, {"lr": self.lbfgs_lr}),
+            ]
+        else:
+            out = [self._phase(m) for m in self.optimizer]
+        return [p for p in out if p.steps > 0]
+
+    def _phase(self, entry: Mapping[str, Any]) -> Phase:
+        """A validated ``train.optimizer`` entry with its defaults filled in: Adam from
+        ``steps``/``lr``/``decay``/``resample_every``, L-BFGS from ``lbfgs_steps`` (500
+        when 0)/``lbfgs_lr``, Gauss–Newton from :class:`GaussNewtonSettings`."""
+        name = str(entry["name"])
+        given = {k: v for k, v in entry.items() if k != "name"}
+        if name == "adam":
+            base: dict[str, Any] = {
+                "steps": self.steps,
+                "lr": self.lr,
+                "decay": self.decay,
+                "resample_every": self.resample_every,
+            }
+        elif name == "lbfgs":
+            base = {"steps": self.lbfgs_steps or 500, "lr": self.lbfgs_lr}
+        elif name == "gauss-newton":
+            from .gauss_newton import GaussNewtonSettings
+
+            base = {"steps": GaussNewtonSettings().steps, "resample_every": self.resample_every}
+        else:
+            raise ValueError(f"unknown optimiser phase '{name}'")
+        opts = {**base, **given}
+        return Phase(name, int(opts.pop("steps")), opts)
+
+
+def describe_phases(phases: list[Phase]) -> str:
+    """One line: ``200 Adam steps (lr 0.002) + 20 Gauss-Newton iterations (lm, float64)``."""
+    out = []
+    for p in phases:
+        o = p.options
+        if p.name == "adam":
+            out.append(f"{p.steps} Adam steps (lr {o.get('lr', 0):g})")
+        elif p.name == "lbfgs":
+            out.append(f"{p.steps} L-BFGS")
+        else:
+            out.append(
+                f"{p.steps} Gauss-Newton iterations ({o.get('method', 'lm')}, "
+                f"{o.get('dtype', 'float64')})"
+            )
+    return " + ".join(out) or "no training"
 
 
 class Callback:
@@ -139,6 +214,10 @@ class Trainer:
         self.cuda_graph_evaluations = 0  # loss evaluations replayed as CUDA graphs
         self.notes: list[str] = []
         self._terms: Callable[[], dict[str, Tensor]] = self._eager_terms
+        self.phases = settings.phases()
+        self.phase_log: list[dict[str, Any]] = []  # per phase run: name, steps, seconds
+        self._phase_end = 0
+        self._train_dtype = next(model.parameters()).dtype
 
     def _eager_terms(self) -> dict[str, Tensor]:
         return self.objective.terms(self.model)
@@ -172,7 +251,7 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        return self.settings.steps + self.settings.lbfgs_steps
+        return sum(p.steps for p in self.phases)
 
     # ------------------------------------------------------------------ internals
     def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -200,7 +279,13 @@ class Trainer:
                 f"{self._good_step}. Try a smaller train.lr, float64, or other weights."
             )
 
-    def _log(self, loss: Tensor, terms: dict[str, Tensor], lr: float) -> None:
+    def _log(
+        self,
+        loss: Tensor,
+        terms: dict[str, Tensor],
+        lr: float,
+        extra: Mapping[str, float] | None = None,
+    ) -> None:
         row: dict[str, float] = {
             "step": float(self.step),
             "time": self.train_seconds,
@@ -211,7 +296,9 @@ class Trainer:
             row[f"loss_{k}"] = float(v.detach())
         if self.evaluate is not None:
             row.update(self.evaluate(self.model))
-        row["phase"] = 0.0 if self.phase == "adam" else 1.0
+        row["phase"] = PHASE_CODES.get(self.phase, 0.0)
+        if extra:
+            row.update(extra)
         self.history.append(row)
         self._good_state = copy.deepcopy(self.model.state_dict())
         self._good_step = self.step
@@ -219,13 +306,18 @@ class Trainer:
             cb.on_log(self, row)
 
     def _after_step(
-        self, loss: Tensor, terms: dict[str, Tensor], lr: float, force_log: bool = False
+        self,
+        loss: Tensor,
+        terms: dict[str, Tensor],
+        lr: float,
+        force_log: bool = False,
+        extra: Mapping[str, float] | None = None,
     ) -> None:
         s = self.settings
         self.train_seconds += time.perf_counter() - self._clock_start
         last = self.step == self.total_steps
-        if self.step % s.log_every == 0 or last or self.step == s.steps or force_log:
-            self._log(loss, terms, lr)
+        if self.step % s.log_every == 0 or last or self.step == self._phase_end or force_log:
+            self._log(loss, terms, lr, extra)
         for cb in self.callbacks:
             cb.on_step(self, self.step)
         if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not last:
@@ -233,103 +325,198 @@ class Trainer:
                 cb.on_checkpoint(self, self.step)
         self._clock_start = time.perf_counter()
 
+    def _set_dtype(self, dtype: torch.dtype) -> None:
+        """Switch the model and the objective's points and data to ``dtype`` (a phase
+        boundary: the Gauss–Newton phase runs in float64 by default)."""
+        current = next(self.model.parameters()).dtype
+        if current == dtype:
+            return
+        self.model.to(dtype)
+        set_dtype = getattr(self.objective, "set_dtype", None)
+        if set_dtype is not None:
+            set_dtype(dtype)
+        self.notes.append(f"{self.phase} phase in {str(dtype).replace('torch.', '')}")
+
+    def _after_resample(self) -> None:
+        """Seed of the k-th step's points: ``seed + k`` (every optimiser alike)."""
+        self.objective.resample(self.settings.seed + self.step + 1)
+
     # ------------------------------------------------------------------ public
     def run(self) -> History:
         """Train; returns the history (also available as ``self.history``)."""
         s = self.settings
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        phases = self.phases
         for cb in self.callbacks:
             cb.on_start(self)
+        gauss_newton = {
+            i: self._make_gauss_newton(ph, i) for i, ph in enumerate(phases)
+            if ph.name == "gauss-newton"
+        }  # built (and their memory checked) before any training
         self._clock_start = time.perf_counter()
         # row at step 0: the initial state
+        if phases and phases[0].name == "gauss-newton":
+            self.phase = "gauss-newton"
+            self._set_dtype(gauss_newton[0][1])
         loss0, terms0 = self._loss()
         self._check(loss0, terms0)
         self.train_seconds += time.perf_counter() - self._clock_start
-        self._log(loss0, terms0, s.lr)
+        first_lr = float(phases[0].options.get("lr", 1.0)) if phases else s.lr
+        self._log(loss0, terms0, first_lr)
         self._clock_start = time.perf_counter()
 
-        if s.compile == "on":
-            self._compile(cuda_graphs=s.steps > 0)  # L-BFGS alone: never CUDA graphs
-        probe = 20  # eager steps timed (2..21) before deciding on compile "auto"
-        probe_start = 0.0
-        if s.steps > 0:
-            self.phase = "adam"
-            opt = make_adam(params, s.lr)
-            for k in range(1, s.steps + 1):
-                if s.compile == "auto" and not self.compiled:
-                    if k == 2:
-                        probe_start = self.train_seconds
-                    elif k == probe + 2:
-                        per_step = (self.train_seconds - probe_start) / probe
-                        if self._auto_compile(per_step, s.steps - k + 1, s.lbfgs_steps):
-                            self._compile()
-                if s.resample_every and k > 1 and (k - 1) % s.resample_every == 0:
-                    self.objective.resample(s.seed + k)
-                lr = s.lr
-                if s.decay:
-                    lr = s.lr * s.decay["factor"] ** ((k - 1) // s.decay["every"])
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                loss, terms = self._loss()
-                self.step = k
-                self._check(loss, terms)
-                loss.backward()
-                opt.step()
-                self._after_step(loss, terms, lr)
-
-        if s.lbfgs_steps > 0:
-            self.phase = "lbfgs"
-            if self._cuda_graphs:  # see the module docstring: no CUDA graphs in L-BFGS
-                # on failure L-BFGS runs eagerly; ``compiled`` stays True (Adam was)
-                self._terms, self._cuda_graphs = self._eager_terms, False
-                self._compile(cuda_graphs=False)
-            opt_l = torch.optim.LBFGS(
-                params,
-                lr=s.lbfgs_lr,
-                max_iter=1,
-                max_eval=25,  # per iteration: the default (max_iter * 5 // 4 = 1) stalls
-                history_size=50,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
-                line_search_fn="strong_wolfe",
-            )
-            latest: dict[str, Any] = {}
-
-            def closure() -> Tensor:
-                opt_l.zero_grad(set_to_none=True)
-                loss, terms = self._loss()
-                if torch.isfinite(loss):
-                    loss.backward()
-                latest["loss"], latest["terms"] = loss, terms
-                return loss
-
-            best, since = math.inf, 0
-            for k in range(1, s.lbfgs_steps + 1):
-                opt_l.step(closure)
-                self.step = s.steps + k
-                loss, terms = latest["loss"], latest["terms"]
-                value = float(loss.detach())
-                if value < best * (1.0 - 1e-7):
-                    best, since = value, 0
+        gradient_steps = [ph.steps for ph in phases if ph.name != "gauss-newton"]
+        if s.compile == "on" and gradient_steps:
+            first = next(ph for ph in phases if ph.name != "gauss-newton")
+            self._compile(cuda_graphs=first.name == "adam")  # L-BFGS: never CUDA graphs
+        for i, ph in enumerate(phases):
+            self.phase = ph.name
+            self._phase_end = self.step + ph.steps
+            step0, seconds0 = self.step, self.train_seconds + time.perf_counter()
+            seconds0 -= self._clock_start
+            if ph.name == "gauss-newton":
+                gn, dtype = gauss_newton[i]
+                self._set_dtype(dtype)
+                self._run_gauss_newton(ph, gn)
+            else:
+                self._set_dtype(self._train_dtype)
+                later = sum(p.steps for p in phases[i + 1 :] if p.name != "gauss-newton")
+                if ph.name == "adam":
+                    self._run_adam(ph, later)
                 else:
-                    since += 1
-                stalled = since >= STALL_ITERATIONS
-                if stalled:
-                    self.notes.append(
-                        f"L-BFGS stopped at iteration {k}: no decrease of the loss in "
-                        f"{STALL_ITERATIONS} iterations"
-                    )
-                if self.step % s.log_every == 0 or k == s.lbfgs_steps or stalled:
-                    # the closure's last value may be at a rejected line-search point:
-                    # recompute the loss where L-BFGS left the parameters
-                    loss, terms = self._loss()
-                self._check(loss, terms)
-                self._after_step(loss, terms, s.lbfgs_lr, force_log=stalled)
-                if stalled:
-                    break
+                    self._run_lbfgs(ph)
+            now = self.train_seconds + time.perf_counter() - self._clock_start
+            self.phase_log.append(
+                {"name": ph.name, "steps": self.step - step0, "seconds": now - seconds0}
+            )
         self.train_seconds += time.perf_counter() - self._clock_start
         self._clock_start = time.perf_counter()
         for cb in self.callbacks:
             cb.on_end(self)
         return self.history
+
+    def _run_adam(self, ph: Phase, later: int) -> None:
+        """Adam for ``ph.steps`` steps; ``compile: auto`` is decided on steps 2–21."""
+        s = self.settings
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        lr0 = float(ph.options.get("lr", s.lr))
+        decay = ph.options.get("decay")
+        resample_every = int(ph.options.get("resample_every", s.resample_every) or 0)
+        opt = make_adam(params, lr0)
+        probe = 20  # eager steps timed (2..21) before deciding on compile "auto"
+        probe_start = 0.0
+        for k in range(1, ph.steps + 1):
+            if s.compile == "auto" and not self.compiled:
+                if k == 2:
+                    probe_start = self.train_seconds
+                elif k == probe + 2:
+                    per_step = (self.train_seconds - probe_start) / probe
+                    if self._auto_compile(per_step, ph.steps - k + 1, later):
+                        self._compile()
+            if resample_every and k > 1 and (k - 1) % resample_every == 0:
+                self._after_resample()
+            lr = lr0
+            if decay:
+                lr = lr0 * decay["factor"] ** ((k - 1) // decay["every"])
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss, terms = self._loss()
+            self.step += 1
+            self._check(loss, terms)
+            loss.backward()
+            opt.step()
+            self._after_step(loss, terms, lr)
+
+    def _run_lbfgs(self, ph: Phase) -> None:
+        """L-BFGS with a strong-Wolfe line search on fixed points (module docstring)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        lr = float(ph.options.get("lr", self.settings.lbfgs_lr))
+        if self._cuda_graphs:  # see the module docstring: no CUDA graphs in L-BFGS
+            # on failure L-BFGS runs eagerly; ``compiled`` stays True (Adam was)
+            self._terms, self._cuda_graphs = self._eager_terms, False
+            self._compile(cuda_graphs=False)
+        opt_l = torch.optim.LBFGS(
+            params,
+            lr=lr,
+            max_iter=1,
+            max_eval=25,  # per iteration: the default (max_iter * 5 // 4 = 1) stalls
+            history_size=50,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+        latest: dict[str, Any] = {}
+
+        def closure() -> Tensor:
+            opt_l.zero_grad(set_to_none=True)
+            loss, terms = self._loss()
+            if torch.isfinite(loss):
+                loss.backward()
+            latest["loss"], latest["terms"] = loss, terms
+            return loss
+
+        best, since = math.inf, 0
+        for k in range(1, ph.steps + 1):
+            opt_l.step(closure)
+            self.step += 1
+            loss, terms = latest["loss"], latest["terms"]
+            value = float(loss.detach())
+            if value < best * (1.0 - 1e-7):
+                best, since = value, 0
+            else:
+                since += 1
+            stalled = since >= STALL_ITERATIONS
+            if stalled:
+                self.notes.append(
+                    f"L-BFGS stopped at iteration {k}: no decrease of the loss in "
+                    f"{STALL_ITERATIONS} iterations"
+                )
+            if self.step % self.settings.log_every == 0 or k == ph.steps or stalled:
+                # the closure's last value may be at a rejected line-search point:
+                # recompute the loss where L-BFGS left the parameters
+                loss, terms = self._loss()
+            self._check(loss, terms)
+            self._after_step(loss, terms, lr, force_log=stalled)
+            if stalled:
+                break
+
+    def _make_gauss_newton(self, ph: Phase, index: int) -> tuple[Any, torch.dtype]:
+        from .gauss_newton import GaussNewton, settings_from_mapping
+
+        gs = settings_from_mapping({**ph.options, "steps": ph.steps})
+        if "resample_every" not in ph.options:
+            gs.resample_every = self.settings.resample_every
+        key = f"train.optimizer[{index}].gauss-newton"
+        gn = GaussNewton(self.model, self.objective, self.settings.weights, gs, key=key)
+        counts = sum(b.rows for b in self.objective.blocks())  # type: ignore[attr-defined]
+        dtype = getattr(torch, gs.dtype)
+        gn.check_memory(counts, dtype.itemsize)
+        return gn, dtype
+
+    def _run_gauss_newton(self, ph: Phase, gn: Any) -> None:
+        """Gauss–Newton iterations (:mod:`mscalepde.gauss_newton`); every accepted
+        iteration is a history row with its damping λ and step size α."""
+        every = gn.settings.resample_every
+        for k in range(1, ph.steps + 1):
+            if every and k > 1 and (k - 1) % every == 0:
+                self._after_resample()
+            it = gn.iterate()
+            if it is None:
+                self.notes.append(
+                    f"Gauss-Newton stopped at iteration {k}: no step reduced the loss "
+                    f"(damping {gn.damping:.1e})"
+                )
+                break
+            self.step += 1
+            with torch.no_grad():
+                loss, terms = self._loss_eager()
+            self._check(loss, terms)
+            extra = {"damping": it.damping, "step_size": it.step_size}
+            self._after_step(loss, terms, it.step_size, force_log=True, extra=extra)
+
+    def _loss_eager(self) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = self._eager_terms()
+        w = self.settings.weights
+        total = sum(w.get(k, 1.0) * v for k, v in terms.items())
+        assert isinstance(total, Tensor)
+        return total, terms
