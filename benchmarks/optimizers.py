@@ -7,7 +7,8 @@ the numbers are the final relative L2 error and the ``train_seconds`` that comma
 - ``default``: the file as shipped (its optimiser phases);
 - ``adam+lbfgs``: the same network and points with the Adam + L-BFGS schedule the file had
   before the Gauss–Newton optimiser (``PREVIOUS`` below, from git history);
-- ``gn-only`` where given: Gauss–Newton without the Adam warm-up.
+- ``package-default``: the file without its ``model`` and ``train`` sections, i.e. what a
+  user's own file gets from the package's defaults.
 
 It writes ``results.json`` (one record per run, with the history's (time, rel_l2) curve),
 ``table.md`` and ``error_vs_time.png`` (one panel per problem) to ``--out``.
@@ -46,23 +47,31 @@ PREVIOUS: dict[str, list[str]] = {
                           "decay: {every: 1000, factor: 0.9}}}]"],
     "heat2d": ["train.optimizer=[{adam: {steps: 2000, lr: 2.0e-3, "
                "decay: {every: 500, factor: 0.7}}}, {lbfgs: {steps: 300}}]"],
-    "poisson1d_mscale_demo": ["train.optimizer=[{adam: {steps: 5000, lr: 1.0e-3}}]"],
-    "fit1d_fprinciple": ["train.optimizer=[{adam: {steps: 2000, lr: 3.0e-3, "
-                         "decay: {every: 400, factor: 0.7}}}]"],
+    "poisson1d_mscale_demo": ["train.optimizer=[{adam: {steps: 5000, lr: 1.0e-3}}]",
+                              "model={arch: mlp, width: 180, depth: 3, activation: sin}"],
 }
-
-GN_ONLY: dict[str, list[str]] = {
-    "poisson1d_multiscale": [],  # the default is already Gauss-Newton alone
-}
-
 
 def variants(name: str, wanted: list[str]) -> dict[str, list[str]]:
+    """``default``: the file as shipped; ``adam+lbfgs``: its schedule before issue 11;
+    ``package-default``: the file without its model and train sections (the package's
+    defaults, what a user's own file gets)."""
     out: dict[str, list[str]] = {"default": []}
     if name in PREVIOUS:
         out["adam+lbfgs"] = PREVIOUS[name]
-    if GN_ONLY.get(name):
-        out["gn-only"] = GN_ONLY[name]
+    out["package-default"] = []
     return {k: v for k, v in out.items() if not wanted or k in wanted}
+
+
+def stripped(problem: Path, folder: Path) -> Path:
+    """A copy of the problem file without its ``model`` and ``train`` sections."""
+    import yaml
+
+    data = yaml.safe_load(problem.read_text())
+    data.pop("model", None)
+    data.pop("train", None)
+    path = folder / problem.name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def run(problem: Path, overrides: list[str], out: Path) -> dict:
@@ -143,16 +152,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", nargs="*", default=[], help="problem names (default: all)")
     ap.add_argument("--variants", nargs="*", default=[], help="variant names (default: all)")
+    ap.add_argument("--append", action="store_true", help="add to an existing results.json")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    records = []
+    results = args.out / "results.json"
+    records = json.loads(results.read_text()) if args.append and results.exists() else []
     files = sorted((ROOT / "problems").glob("*.yaml"))
     for f in files:
         if args.only and f.stem not in args.only:
             continue
         for variant, overrides in variants(f.stem, args.variants).items():
             with tempfile.TemporaryDirectory() as tmp:
-                rec = run(f, overrides, Path(tmp) / "run")
+                src = stripped(f, Path(tmp)) if variant == "package-default" else f
+                rec = run(src, overrides, Path(tmp) / "run")
             rec.update(problem=f.stem, variant=variant)
             records.append(rec)
             print(f"{f.stem:24s} {variant:12s} rel_l2={rec.get('rel_l2', float('nan')):.3e} "

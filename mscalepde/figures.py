@@ -123,9 +123,8 @@ def history_figure(path: str | Path, history: History, title: str = "") -> None:
         ax.legend()
         ax.grid(True, which="both", alpha=0.3)
     phase = np.array(history.column("phase"))
-    if np.any(phase == 1):
-        first = steps[np.argmax(phase == 1)]
+    for i in np.nonzero(phase[1:] != phase[:-1])[0]:  # a dashed line where a phase starts
         for a in axs[0]:
-            a.axvline(first, color="gray", ls="--", lw=0.8)
+            a.axvline(steps[i], color="gray", ls="--", lw=0.8)
     fig.suptitle(title)
     _save(fig, path)

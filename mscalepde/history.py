@@ -2,7 +2,9 @@
 
 Columns: ``step``, ``time`` (training wall time in seconds, evaluation excluded), ``lr``,
 ``loss`` (the weighted total), ``loss_<term>`` for each loss term, ``rel_l2`` and
-``max_error`` when a truth is available, and ``phase`` (0 Adam, 1 L-BFGS).
+``max_error`` when a truth is available, ``phase`` (0 Adam, 1 L-BFGS, 2 Gauss–Newton) and,
+on Gauss–Newton rows, ``damping`` (the relative λ of the accepted step) and ``step_size``
+(α). A column a row lacks is written as ``nan``.
 """
 
 from __future__ import annotations

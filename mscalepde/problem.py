@@ -137,7 +137,7 @@ OPTIMIZERS = ("adam", "lbfgs", "gauss-newton")
 # The phases a file gets when its train section names neither ``optimizer`` nor ``steps``
 # nor ``lbfgs_steps`` (measured over problems/ without their model and train sections:
 # benchmarks/README.md §7.3).
-DEFAULT_OPTIMIZER: list[Any] = ["adam", {"gauss-newton": {"steps": 30}}]
+DEFAULT_OPTIMIZER: list[Any] = ["adam", {"gauss-newton": {"steps": 30, "resample_every": 1}}]
 DEFAULT_ADAM_STEPS = 1000  # Adam steps of a default run (train.steps when given)
 
 
@@ -163,6 +163,9 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
         "method": Option(choice_option("lm", "line-search"), d.method, "step control"),
         "damping": Option(float_option(positive=True), d.damping, "relative damping λ"),
         "min_damping": Option(float_option(positive=True), d.min_damping, "lm: floor of λ"),
+        "decrease": Option(
+            float_option(positive=True, maximum=1.0), d.decrease, "lm: smallest λ factor"
+        ),
         "max_damping": Option(float_option(positive=True), d.max_damping, "lm: give up above"),
         "max_tries": Option(int_option(1, 1000), d.max_tries, "lm: solves per iteration"),
         "halvings": Option(int_option(0, 60), d.halvings, "line-search: α down to 2^-halvings"),

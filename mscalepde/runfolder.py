@@ -87,6 +87,9 @@ def load_run(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
     problem = load_problem(run_dir / "config.yaml")
     model = problem.make_model()
     state = load_state(run_dir / "model.pt")
+    saved = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+    if saved is not None:  # a Gauss–Newton phase leaves the model in float64
+        model = model.to(saved)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -1,15 +1,25 @@
-"""Training loop: Adam with optional step decay, then optional L-BFGS.
+"""Training loop: optimiser phases in order (Adam, L-BFGS, Gauss–Newton).
 
 The trainer knows nothing about problem files: it takes a model, an objective with
-``terms(model) -> {name: tensor}`` and ``resample(seed)``, and :class:`TrainSettings`.
-It minimises L(θ) = Σ_k w_k L_k(θ) and records a :class:`History`.
+``terms(model) -> {name: tensor}`` and ``resample(seed)`` (and, for Gauss–Newton,
+``blocks()`` and ``set_dtype``), and :class:`TrainSettings`. It minimises
+L(θ) = Σ_k w_k L_k(θ) and records a :class:`History`. ``train.optimizer`` lists the phases
+(:meth:`TrainSettings.phases`); the step counter runs on across them:
 
-- Adam (Kingma, Ba 2015) for ``steps`` steps at learning rate ``lr``, multiplied by
-  ``decay.factor`` every ``decay.every`` steps when a decay is given;
-- then ``lbfgs_steps`` iterations of L-BFGS (Liu, Nocedal 1989) with a strong-Wolfe line
-  search, one logged iteration per ``optimizer.step(closure)`` (the optimizer keeps its
-  curvature pairs between calls). L-BFGS uses the final points (no resampling) and stops
-  early after 50 iterations without a relative decrease of the loss of 1e-7.
+- ``adam`` (Kingma, Ba 2015): ``steps`` steps at learning rate ``lr``, multiplied by
+  ``decay.factor`` every ``decay.every`` steps when a decay is given, resampling the points
+  every ``resample_every`` steps;
+- ``lbfgs`` (Liu, Nocedal 1989): a strong-Wolfe line search, one logged iteration per
+  ``optimizer.step(closure)`` (the optimizer keeps its curvature pairs between calls). It
+  uses the current points (no resampling) and stops early after 50 iterations without a
+  relative decrease of the loss of 1e-7;
+- ``gauss-newton``: :mod:`mscalepde.gauss_newton` (energy natural gradient), in float64 by
+  default: the model and the points switch precision at the phase boundary, and switch back
+  to the run's ``dtype`` for a later Adam or L-BFGS phase. Every accepted iteration is a
+  history row, with its damping and step size.
+
+Without ``optimizer`` the phases are Adam (``steps``) then L-BFGS (``lbfgs_steps``), as
+before the Gauss–Newton optimiser.
 
 ``compile`` (``auto | on | off``) wraps the loss in ``torch.compile`` (the forward-Laplacian
 engine makes the loss first-order differentiable, which compiles; double backward does not).

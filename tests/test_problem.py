@@ -198,7 +198,11 @@ def test_error_message_format_names_file_key_expected_and_found(tmp_path):
 def test_defaults_are_filled_and_config_is_complete(tmp_path):
     p = load_problem(_write(tmp_path, "good", GOOD))
     assert p.name == "good"
-    assert p.train["dtype"] == "float32" and p.train["steps"] == 5000
+    assert p.train["dtype"] == "float32" and p.train["steps"] == 1000
+    # a file silent on the optimiser gets Adam, then Gauss–Newton on resampled points
+    assert p.train["optimizer"] == [
+        {"name": "adam"}, {"name": "gauss-newton", "steps": 30, "resample_every": 1}
+    ]
     assert p.model["arch"] == "mlp" and p.model["width"] == 100
     assert p.diagnostics["threshold"] == 0.05
     # the resolved config reloads to the same problem (a round trip)
