@@ -7,8 +7,11 @@ the numbers are the final relative L2 error and the ``train_seconds`` that comma
 - ``default``: the file as shipped (its optimiser phases);
 - ``adam+lbfgs``: the same network and points with the Adam + L-BFGS schedule the file had
   before the Gauss–Newton optimiser (``PREVIOUS`` below, from git history);
+- ``previous-default``: the file exactly as shipped before issue 11 (git ``65a18a0``);
 - ``package-default``: the file without its ``model`` and ``train`` sections, i.e. what a
-  user's own file gets from the package's defaults.
+  user's own file gets from the package's defaults;
+- ``previous-package-default``: the same stripped file with the defaults before issue 11
+  (5000 Adam steps, no L-BFGS).
 
 It writes ``results.json`` (one record per run, with the history's (time, rel_l2) curve),
 ``table.md`` and ``error_vs_time.png`` (one panel per problem) to ``--out``.
@@ -53,13 +56,32 @@ PREVIOUS: dict[str, list[str]] = {
 
 def variants(name: str, wanted: list[str]) -> dict[str, list[str]]:
     """``default``: the file as shipped; ``adam+lbfgs``: its schedule before issue 11;
+    ``previous-default``: the file as shipped before issue 11 (``PREVIOUS_COMMIT``);
     ``package-default``: the file without its model and train sections (the package's
     defaults, what a user's own file gets)."""
     out: dict[str, list[str]] = {"default": []}
     if name in PREVIOUS:
         out["adam+lbfgs"] = PREVIOUS[name]
+    out["previous-default"] = []
     out["package-default"] = []
+    # what a file without model/train sections got before issue 11: 5000 Adam steps
+    out["previous-package-default"] = ["train.optimizer=[{adam: {steps: 5000}}]"]
     return {k: v for k, v in out.items() if not wanted or k in wanted}
+
+
+PREVIOUS_COMMIT = "65a18a0"
+
+
+def previous(problem: Path, folder: Path) -> Path:
+    """The problem file as it was at ``PREVIOUS_COMMIT`` (from git)."""
+    rel = problem.relative_to(ROOT).as_posix()
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{PREVIOUS_COMMIT}:{rel}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    path = folder / problem.name
+    path.write_text(text)
+    return path
 
 
 def stripped(problem: Path, folder: Path) -> Path:
@@ -163,10 +185,15 @@ def main() -> None:
             continue
         for variant, overrides in variants(f.stem, args.variants).items():
             with tempfile.TemporaryDirectory() as tmp:
-                src = stripped(f, Path(tmp)) if variant == "package-default" else f
+                src = f
+                if variant in ("package-default", "previous-package-default"):
+                    src = stripped(f, Path(tmp))
+                elif variant == "previous-default":
+                    src = previous(f, Path(tmp))
                 rec = run(src, overrides, Path(tmp) / "run")
             rec.update(problem=f.stem, variant=variant)
-            records.append(rec)
+            records = [r for r in records if (r["problem"], r["variant"]) != (f.stem, variant)]
+            records.append(rec)  # a rerun replaces the earlier record
             print(f"{f.stem:24s} {variant:12s} rel_l2={rec.get('rel_l2', float('nan')):.3e} "
                   f"train_s={rec.get('train_seconds', float('nan')):.1f}", flush=True)
             (args.out / "results.json").write_text(json.dumps(records, indent=1))
