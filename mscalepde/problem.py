@@ -179,6 +179,18 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
     }
 
 
+def default_optimizer(data: dict[str, Any]) -> None:
+    """Give a problem whose ``train`` section names none of ``optimizer``, ``steps`` and
+    ``lbfgs_steps`` the package default (in place, before ``--set`` overrides apply, so that
+    ``--set train.steps=300`` sizes the default's Adam phase instead of replacing it)."""
+    train = data.get("train")
+    if train is None:
+        train = data["train"] = {}
+    if isinstance(train, dict) and not {"optimizer", "steps", "lbfgs_steps"} & set(train):
+        train["steps"] = DEFAULT_ADAM_STEPS
+        train["optimizer"] = copy.deepcopy(DEFAULT_OPTIMIZER)
+
+
 def validate_optimizer(raw: Any, train: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     """``train.optimizer``: a list of phases, each a name (``adam``) or a one-key mapping
     ``{name: {settings}}``. Returns ``[{'name': ..., <settings given>}, ...]``: every setting
@@ -201,6 +213,14 @@ def validate_optimizer(raw: Any, train: Mapping[str, Any], key: str) -> list[dic
             entry, settings = next(iter(entry.items()))
         name = as_choice(entry, k, OPTIMIZERS)
         clean = validate_section(settings, _phase_options(name, train), join(k, name))
+        if name == "gauss-newton" and not (
+            clean["min_damping"] <= clean["damping"] <= clean["max_damping"]
+        ):
+            raise SchemaError(
+                join(join(k, name), "damping"),
+                f"expected min_damping <= damping <= max_damping, got {clean['min_damping']:g}"
+                f" <= {clean['damping']:g} <= {clean['max_damping']:g}",
+            )
         given = set(settings) if isinstance(settings, Mapping) else set()
         out.append({"name": name, **{o: v for o, v in clean.items() if o in given}})
     return out
@@ -512,6 +532,7 @@ def load_problem(path: str | Path, overrides: Sequence[str] = ()) -> Problem:
     origin = str(path)
     data = read_problem_file(path)
     data.setdefault("name", Path(path).stem)
+    default_optimizer(data)  # decided on the file itself: --set train.steps=N keeps it
     data = apply_overrides(data, overrides, origin)
     try:
         return problem_from_dict(data, origin=origin)

@@ -340,3 +340,28 @@ def test_library_default_poisson1d_multiscale_reaches_1e_6():
     """The shipped file, as ``mscalepde solve`` runs it: rel L2 ≤ 1e-6 (issue 11)."""
     r = solve(PROBLEMS / "poisson1d_multiscale.yaml", write=False)
     assert r.summary["rel_l2"] <= 1e-6
+
+
+def test_steps_override_sizes_the_package_default_instead_of_replacing_it(tmp_path):
+    """A file silent on the optimiser gets [adam, gauss-newton]; ``--set train.steps=N``
+    sizes that Adam phase and keeps the Gauss–Newton one."""
+    import yaml
+
+    from mscalepde.trainer import TrainSettings
+
+    data = yaml.safe_load((PROBLEMS / "poisson1d_sin.yaml").read_text())
+    data.pop("train")
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for overrides, adam in (([], 1000), (["train.steps=300"], 300)):
+        p = load_problem(path, overrides)
+        phases = TrainSettings.from_mapping(p.train).phases()
+        assert [(ph.name, ph.steps) for ph in phases] == [("adam", adam), ("gauss-newton", 30)]
+
+
+def test_damping_outside_its_limits_is_refused():
+    with pytest.raises(ProblemError, match=r"gauss-newton\.damping: expected min_damping"):
+        load_problem(
+            PROBLEMS / "poisson1d_sin.yaml",
+            ["train.optimizer=[{gauss-newton: {damping: 1.0e+7}}]"],
+        )
