@@ -95,15 +95,15 @@ def derivatives(
         raise ValueError("u_t asked for, but the points have no time column")
     if operator is not None and len(operator.first) != in_dim:
         raise ValueError(f"operator has {len(operator.first)} coefficients for {in_dim} columns")
+    if tape is None and not (grad or ut or lap or operator is not None):
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            value = field(points).reshape(-1)
+        return Derivatives(value if create_graph else value.detach())
     req = _Request(space_dim, grad, ut, lap, operator)
     if tape is not None:
         if engine_for(field) != "forward":  # the tape needs the jet, whatever ``engine``
             raise ValueError(f"{type(field).__name__} has no forward-Laplacian jet to record")
         return _forward(field, points, req, create_graph, tape)
-    if not (grad or ut or lap or operator is not None):
-        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-            value = field(points).reshape(-1)
-        return Derivatives(value if create_graph else value.detach())
     if engine_for(field, engine) == "forward":
         return _forward(field, points, req, create_graph)
     return _autograd(field, points, req, create_graph)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -86,6 +86,14 @@ class Iteration:
     step_size: float  # α
     form: str
     tries: int  # linear solves (lm) or loss evaluations (line-search) spent
+    terms: dict[str, Tensor] = field(default_factory=dict)  # the loss terms after the step
+
+
+def weighted_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """L = Σ_k w_k L_k (a term without a weight has weight 1)."""
+    total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+    assert isinstance(total, Tensor)
+    return total
 
 
 class Parameters:
@@ -208,6 +216,7 @@ class GaussNewton:
         self.damping = settings.damping
         self.nu = 2.0
         self.checked = False
+        self.terms: dict[str, Tensor] = {}
         if not all(callable(getattr(m, "jet", None)) for m in [model]):
             raise MscaleError(
                 f"{key}: gauss-newton needs a network with a forward-Laplacian jet "
@@ -216,10 +225,11 @@ class GaussNewton:
 
     # ------------------------------------------------------------------ pieces
     def loss(self) -> float:
-        """The weighted loss at the current parameters (no graph)."""
+        """The weighted loss at the current parameters (no graph); its terms are kept in
+        ``self.terms``, so that an accepted step's history row needs no new evaluation."""
         with torch.no_grad():
-            terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
-            return float(sum(self.weights.get(k, 1.0) * v for k, v in terms.items()))
+            self.terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
+            return float(weighted_loss(self.terms, self.weights))
 
     def form(self, rows: int) -> str:
         f = self.settings.form
@@ -278,7 +288,7 @@ class GaussNewton:
             p.grad = None
         with torch.enable_grad():
             terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
-            total = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+            total = weighted_loss(terms, self.weights)
             grads = torch.autograd.grad(total, self.params.params, allow_unused=True)
         ref = torch.cat(
             [
@@ -355,18 +365,20 @@ class GaussNewton:
             if found is None:
                 return None
             d = found[0]
-            best, best_alpha = loss0, 0.0
+            best, best_alpha, best_terms = loss0, 0.0, {}
             for k in range(s.halvings + 1):
                 alpha = 0.5**k
                 self.params.assign(theta - alpha * d)
                 value = self.loss()
                 if math.isfinite(value) and value < best:
-                    best, best_alpha = value, alpha
+                    best, best_alpha, best_terms = value, alpha, self.terms
             if best_alpha == 0.0:
                 self.params.assign(theta)
                 return None
             self.params.assign(theta - best_alpha * d)
-            return Iteration(best, self.damping, best_alpha, form, s.halvings + 1)
+            return Iteration(
+                best, self.damping, best_alpha, form, s.halvings + 1, terms=best_terms
+            )
 
         for tries in range(1, s.max_tries + 1):
             found = direction(self.damping)
@@ -381,7 +393,7 @@ class GaussNewton:
                     factor = max(s.decrease, 1.0 - (2.0 * rho - 1.0) ** 3)
                     self.damping = max(s.min_damping, self.damping * factor)
                     self.nu = 2.0
-                    return Iteration(value, used, 1.0, form, tries)
+                    return Iteration(value, used, 1.0, form, tries, terms=self.terms)
             self.params.assign(theta)
             self.damping *= self.nu
             self.nu *= 2.0
@@ -404,5 +416,6 @@ __all__ = [
     "block_rows",
     "point_jacobian",
     "settings_from_mapping",
+    "weighted_loss",
 ]
 

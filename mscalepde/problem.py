@@ -179,16 +179,18 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
     }
 
 
-def default_optimizer(data: dict[str, Any]) -> None:
-    """Give a problem whose ``train`` section names none of ``optimizer``, ``steps`` and
-    ``lbfgs_steps`` the package default (in place, before ``--set`` overrides apply, so that
-    ``--set train.steps=300`` sizes the default's Adam phase instead of replacing it)."""
-    train = data.get("train")
+def with_default_optimizer(train: Any) -> Any:
+    """A ``train`` section that names none of ``optimizer``, ``steps`` and ``lbfgs_steps``,
+    with the package default filled in (a new mapping); anything else unchanged. Applied to
+    a file before its ``--set`` overrides, so that ``--set train.steps=300`` sizes the
+    default's Adam phase instead of replacing it."""
     if train is None:
-        train = data["train"] = {}
-    if isinstance(train, dict) and not {"optimizer", "steps", "lbfgs_steps"} & set(train):
-        train["steps"] = DEFAULT_ADAM_STEPS
-        train["optimizer"] = copy.deepcopy(DEFAULT_OPTIMIZER)
+        train = {}
+    if not isinstance(train, Mapping):
+        return train  # validate_section reports it
+    if train.get("optimizer") is not None or {"steps", "lbfgs_steps"} & set(train):
+        return train
+    return {**train, "steps": DEFAULT_ADAM_STEPS, "optimizer": copy.deepcopy(DEFAULT_OPTIMIZER)}
 
 
 def validate_optimizer(raw: Any, train: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
@@ -532,7 +534,7 @@ def load_problem(path: str | Path, overrides: Sequence[str] = ()) -> Problem:
     origin = str(path)
     data = read_problem_file(path)
     data.setdefault("name", Path(path).stem)
-    default_optimizer(data)  # decided on the file itself: --set train.steps=N keeps it
+    data["train"] = with_default_optimizer(data.get("train"))  # before --set: see there
     data = apply_overrides(data, overrides, origin)
     try:
         return problem_from_dict(data, origin=origin)
@@ -674,12 +676,9 @@ def _validate(data: Any, origin: str) -> Problem:
         boundary = _boundary(data.get("boundary"), domain, exact, params)
 
     model = validate_model_section(data.get("model"), "model")
-    train = validate_section(data.get("train"), TRAIN_OPTIONS, "train")
-    raw_train = data.get("train") if isinstance(data.get("train"), Mapping) else {}
-    if train["optimizer"] is None and not {"steps", "lbfgs_steps"} & set(raw_train):
-        # a file that says nothing about the optimiser gets the package default
-        train["steps"] = DEFAULT_ADAM_STEPS
-        train["optimizer"] = copy.deepcopy(DEFAULT_OPTIMIZER)
+    train = validate_section(
+        with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train"
+    )
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")

@@ -272,10 +272,13 @@ class Trainer:
             torch.compiler.cudagraph_mark_step_begin()
             self.cuda_graph_evaluations += 1
         terms = self._terms()
-        w = self.settings.weights
-        total = sum(w.get(k, 1.0) * v for k, v in terms.items())
+        return self._total(terms), terms
+
+    def _total(self, terms: dict[str, Tensor]) -> Tensor:
+        """L = Σ_k w_k L_k."""
+        total = sum(self.settings.weights.get(k, 1.0) * v for k, v in terms.items())
         assert isinstance(total, Tensor)
-        return total, terms
+        return total
 
     def _check(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
         value = float(loss.detach())
@@ -518,15 +521,8 @@ class Trainer:
                 )
                 break
             self.step += 1
-            with torch.no_grad():
-                loss, terms = self._loss_eager()
+            terms = it.terms  # evaluated by the step's acceptance test: not again here
+            loss = self._total(terms)
             self._check(loss, terms)
             extra = {"damping": it.damping, "step_size": it.step_size}
             self._after_step(loss, terms, it.step_size, force_log=True, extra=extra)
-
-    def _loss_eager(self) -> tuple[Tensor, dict[str, Tensor]]:
-        terms = self._eager_terms()
-        w = self.settings.weights
-        total = sum(w.get(k, 1.0) * v for k, v in terms.items())
-        assert isinstance(total, Tensor)
-        return total, terms
