@@ -61,7 +61,8 @@ def main() -> None:
     def pde(x, y, f):  # three arguments: DeepXDE then passes f (see speed.py)
         return -dde.grad.hessian(y, x, i=0, j=0) - f
 
-    ((xb, gb),) = obj.dirichlet
+    (bd,) = obj.dirichlet
+    xb, gb = bd.x, bd.g
     bcs = [dde.icbc.PointSetBC(xb.numpy(), gb.numpy()[:, None])]
     geom = dde.geometry.Interval(0.0, 1.0)
     data = dde.data.PDE(

@@ -489,7 +489,8 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
     box = problem.domain.box
     lo, hi = [b[0] for b in box], [b[1] for b in box]
     geom = dde.geometry.Interval(lo[0], hi[0]) if sd == 1 else dde.geometry.Hypercube(lo, hi)
-    ((xb, gb),) = obj.dirichlet
+    (bd,) = obj.dirichlet
+    xb, gb = bd.x, bd.g
     bcs = [dde.icbc.PointSetBC(host(xb), host(gb)[:, None])]
     pde = _deepxde_pde(dde, sd, heat, problem.diffusivity)
     common = {"num_domain": 0, "num_boundary": 0, "anchors": host(obj.x_interior)}

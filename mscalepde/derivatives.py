@@ -8,8 +8,11 @@ functions here return, in one :class:`Derivatives` record, whichever of
 - ∇u = (∂u/∂x_1, …, ∂u/∂x_d) (spatial gradient; Neumann and periodic conditions),
 - u_t = ∂u/∂t,
 - Δu = Σ_i ∂²u/∂x_i² (spatial Laplacian),
-- L u = Σ_j a_j ∂u/∂X_j + c Δu, a constant-coefficient operator (:class:`Operator`; the
-  residual operators −Δ of Poisson and ∂_t − κΔ of heat)
+- the second derivatives ∂²u/∂x_i², one per spatial axis (anisotropic variable
+  coefficients, :mod:`mscalepde.operators`),
+- L u = Σ_j a_j ∂u/∂X_j + Σ_i c_i ∂²u/∂x_i², a constant-coefficient operator
+  (:class:`Operator`; the residual operators −Δ of Poisson, ∂_t − κΔ of heat, and their
+  anisotropic forms)
 
 are asked for. Two engines:
 
@@ -53,17 +56,19 @@ def engine_for(field: Field, engine: str = "auto") -> str:
 
 @dataclass
 class Derivatives:
-    """u (N,), and when requested: grad (N, d), ut (N,), lap (N,), op (N,) = L u."""
+    """u (N,), and when requested: grad (N, d), ut (N,), lap (N,), op (N,) = L u,
+    second (N, d) = the ∂²u/∂x_i²."""
 
     u: Tensor
     grad: Tensor | None = None
     ut: Tensor | None = None
     lap: Tensor | None = None
     op: Tensor | None = None
+    second: Tensor | None = None
 
     def detached(self) -> Derivatives:
         """The same record with every tensor detached from the graph."""
-        fields = (self.u, self.grad, self.ut, self.lap, self.op)
+        fields = (self.u, self.grad, self.ut, self.lap, self.op, self.second)
         return Derivatives(*(None if t is None else t.detach() for t in fields))
 
 
@@ -75,6 +80,7 @@ def derivatives(
     grad: bool = False,
     ut: bool = False,
     lap: bool = False,
+    second: bool = False,
     operator: Operator | None = None,
     create_graph: bool = True,
     engine: str = "auto",
@@ -95,11 +101,15 @@ def derivatives(
         raise ValueError("u_t asked for, but the points have no time column")
     if operator is not None and len(operator.first) != in_dim:
         raise ValueError(f"operator has {len(operator.first)} coefficients for {in_dim} columns")
-    if tape is None and not (grad or ut or lap or operator is not None):
+    if operator is not None and operator.second and len(operator.second) != space_dim:
+        raise ValueError(
+            f"operator has {len(operator.second)} second-order weights for {space_dim} axes"
+        )
+    if tape is None and not (grad or ut or lap or second or operator is not None):
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             value = field(points).reshape(-1)
         return Derivatives(value if create_graph else value.detach())
-    req = _Request(space_dim, grad, ut, lap, operator)
+    req = _Request(space_dim, grad, ut, lap, operator, second)
     if tape is not None:
         if engine_for(field) != "forward":  # the tape needs the jet, whatever ``engine``
             raise ValueError(f"{type(field).__name__} has no forward-Laplacian jet to record")
@@ -117,6 +127,7 @@ class _Request(NamedTuple):
     ut: bool
     lap: bool
     operator: Operator | None
+    second: bool = False
 
 
 def _forward(
@@ -127,7 +138,7 @@ def _forward(
     tape: LinearTape | None = None,
 ) -> Derivatives:
     """The forward-Laplacian engine: one pass of ``field.jet`` (recorded on ``tape``)."""
-    space_dim, grad, ut, lap, operator = req
+    space_dim, grad, ut, lap, operator, second = req
     in_dim = points.shape[1]
     ops: list[Operator] = []
     if ut:
@@ -136,6 +147,8 @@ def _forward(
         ops.append(Operator.laplace(in_dim))
     if operator is not None:
         ops.append(operator)
+    if second:
+        ops.extend(Operator.second_derivative(in_dim, space_dim, i) for i in range(space_dim))
     spec = JetSpec(space_dim, grad, tuple(ops), tape)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         jet = field.jet(points, spec)  # type: ignore[attr-defined]
@@ -146,44 +159,44 @@ def _forward(
             streams.pop(0) if ut else None,
             streams.pop(0) if lap else None,
             streams.pop(0) if operator is not None else None,
+            torch.stack(streams, 1) if second else None,
         )
     return out if create_graph else out.detached()
 
 
-def _autograd(
-    field: Field, points: Tensor, req: _Request, create_graph: bool
-) -> Derivatives:
+def _autograd(field: Field, points: Tensor, req: _Request, create_graph: bool) -> Derivatives:
     """Reverse mode: ∇_X u with ``create_graph``, then one more backward per spatial
-    dimension for Δu (when a Laplacian is needed)."""
-    space_dim, grad, ut, lap, operator = req
-    need_lap = lap or (operator is not None and operator.laplacian != 0.0)
+    dimension for the second derivatives ∂²u/∂x_i² (when any is needed)."""
+    space_dim, grad, ut, lap, operator, second = req
+    need_second = lap or second or (operator is not None and operator.has_second_order)
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
         value = field(x).reshape(-1)
-        (first,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph or need_lap)
+        (first,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph or need_second)
         spatial = first[:, :space_dim]
-        laplacian = None
-        if need_lap:
-            laplacian = torch.zeros_like(value)
+        diag: list[Tensor] = []
+        if need_second:
             for i in range(space_dim):
-                (second,) = torch.autograd.grad(
+                (hess,) = torch.autograd.grad(
                     spatial[:, i].sum(), x, create_graph=create_graph, retain_graph=True
                 )
-                laplacian = laplacian + second[:, i]
+                diag.append(hess[:, i])
         op = None
         if operator is not None:
             op = torch.zeros_like(value)
             for j, a in enumerate(operator.first):
                 if a != 0.0:
                     op = op + a * first[:, j]
-            if operator.laplacian != 0.0:
-                assert laplacian is not None
-                op = op + operator.laplacian * laplacian
+            if operator.has_second_order:
+                for c, dii in zip(operator.weights(space_dim), diag, strict=True):
+                    if c != 0.0:
+                        op = op + c * dii
         out = Derivatives(
             value,
             spatial if grad else None,
             first[:, space_dim] if ut else None,
-            laplacian if lap else None,
+            torch.stack(diag, 1).sum(1) if lap else None,
             op,
+            torch.stack(diag, 1) if second else None,
         )
     return out if create_graph else out.detached()

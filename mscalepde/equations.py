@@ -1,31 +1,49 @@
-"""Residuals and the collocation loss of a problem (physics-informed training).
+"""Residuals, the collocation loss and the Ritz energy of a problem (physics-informed
+training).
 
-For a network u_θ and collocation points sampled by :mod:`mscalepde.geometry`:
+For a network u_θ and collocation points sampled by :mod:`mscalepde.geometry`, with the
+problem's operator L u = [u_t] − ∇·(a∇u) + r(x, [t,] u) (:mod:`mscalepde.operators`):
 
-- interior residual r = −Δu_θ − f (``poisson``), r = ∂_t u_θ − κ Δu_θ − f (``heat``),
-  r = u_θ − u* (``fit``, the target u* = ``exact``);
-- boundary residuals: Dirichlet u_θ − g, Neumann n·∇u_θ − g (outward normal n),
-  periodic [u_θ(p) − u_θ(p + L_i e_i), ∂_i u_θ(p) − ∂_i u_θ(p + L_i e_i)] on the pair of
-  faces of axis i (value and normal derivative must match);
+- interior residual r = L u_θ − f (``poisson``, ``heat``), r = u_θ − u* (``fit``, the
+  target u* = ``exact``);
+- boundary residuals: Dirichlet u_θ − g, Neumann n·∇u_θ − g, Robin n·∇u_θ + α u_θ − g
+  (outward normal n), periodic [u_θ(p) − u_θ(p + L_i e_i), ∂_i u_θ(p) − ∂_i u_θ(p + L_i e_i)]
+  on the pair of faces of axis i (value and normal derivative must match);
 - initial residual u_θ(x, t0) − u_0(x) (``heat``).
 
 The loss terms are mean squares, L_pde = mean(r²), L_boundary = mean over all boundary
 residuals, L_initial = mean(r_0²) (Raissi, Perdikaris, Karniadakis 2019); the trainer
 forms L = w_pde L_pde + w_boundary L_boundary + w_initial L_initial.
 
+``train.loss: ritz`` replaces them by the Deep Ritz energy (E & Yu 2018; the loss of the
+MscaleDNN papers, Liu, Cai, Xu 2020), for ``poisson`` only:
+
+  L_pde = ∫_Ω ½ Σ_i a_i (∂_i u)² + R(x, u) − f u dx
+          − Σ_Neumann ∫ a_n g u ds + Σ_Robin ∫ a_n (α u²/2 − g u) ds,
+  L_boundary = Σ_Dirichlet ∫ (u − g)² ds   (the penalty; its weight w_boundary is β),
+
+R(x, u) = ∫_0^u r(x, s) ds and a_n the diffusivity entry of the face's normal axis (the
+conormal flux n·(A∇u) = a_n ∂u/∂n: the weak form of −∇·(A∇u) with ∂u/∂n = g gives the
+boundary term −∫ a_n g v). Integrals are Monte Carlo / quasi-Monte Carlo quadratures on
+the sampled points: |Ω| mean over the interior points, |face| mean over each face's points.
+The minimiser of the energy over H¹ (with u = g imposed exactly) is the weak solution; the
+penalty makes the Dirichlet condition hold approximately (error O(1/β)). The energy weighs
+an error mode of wavenumber k by k², the residual by k⁴.
+
 The residuals are kept as :class:`ResidualBlock` s (one per kind of condition), so that the
 Gauss–Newton phase (:mod:`mscalepde.gauss_newton`) sees the same residual vector, row by
 row, as the mean-square terms are built from.
 
-Data derived from ``exact`` is computed by the same derivative engine as the network's:
-``source: auto`` is f = −Δu* (Poisson) or ∂_t u* − κ Δu* (heat), a Neumann ``value: exact``
-is n·∇u*.
+Data derived from ``exact`` is computed by the same derivative code as the network's:
+``source: auto`` is f = L u* for every operator, a Neumann ``value: exact`` is n·∇u*, a
+Robin one n·∇u* + α u*. The diffusivity is checked positive on every sampled point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +54,7 @@ from .errors import ProblemError
 from .expressions import Expression
 from .geometry import Domain, sample_face, sample_initial, sample_interior, split_boundary_points
 from .jet import LinearTape, Operator
+from .operators import PDEOperator
 from .problem import Problem
 
 
@@ -50,19 +69,15 @@ def expression_field(expr: Expression, variables: Sequence[str]) -> Field:
 
 
 def residual_operator(problem: Problem) -> Operator | None:
-    """The linear operator L of the interior residual r = L u − f: −Δ (Poisson), ∂_t − κΔ
-    (heat); None for ``fit`` (r = u − u*)."""
-    in_dim = len(problem.variables)
-    if problem.pde == "poisson":
-        return Operator.laplace(in_dim, -1.0)
-    if problem.pde == "heat":
-        t = Operator.partial(in_dim, problem.domain.space_dim)
-        return Operator(t.first, -float(problem.diffusivity))
-    return None
+    """The constant-coefficient stream operator of the interior residual of a problem whose
+    diffusivity is constant: −Δ (Poisson), ∂_t − κΔ (heat), −Σ_i a_i ∂_ii (anisotropic);
+    None for ``fit`` (r = u − u*) and for a variable diffusivity."""
+    return None if problem.operator is None else problem.operator.stream_operator()
 
 
 def pde_residual(problem: Problem, d: Derivatives, f: Tensor) -> Tensor:
-    """Interior residual r = L u − f from the network's derivatives ``d`` (computed with
+    """Interior residual r = L u − f of a problem with a constant diffusivity and no
+    reaction, from the network's derivatives ``d`` (computed with
     ``operator=residual_operator(problem)``) and the data ``f``."""
     if problem.pde == "fit":
         return d.u - f  # f is the target
@@ -85,11 +100,15 @@ class ResidualBlock:
     term: str
     points: tuple[Tensor, ...]
     signs: tuple[float, ...]
-    select: Callable[[Derivatives], list[Tensor]]
+    select: Callable[[Derivatives, tuple[Tensor, ...]], list[Tensor]]
     data: tuple[Tensor, ...]
     grad: bool = False
     operator: Operator | None = None
     space_dim: int = 1
+    aux: tuple[Tensor, ...] = ()  # per-point data ``select`` reads (one point set only)
+    ut: bool = False
+    lap: bool = False
+    second: bool = False
 
     @property
     def size(self) -> int:
@@ -119,11 +138,14 @@ class ResidualBlock:
             x,
             space_dim=self.space_dim,
             grad=self.grad,
+            ut=self.ut,
+            lap=self.lap,
+            second=self.second,
             operator=self.operator,
             engine=engine,
             tape=tape,
         )
-        return self.select(d)
+        return self.select(d, tuple(a[rows] for a in self.aux))
 
     def combine(self, stacked: Tensor, rows: slice = slice(None)) -> Tensor:
         """Σ_j sign_j of the per-set rows of ``stacked`` (leading axis = sets × points)."""
@@ -141,13 +163,89 @@ class ResidualBlock:
         return [self.combine(q) - g[rows] for q, g in zip(qs, self.data, strict=True)]
 
 
-def _value(d: Derivatives) -> list[Tensor]:
+class BoundaryData(NamedTuple):
+    """The sampled points of one kind of boundary condition (all faces of that kind): the
+    points, outward normals, quadrature weights |face| / n_face, the data g, the conormal
+    factor a_n (diffusivity of the face's normal axis) and Robin's α (None otherwise)."""
+
+    x: Tensor
+    normal: Tensor
+    weight: Tensor
+    g: Tensor
+    conormal: Tensor
+    alpha: Tensor | None = None
+
+
+def _join(sets: list[BoundaryData]) -> list[BoundaryData]:
+    """One set per kind (fewer, larger forward passes)."""
+    if len(sets) <= 1:
+        return sets
+    cols = list(zip(*sets))
+    return [BoundaryData(*(None if c[0] is None else torch.cat(list(c)) for c in cols))]
+
+
+def _value(d: Derivatives, aux: tuple[Tensor, ...] = ()) -> list[Tensor]:
     return [d.u]
 
 
-def _operator(d: Derivatives) -> list[Tensor]:
+def _operator(d: Derivatives, aux: tuple[Tensor, ...] = ()) -> list[Tensor]:
     assert d.op is not None
     return [d.op]
+
+
+def _normal_derivative(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
+    """n·∇u (aux = (normals,))."""
+    assert d.grad is not None
+    return [(d.grad * aux[0]).sum(1)]
+
+
+def _robin(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
+    """n·∇u + α u (aux = (normals, α))."""
+    assert d.grad is not None
+    return [(d.grad * aux[0]).sum(1) + aux[1] * d.u]
+
+
+def _value_and_slope(axis: int) -> Callable[[Derivatives, tuple[Tensor, ...]], list[Tensor]]:
+    """u and ∂_axis u (the two quantities a periodic pair must match)."""
+
+    def select(d: Derivatives, aux: tuple[Tensor, ...] = ()) -> list[Tensor]:
+        assert d.grad is not None
+        return [d.u, d.grad[:, axis]]
+
+    return select
+
+
+def _apply_operator(op: PDEOperator) -> Callable[[Derivatives, tuple[Tensor, ...]], list[Tensor]]:
+    """L u from the derivatives (aux = (points, coefficients))."""
+
+    def select(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
+        return [op.apply(d, aux[0], aux[1])]
+
+    return select
+
+
+def interior_derivatives(
+    op: PDEOperator,
+    field: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    engine: str = "auto",
+    create_graph: bool = True,
+) -> Derivatives:
+    """The derivatives of ``field`` that L u needs, at ``x`` (:meth:`PDEOperator.plan`)."""
+    plan = op.plan()
+    return derivatives(
+        field,
+        x,
+        space_dim=op.space_dim,
+        grad=plan.grad,
+        ut=plan.ut,
+        lap=plan.lap,
+        second=plan.second,
+        operator=plan.operator,
+        engine=engine,
+        create_graph=create_graph,
+    )
 
 
 class Objective:
@@ -180,7 +278,9 @@ class Objective:
         self.device = torch.device(device)
         self.variables = problem.variables
         self.engine = engine
-        self.operator = residual_operator(problem)  # L of r = L u − f, fixed per problem
+        self.operator = residual_operator(problem)  # the constant-coefficient stream, if any
+        self.pde: PDEOperator | None = problem.operator
+        self.ritz = problem.train.get("loss") == "ritz"
         self.seed = seed
         self.resample(seed)
 
@@ -249,16 +349,31 @@ class Objective:
             return self._data(p.exact, x)
         if p.source is not None:
             return self._data(p.source, x)
-        assert p.exact is not None
+        assert p.exact is not None and self.pde is not None
         field = expression_field(p.exact, self.variables)
-        d = derivatives(
-            field,
-            x.to(torch.float64),
-            space_dim=self.domain.space_dim,
-            create_graph=False,
-            operator=self.operator,
-        )
-        return pde_residual(p, d, torch.zeros_like(d.u)).to(self.dtype)
+        x64 = x.to(torch.float64)
+        d = interior_derivatives(self.pde, field, x64, create_graph=False)
+        return self.pde.apply(d, x64, self.pde.coefficients(x64)).detach().to(self.dtype)
+
+    def _coefficients(self, x: Tensor) -> Tensor:
+        """The diffusivity data at points (:meth:`PDEOperator.coefficients`), refused where
+        a is not positive or not finite."""
+        assert self.pde is not None
+        c = self.pde.coefficients(x)
+        for k in range(c.shape[1]):
+            key = "diffusivity" if c.shape[1] == 1 else f"diffusivity[{k}]"
+            a = self._finite(c[:, k, 0], x, key)
+            bad = ~(a > 0)
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                where = ", ".join(f"{v}={c:.6g}" for v, c in zip(self.variables, x[i].tolist()))
+                raise ProblemError(
+                    self.problem.origin,
+                    key,
+                    f"must be positive, but a = {float(a[i]):.6g} at {where} "
+                    f"({int(bad.sum())} of {len(a)} sampled points)",
+                )
+        return c
 
     def resample(self, seed: int) -> None:
         """Draw collocation points and evaluate the data on them."""
@@ -268,9 +383,12 @@ class Objective:
         self.x_interior = self._tensor(sample_interior(dom, self.counts["interior"], s, seed))
         key = "exact" if p.pde == "fit" or p.source is None else "source"
         self.f_interior = self._finite(self._source(self.x_interior), self.x_interior, key)
+        self.c_interior = self._coefficients(self.x_interior) if self.pde is not None else None
 
-        self.dirichlet: list[tuple[Tensor, Tensor]] = []
-        self.neumann: list[tuple[Tensor, Tensor, Tensor]] = []
+        # per kind: points, normals, quadrature weights |face| / n, data, α
+        self.dirichlet: list[BoundaryData] = []
+        self.neumann: list[BoundaryData] = []
+        self.robin: list[BoundaryData] = []
         self.periodic: list[tuple[Tensor, Tensor, int]] = []
         faces = list(p.boundary)
         split = split_boundary_points(dom, faces, self.counts["boundary"]) if faces else {}
@@ -289,22 +407,27 @@ class Objective:
             x = self._tensor(sample_face(dom, face, split[face], s, seed + 7919 * (j + 1)))
             assert bc.value is not None
             key = f"boundary (face {face}).value"
+            normal = self._tensor(np.tile(dom.face_normal(face), (len(x), 1)))
+            weight = torch.full_like(x[:, 0], dom.face_measure(face) / len(x))
+            axis = dom.face_axis(face)
+            # the conormal factor a_n of the face (Ritz's natural boundary terms)
+            assert self.pde is not None
+            a_n = self.pde.conormal_factor(x, self._coefficients(x), axis)
             if bc.type == "dirichlet":
-                self.dirichlet.append((x, self._finite(self._data(bc.value, x), x, key)))
-            else:
-                normal = self._tensor(np.tile(dom.face_normal(face), (len(x), 1)))
-                g = self._data(bc.value, x, normal) if bc.from_exact else self._data(bc.value, x)
-                self.neumann.append((x, normal, self._finite(g, x, key)))
-        # Concatenate per type: fewer, larger forward passes.
-        if self.dirichlet:
-            self.dirichlet = [
-                (
-                    torch.cat([a for a, _ in self.dirichlet]),
-                    torch.cat([b for _, b in self.dirichlet]),
-                )
-            ]
-        if self.neumann:
-            self.neumann = [tuple(torch.cat(list(z)) for z in zip(*self.neumann))]  # type: ignore[list-item]
+                g = self._finite(self._data(bc.value, x), x, key)
+                self.dirichlet.append(BoundaryData(x, normal, weight, g, a_n))
+                continue
+            g = self._data(bc.value, x, normal) if bc.from_exact else self._data(bc.value, x)
+            if bc.type == "neumann":
+                self.neumann.append(BoundaryData(x, normal, weight, self._finite(g, x, key), a_n))
+                continue
+            assert bc.alpha is not None
+            alpha = self._finite(self._data(bc.alpha, x), x, f"boundary (face {face}).alpha")
+            if bc.from_exact:  # g = n·∇u* + α u*
+                g = g + alpha * self._data(bc.value, x)
+            self.robin.append(BoundaryData(x, normal, weight, self._finite(g, x, key), a_n, alpha))
+        self.dirichlet, self.neumann = _join(self.dirichlet), _join(self.neumann)
+        self.robin = _join(self.robin)
 
         self.x_initial = None
         if p.pde == "heat":
@@ -318,17 +441,16 @@ class Objective:
     # ---------------------------------------------------------------- loss
     def blocks(self) -> list[ResidualBlock]:
         """The residual rows of every condition on the current points, term by term: the
-        interior (``pde``), Dirichlet, Neumann, periodic value and periodic derivative rows
-        (``boundary``), the initial rows (``initial``). Built once per draw of points."""
+        interior (``pde``), Dirichlet, Neumann, Robin, periodic value and periodic
+        derivative rows (``boundary``), the initial rows (``initial``). Built once per draw
+        of points."""
         return self._blocks
 
-    def _build_blocks(self) -> list[ResidualBlock]:
-        p = self.problem
+    def _interior_block(self) -> ResidualBlock:
         sd = self.domain.space_dim
-        if p.pde == "fit":
-            return [ResidualBlock("pde", (self.x_interior,), (1.0,), _value, (self.f_interior,))]
-        out = [
-            ResidualBlock(
+        assert self.pde is not None and self.c_interior is not None
+        if self.pde.plain:  # the classical case: one stream, nothing else per point
+            return ResidualBlock(
                 "pde",
                 (self.x_interior,),
                 (1.0,),
@@ -337,34 +459,66 @@ class Objective:
                 operator=self.operator,
                 space_dim=sd,
             )
-        ]
-        for x, g in self.dirichlet:
-            out.append(ResidualBlock("boundary", (x,), (1.0,), _value, (g,), space_dim=sd))
-        for x, normal, g in self.neumann:
+        plan = self.pde.plan()
+        return ResidualBlock(
+            "pde",
+            (self.x_interior,),
+            (1.0,),
+            _apply_operator(self.pde),
+            (self.f_interior,),
+            grad=plan.grad,
+            operator=plan.operator,
+            space_dim=sd,
+            aux=(self.x_interior, self.c_interior),
+            ut=plan.ut,
+            lap=plan.lap,
+            second=plan.second,
+        )
 
-            def normal_derivative(d: Derivatives, normal: Tensor = normal) -> list[Tensor]:
-                assert d.grad is not None
-                return [(d.grad * normal).sum(1)]
-
+    def _build_blocks(self) -> list[ResidualBlock]:
+        p = self.problem
+        sd = self.domain.space_dim
+        if p.pde == "fit":
+            return [ResidualBlock("pde", (self.x_interior,), (1.0,), _value, (self.f_interior,))]
+        out = [self._interior_block()]
+        for b in self.dirichlet:
+            out.append(ResidualBlock("boundary", (b.x,), (1.0,), _value, (b.g,), space_dim=sd))
+        for b in self.neumann:
             out.append(
                 ResidualBlock(
-                    "boundary", (x,), (1.0,), normal_derivative, (g,), grad=True, space_dim=sd
+                    "boundary",
+                    (b.x,),
+                    (1.0,),
+                    _normal_derivative,
+                    (b.g,),
+                    grad=True,
+                    space_dim=sd,
+                    aux=(b.normal,),
+                )
+            )
+        for b in self.robin:
+            assert b.alpha is not None
+            out.append(
+                ResidualBlock(
+                    "boundary",
+                    (b.x,),
+                    (1.0,),
+                    _robin,
+                    (b.g,),
+                    grad=True,
+                    space_dim=sd,
+                    aux=(b.normal, b.alpha),
                 )
             )
         for x_lo, x_hi, axis in self.periodic:
             # u and ∂_axis u must match on the two faces: both in one pass of both faces
-
-            def value_and_slope(d: Derivatives, axis: int = axis) -> list[Tensor]:
-                assert d.grad is not None
-                return [d.u, d.grad[:, axis]]
-
             zero = torch.zeros(len(x_lo), dtype=x_lo.dtype, device=x_lo.device)
             out.append(
                 ResidualBlock(
                     "boundary",
                     (x_lo, x_hi),
                     (1.0, -1.0),
-                    value_and_slope,
+                    _value_and_slope(axis),
                     (zero, zero),
                     grad=True,
                     space_dim=sd,
@@ -386,5 +540,28 @@ class Objective:
         return {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in parts.items()}
 
     def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
-        """The mean-square loss terms of ``model`` on the current points."""
+        """The loss terms of ``model`` on the current points: mean squares of the residuals,
+        or the Ritz energy and the Dirichlet penalty (``train.loss: ritz``)."""
+        if self.ritz:
+            return self.ritz_terms(model)
         return {k: r.square().mean() for k, r in self.residuals(model).items()}
+
+    def ritz_terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        """``{'pde': energy, 'boundary': Dirichlet penalty}`` (module docstring)."""
+        assert self.pde is not None and self.c_interior is not None
+        sd = self.domain.space_dim
+        x = self.x_interior
+        d = derivatives(model, x, space_dim=sd, grad=True, engine=self.engine)
+        density = self.pde.energy_density(d, x, self.c_interior) - self.f_interior * d.u
+        energy = density.mean() * self.domain.volume
+        for b in self.neumann:
+            u = derivatives(model, b.x, space_dim=sd, engine=self.engine).u
+            energy = energy - (b.weight * b.conormal * b.g * u).sum()
+        for b in self.robin:
+            u = derivatives(model, b.x, space_dim=sd, engine=self.engine).u
+            energy = energy + (b.weight * b.conormal * (0.5 * b.alpha * u.square() - b.g * u)).sum()
+        out = {"pde": energy}
+        for b in self.dirichlet:
+            u = derivatives(model, b.x, space_dim=sd, engine=self.engine).u
+            out["boundary"] = (b.weight * (u - b.g).square()).sum()
+        return out

@@ -75,6 +75,11 @@ class Domain:
         n[self.face_axis(face)] = -1.0 if face.endswith("-") else 1.0
         return n
 
+    @property
+    def volume(self) -> float:
+        """The measure of the box times the time span (the interior quadrature's |Ω|)."""
+        return math.prod(hi - lo for lo, hi in self.bounds)
+
     def face_measure(self, face: str) -> float:
         """(d−1)-dimensional measure of the face times the time span (1 for a point)."""
         axis = self.face_axis(face)

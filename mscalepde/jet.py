@@ -9,9 +9,11 @@ time). A :class:`Jet` of a hidden feature h(X) ∈ R^W at N points holds separat
 - the value h, shape (N, W);
 - the spatial first derivatives ∂h/∂x_i, i = 1..d (carried when asked for, or when an
   operator below has a Laplacian part);
-- for each requested linear operator L_m u = Σ_j a_{m,j} ∂u/∂X_j + c_m Δu (constant
-  coefficients; Δ the spatial Laplacian) the stream L_m h. Examples: Δ (a = 0, c = 1), ∂_t
-  (a = e_t, c = 0), the heat operator ∂_t − κΔ (a = e_t, c = −κ).
+- for each requested linear operator L_m u = Σ_j a_{m,j} ∂u/∂X_j + Σ_i c_{m,i} ∂²u/∂x_i²
+  (constant coefficients; c_{m,i} = c_m for all i is c_m Δu, Δ the spatial Laplacian) the
+  stream L_m h. Examples: Δ (a = 0, c = 1), ∂_t (a = e_t, c = 0), the heat operator ∂_t − κΔ
+  (a = e_t, c = −κ), an anisotropic −Σ_i κ_i ∂_ii (c = −κ), one second derivative ∂_ii
+  (c = e_i).
 
 Carrying the heat operator as *one* stream (instead of u_t and Δu separately) saves a
 matmul per layer and per stream pass: for the 1D heat equation 3 streams (h, ∂_x h,
@@ -20,8 +22,8 @@ matmul per layer and per stream pass: for the 1D heat equation 3 streams (h, ∂
 Propagation rules (exact, no truncation; |∇z|² = Σ_{i ≤ d} (∂_i z)²):
 
 - linear map z = W h + b: every stream is multiplied by Wᵀ; b is added to the value only;
-- elementwise σ: (z, ∇z, L z) ↦ (σ(z), σ′(z) ∇z, σ′(z) L z + c σ″(z) |∇z|²);
-- product of two jets: (ab, a ∇b + b ∇a, a L b + b L a + 2c ∇a·∇b);
+- elementwise σ: (z, ∇z, L z) ↦ (σ(z), σ′(z) ∇z, σ′(z) L z + σ″(z) Σ_i c_i (∂_i z)²);
+- product of two jets: (ab, a ∇b + b ∇a, a L b + b L a + 2 Σ_i c_i ∂_i a ∂_i b);
 - sums, concatenations, fixed scalings act streamwise.
 
 A stream may be a single row (1, W) that broadcasts over the points: the input columns'
@@ -50,14 +52,37 @@ from .activations import Activation
 
 @dataclass(frozen=True)
 class Operator:
-    """L u = Σ_j first[j] ∂u/∂X_j + laplacian · Δu (constant coefficients).
+    """L u = Σ_j first[j] ∂u/∂X_j + laplacian · Δu + Σ_i second[i] ∂²u/∂x_i² (constant
+    coefficients).
 
     ``first`` has one coefficient per input column (space, then t); Δ is the spatial
-    Laplacian. Hashable, so compiled code can specialise on it.
+    Laplacian; ``second`` (empty, or one weight per spatial axis) is a diagonal
+    second-order part, for anisotropic operators and single second derivatives; an operator
+    has a ``laplacian`` or a ``second`` part, not both. Hashable, so compiled code can
+    specialise on it.
     """
 
     first: tuple[float, ...]
     laplacian: float = 0.0
+    second: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.second and self.laplacian != 0.0:
+            raise ValueError("an Operator has a laplacian or a second part, not both")
+
+    @property
+    def has_second_order(self) -> bool:
+        """True when the operator has second derivatives (a Δ or a diagonal part)."""
+        return self.laplacian != 0.0 or any(c != 0.0 for c in self.second)
+
+    def weights(self, space_dim: int) -> tuple[float, ...]:
+        """The per-axis second-order weights c_i (c_i = laplacian for a Δ part)."""
+        return self.second if self.second else (self.laplacian,) * space_dim
+
+    @classmethod
+    def second_derivative(cls, in_dim: int, space_dim: int, axis: int) -> Operator:
+        """∂²/∂x_axis²."""
+        return cls((0.0,) * in_dim, 0.0, tuple(float(i == axis) for i in range(space_dim)))
 
     @classmethod
     def laplace(cls, in_dim: int, coefficient: float = 1.0) -> Operator:
@@ -108,7 +133,7 @@ class JetSpec:
     @property
     def needs_grads(self) -> bool:
         """Spatial gradients are carried when asked for or when an operator has a Δ part."""
-        return self.grads or any(op.laplacian != 0.0 for op in self.operators)
+        return self.grads or any(op.has_second_order for op in self.operators)
 
 
 def _grad_dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
@@ -116,6 +141,18 @@ def _grad_dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
     out = a[0] * b[0]
     for ga, gb in zip(a[1:], b[1:], strict=True):
         out = out + ga * gb
+    return out
+
+
+def _weighted_dot(a: Sequence[Tensor], b: Sequence[Tensor], w: Sequence[float]) -> Tensor:
+    """Σ_i w_i ∂_i a ∂_i b (terms with w_i = 0 skipped; at least one w_i ≠ 0)."""
+    out = None
+    for ga, gb, c in zip(a, b, w, strict=True):
+        if c == 0.0:
+            continue
+        term = ga * gb if c == 1.0 else c * (ga * gb)
+        out = term if out is None else out + term
+    assert out is not None
     return out
 
 
@@ -202,7 +239,7 @@ class Jet:
         return self._with(self.value + offset, self.grads, self.ops)
 
     def _square_gradient(self) -> Tensor | None:
-        """|∇h|² = Σ_i (∂_i h)², when an operator needs it."""
+        """|∇h|² = Σ_i (∂_i h)², when an operator has a Δ part."""
         if not any(op.laplacian != 0.0 for op in self.spec.operators):
             return None
         return _grad_dot(self.grads, self.grads)
@@ -217,6 +254,8 @@ class Jet:
                 assert sq is not None
                 c = op.laplacian
                 out = out + (d2 * sq if c == 1.0 else (c * d2) * sq)
+            elif op.has_second_order:  # Σ_i c_i (∂_i h)²
+                out = out + d2 * _weighted_dot(self.grads, self.grads, op.second)
             ops.append(out)
         return self._with(value, [d1 * g for g in self.grads], ops)
 
@@ -239,7 +278,7 @@ class Jet:
         )
 
     def __mul__(self, other: Jet) -> Jet:
-        """Product rule (ab, a ∇b + b ∇a, a L b + b L a + 2c ∇a·∇b)."""
+        """Product rule (ab, a ∇b + b ∇a, a L b + b L a + 2 Σ_i c_i ∂_i a ∂_i b)."""
         va, vb = self.value, other.value
         grads = [va * gb + vb * ga for ga, gb in zip(self.grads, other.grads, strict=True)]
         cross = None
@@ -250,6 +289,8 @@ class Jet:
                 if cross is None:
                     cross = _grad_dot(self.grads, other.grads)
                 out = out + (2.0 * op.laplacian) * cross
+            elif op.has_second_order:
+                out = out + 2.0 * _weighted_dot(self.grads, other.grads, op.second)
             ops.append(out)
         return self._with(va * vb, grads, ops)
 

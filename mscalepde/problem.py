@@ -9,10 +9,16 @@ rules out "billion laughs" alias bombs), duplicate keys, Python-object tags and 
 1 MiB; expressions go through :mod:`mscalepde.expressions` (an ``ast`` whitelist, never
 ``eval``).
 
-Equations (``pde``):
-- ``poisson``: −Δu = f in Ω;
-- ``heat``: u_t − κ Δu = f in Ω × (t0, t1], u(·, t0) = u_0;
+Equations (``pde``; the operator is :class:`~mscalepde.operators.PDEOperator`):
+- ``poisson``: −∇·(a ∇u) + r(x, u) = f in Ω (a = 1, r = 0 by default: −Δu = f);
+- ``heat``: u_t − ∇·(a ∇u) + r(x, t, u) = f in Ω × (t0, t1], u(·, t0) = u_0;
 - ``fit``: u = target (plain least-squares regression of ``exact``; no boundary).
+
+``diffusivity`` a is a number, an expression of x (and t for heat), or a list with one
+entry per axis (diagonal anisotropic A = diag(a_1, …, a_d)); ``reaction`` r is an expression
+that may use u. Boundary conditions: Dirichlet u = g, Neumann ∂u/∂n = g, Robin
+∂u/∂n + α u = g, periodic. ``train.loss`` is ``residual`` (strong form) or ``ritz`` (the
+energy, Poisson only).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from .architectures import Architecture, build_model, validate_model_section
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
+from .operators import PDEOperator
 from .schema import (
     Option,
     SchemaError,
@@ -51,13 +58,15 @@ from .schema import (
 )
 
 PDES = ("poisson", "heat", "fit")
-BOUNDARY_TYPES = ("dirichlet", "neumann", "periodic")
+BOUNDARY_TYPES = ("dirichlet", "neumann", "robin", "periodic")
+LOSSES = ("residual", "ritz")
 TOP_KEYS = (
     "name",
     "description",
     "params",
     "pde",
     "diffusivity",
+    "reaction",
     "source",
     "domain",
     "exact",
@@ -124,11 +133,12 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
     "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
     "compile": Option(switch_option(), "auto", "torch.compile the loss (auto: long runs)"),
-    "engine": Option(
-        choice_option("auto", "forward", "autograd"), "auto", "derivative engine"
-    ),
+    "engine": Option(choice_option("auto", "forward", "autograd"), "auto", "derivative engine"),
     "optimizer": Option(
         lambda v, k: v, None, "optimiser phases in order, e.g. [adam, gauss-newton]"
+    ),
+    "loss": Option(
+        choice_option(*LOSSES), "residual", "residual (strong form) | ritz (energy, Poisson)"
     ),
 }
 
@@ -189,6 +199,8 @@ def with_default_optimizer(train: Any) -> Any:
     if not isinstance(train, Mapping):
         return train  # validate_section reports it
     if train.get("optimizer") is not None or {"steps", "lbfgs_steps"} & set(train):
+        return train
+    if train.get("loss") == "ritz":  # no Gauss–Newton for an energy: Adam, train.steps
         return train
     return {**train, "steps": DEFAULT_ADAM_STEPS, "optimizer": copy.deepcopy(DEFAULT_OPTIMIZER)}
 
@@ -288,14 +300,16 @@ REFERENCE_OPTIONS: dict[str, Option] = {
 
 @dataclass(frozen=True)
 class BoundaryCondition:
-    """The condition on one face: ``dirichlet`` (u = g), ``neumann`` (n·∇u = g) or
-    ``periodic`` (u and ∂u/∂n match the opposite face). ``value`` is None for periodic;
-    ``from_exact`` says the data is derived from the exact solution."""
+    """The condition on one face: ``dirichlet`` (u = g), ``neumann`` (n·∇u = g), ``robin``
+    (n·∇u + α u = g, n the outward normal) or ``periodic`` (u and ∂u/∂n match the opposite
+    face). ``value`` is None for periodic; ``from_exact`` says the data g is derived from
+    the exact solution (u*, n·∇u* or n·∇u* + α u*); ``alpha`` is Robin's α."""
 
     face: str
     type: str
     value: Expression | None
     from_exact: bool = False
+    alpha: Expression | None = None
 
 
 @dataclass
@@ -308,7 +322,7 @@ class Problem:
     params: dict[str, float]
     exact: Expression | None
     source: Expression | None  # None: derived from exact ('auto'); unused for fit
-    diffusivity: float
+    operator: PDEOperator | None  # None for fit
     initial: Expression | None  # heat only
     boundary: dict[str, BoundaryCondition]
     model: dict[str, Any]
@@ -322,9 +336,32 @@ class Problem:
     def variables(self) -> tuple[str, ...]:
         return self.domain.variables
 
+    @property
+    def diffusivity(self) -> float:
+        """The diffusivity when it is one number (the constant-coefficient solvers' κ)."""
+        value = None if self.operator is None else self.operator.isotropic_constant
+        if value is None:
+            raise ValueError(f"{self.origin}: the diffusivity is not one constant")
+        return value
+
+    @property
+    def plain(self) -> bool:
+        """−Δu = f or u_t − κΔu = f: a constant isotropic diffusivity, no reaction."""
+        return self.operator is None or self.operator.plain
+
     def fingerprint(self) -> str:
         """A hash of the equation, domain and data (not of model/train settings)."""
-        keys = ("pde", "params", "diffusivity", "source", "domain", "exact", "initial", "boundary")
+        keys = (
+            "pde",
+            "params",
+            "diffusivity",
+            "reaction",
+            "source",
+            "domain",
+            "exact",
+            "initial",
+            "boundary",
+        )
         text = yaml.safe_dump({k: self.config.get(k) for k in keys}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -621,7 +658,7 @@ def _validate(data: Any, origin: str) -> Problem:
     # params and expressions
     params_raw = as_mapping(data.get("params") or {}, "params")
     try:
-        params = parse_params(params_raw, reserved=variables)
+        params = parse_params(params_raw, reserved=(*variables, "u"))
     except ExpressionError as exc:
         pname, _, reason = str(exc).partition(": ")
         raise SchemaError(join("params", pname), reason or str(exc)) from None
@@ -634,7 +671,7 @@ def _validate(data: Any, origin: str) -> Problem:
     if pde == "fit":
         if exact is None:
             raise SchemaError("exact", "is required for pde: fit (it is the target)")
-        for key in ("source", "diffusivity", "initial", "boundary"):
+        for key in ("source", "diffusivity", "reaction", "initial", "boundary"):
             if data.get(key) is not None:
                 raise SchemaError(key, "is not used by pde: fit (remove it)")
     else:
@@ -647,14 +684,14 @@ def _validate(data: Any, origin: str) -> Problem:
         else:
             source = _expr(src, "source", variables, params)
 
-    diffusivity = 1.0
-    if data.get("diffusivity") is not None:
-        if pde != "heat":
-            raise SchemaError("diffusivity", "is only used by pde: heat")
-        kappa = data["diffusivity"]
-        if isinstance(kappa, str):  # a constant expression over pi, e and params
-            kappa = _expr(kappa, "diffusivity", (), params).constant_value
-        diffusivity = as_float(kappa, "diffusivity", positive=True)
+    operator = None
+    if pde != "fit":
+        operator = PDEOperator(
+            time=pde == "heat",
+            variables=variables,
+            diffusivity=_diffusivity(data.get("diffusivity"), domain, params),
+            reaction=_reaction(data.get("reaction"), variables, params),
+        )
 
     initial = None
     initial_text: Any = None
@@ -676,11 +713,11 @@ def _validate(data: Any, origin: str) -> Problem:
         boundary = _boundary(data.get("boundary"), domain, exact, params)
 
     model = validate_model_section(data.get("model"), "model")
-    train = validate_section(
-        with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train"
-    )
+    train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
+    if train["loss"] == "ritz":
+        _check_ritz(pde, boundary, train)
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
     reference = validate_section(data.get("reference"), REFERENCE_OPTIONS, "reference")
     if diagnostics["times"] is not None:
@@ -699,8 +736,10 @@ def _validate(data: Any, origin: str) -> Problem:
     if params_raw:
         config["params"] = dict(params_raw)
     config["pde"] = pde
-    if pde == "heat":
-        config["diffusivity"] = diffusivity
+    if operator is not None and (pde == "heat" or data.get("diffusivity") is not None):
+        config["diffusivity"] = _diffusivity_config(operator)
+    if operator is not None and operator.reaction is not None:
+        config["reaction"] = operator.reaction.text
     if pde != "fit":
         config["source"] = "auto" if source is None else source.text
     config["domain"] = {"box": [list(b) for b in box]}
@@ -730,7 +769,7 @@ def _validate(data: Any, origin: str) -> Problem:
         params=params,
         exact=exact,
         source=source,
-        diffusivity=diffusivity,
+        operator=operator,
         initial=initial,
         boundary=boundary,
         model=model,
@@ -740,6 +779,83 @@ def _validate(data: Any, origin: str) -> Problem:
         origin=origin,
         config=config,
     )
+
+
+def _diffusivity(raw: Any, domain: Domain, params: Mapping[str, float]) -> tuple[Expression, ...]:
+    """a: a number, an expression of x (and t), or one entry per spatial axis."""
+    if raw is None:
+        return (parse_expression(1.0, variables=domain.variables),)
+    entries = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, list) and len(raw) != domain.space_dim:
+        raise SchemaError(
+            "diffusivity",
+            f"expected one entry per axis ({domain.space_dim} for {', '.join(domain.axes)}),"
+            f" got {len(raw)}",
+        )
+    out = []
+    for i, item in enumerate(entries):
+        key = join("diffusivity", i) if isinstance(raw, list) else "diffusivity"
+        try:
+            expr = _expr(item, key, domain.variables, params)
+        except SchemaError:
+            with_u = isinstance(item, str)
+            if with_u:
+                try:
+                    parse_expression(item, variables=(*domain.variables, "u"), params=params)
+                except ExpressionError:
+                    with_u = False
+            if with_u:
+                raise SchemaError(
+                    key,
+                    "may not depend on u (a is a coefficient of x"
+                    + (" and t" if domain.has_time else "")
+                    + "; put u-dependence in 'reaction')",
+                ) from None
+            raise
+        if expr.is_constant:
+            as_float(expr.constant_value, key, positive=True)
+        out.append(expr)
+    return tuple(out)
+
+
+def _diffusivity_config(operator: PDEOperator) -> Any:
+    """The diffusivity as a file writes it (numbers as numbers)."""
+    items = [
+        float(e.constant_value) if e.is_constant else e.text  # type: ignore[arg-type]
+        for e in operator.diffusivity
+    ]
+    return items if operator.anisotropic else items[0]
+
+
+def _reaction(raw: Any, variables: Sequence[str], params: Mapping[str, float]) -> Expression | None:
+    """r(x[, t], u): an expression that may use u; None when absent."""
+    if raw is None:
+        return None
+    return _expr(raw, "reaction", (*variables, "u"), params)
+
+
+def _check_ritz(
+    pde: str, boundary: Mapping[str, BoundaryCondition], train: Mapping[str, Any]
+) -> None:
+    """The Ritz energy exists for the elliptic problem with Dirichlet (penalty), Neumann and
+    Robin (natural) conditions; refuse the rest in one line."""
+    if pde != "poisson":
+        raise SchemaError(
+            "train.loss", f"ritz is the energy of an elliptic problem: pde: poisson only, got {pde}"
+        )
+    periodic = sorted(f for f, bc in boundary.items() if bc.type == "periodic")
+    if periodic:
+        raise SchemaError(
+            "train.loss",
+            f"ritz does not take periodic conditions (faces {', '.join(periodic)}); "
+            "use loss: residual",
+        )
+    for i, entry in enumerate(train["optimizer"] or []):
+        if entry["name"] == "gauss-newton":
+            raise SchemaError(
+                join("train.optimizer", i),
+                "gauss-newton needs residuals (loss: residual); with ritz use adam and lbfgs",
+            )
 
 
 def _faces(value: Any, key: str, domain: Domain) -> list[str]:
@@ -778,13 +894,22 @@ def _boundary(
     for i, entry in enumerate(raw):
         key = join("boundary", i)
         entry = as_mapping(entry, key)
-        check_unknown(entry, ("faces", "type", "value"), key)
+        check_unknown(entry, ("faces", "type", "value", "alpha"), key)
         if "type" not in entry:
             raise SchemaError(join(key, "type"), f"is required ({' | '.join(BOUNDARY_TYPES)})")
         btype = as_choice(entry["type"], join(key, "type"), BOUNDARY_TYPES)
         faces = _faces(entry.get("faces", "all"), join(key, "faces"), domain)
         value: Expression | None = None
         from_exact = False
+        alpha: Expression | None = None
+        if btype == "robin":
+            if entry.get("alpha") is None:
+                raise SchemaError(
+                    join(key, "alpha"), "is required for robin (du/dn + alpha u = value)"
+                )
+            alpha = _expr(entry["alpha"], join(key, "alpha"), domain.variables, params)
+        elif entry.get("alpha") is not None:
+            raise SchemaError(join(key, "alpha"), f"is only used by type: robin, not {btype}")
         if btype == "periodic":
             if entry.get("value") is not None:
                 raise SchemaError(join(key, "value"), "a periodic condition takes no value")
@@ -809,7 +934,7 @@ def _boundary(
             else:
                 value = _expr(entry["value"], join(key, "value"), domain.variables, params)
         for f in faces:
-            resolved[f] = BoundaryCondition(f, btype, value, from_exact)
+            resolved[f] = BoundaryCondition(f, btype, value, from_exact, alpha)
             origin_of[f] = i
     missing = [f for f in domain.faces if f not in resolved]
     if missing:

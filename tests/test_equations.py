@@ -162,7 +162,8 @@ def test_heat_residual_is_ut_minus_kappa_laplacian_minus_f():
 
 def test_neumann_data_is_the_outward_normal_derivative():
     p, obj = _objective(CASES["poisson_neumann_3d"])
-    ((x, normal, g),) = obj.neumann
+    (b,) = obj.neumann
+    x, normal, g = b.x, b.normal, b.g
     on_zplus = normal[:, 2] == 1
     on_xminus = normal[:, 0] == -1
     assert on_zplus.any() and on_xminus.any()

@@ -18,8 +18,10 @@ from mscalepde.architectures import ARCHITECTURES
 from mscalepde.derivatives import Derivatives, derivatives
 from mscalepde.equations import Objective, ResidualBlock
 from mscalepde.errors import MscaleError, ProblemError
+from mscalepde.expressions import parse_expression
 from mscalepde.gauss_newton import GaussNewton, GaussNewtonSettings, Parameters, block_rows
 from mscalepde.jet import Jet, JetSpec, Operator
+from mscalepde.operators import PDEOperator
 from mscalepde.problem import load_problem
 from mscalepde.trainer import Callback
 
@@ -38,8 +40,10 @@ def _autograd_rows(model, block: ResidualBlock, params: list[nn.Parameter]) -> t
             gi = torch.autograd.grad(r[i], params, retain_graph=True, allow_unused=True)
             rows.append(
                 torch.cat(
-                    [(torch.zeros_like(p) if a is None else a).reshape(-1)
-                     for p, a in zip(params, gi, strict=True)]
+                    [
+                        (torch.zeros_like(p) if a is None else a).reshape(-1)
+                        for p, a in zip(params, gi, strict=True)
+                    ]
                 )
             )
         res.append(r.detach())
@@ -61,23 +65,64 @@ def _blocks(space_dim: int, has_time: bool) -> list[ResidualBlock]:
     else:
         op = Operator.laplace(d, -1.0)
 
-    def operator(dv: Derivatives) -> list[torch.Tensor]:
+    def operator(dv: Derivatives, aux=()) -> list[torch.Tensor]:
         return [dv.op]
 
-    def slope(dv: Derivatives) -> list[torch.Tensor]:
+    def slope(dv: Derivatives, aux=()) -> list[torch.Tensor]:
         return [dv.grad[:, space_dim - 1]]
 
-    def value_and_slope(dv: Derivatives) -> list[torch.Tensor]:
+    def value_and_slope(dv: Derivatives, aux=()) -> list[torch.Tensor]:
         return [dv.u, dv.grad[:, 0]]
+
+    # variable coefficients with a semilinear reaction: per-axis a_i(X) (∂_ii streams) and
+    # an isotropic a(X) (a Δ stream), both with ∇a·∇u and sinh(u)
+    names = ("x", "y", "z")[:space_dim] + (("t",) if has_time else ())
+    variable = []
+    for entries in (
+        [f"1 + 0.5*sin({i + 1}*x)" for i in range(space_dim)],
+        ["2 + cos(x)"],
+    ):
+        pde = PDEOperator(
+            time=has_time,
+            variables=names,
+            diffusivity=tuple(parse_expression(e, variables=names) for e in entries),
+            reaction=parse_expression("sinh(u) + x*u", variables=(*names, "u")),
+        )
+        plan = pde.plan()
+
+        def apply(dv: Derivatives, aux, pde=pde) -> list[torch.Tensor]:
+            return [pde.apply(dv, aux[0], aux[1])]
+
+        variable.append(
+            ResidualBlock(
+                "pde",
+                (x,),
+                (1.0,),
+                apply,
+                (f,),
+                grad=plan.grad,
+                ut=plan.ut,
+                lap=plan.lap,
+                second=plan.second,
+                space_dim=space_dim,
+                aux=(x, pde.coefficients(x)),
+            )
+        )
 
     zero = torch.zeros(7, dtype=torch.float64)
     return [
         ResidualBlock("pde", (x,), (1.0,), operator, (f,), operator=op, space_dim=space_dim),
         ResidualBlock("boundary", (y,), (1.0,), slope, (f,), grad=True, space_dim=space_dim),
         ResidualBlock(
-            "boundary", (x, y), (1.0, -1.0), value_and_slope, (zero, zero), grad=True,
+            "boundary",
+            (x, y),
+            (1.0, -1.0),
+            value_and_slope,
+            (zero, zero),
+            grad=True,
             space_dim=space_dim,
         ),
+        *variable,
     ]
 
 
@@ -99,8 +144,12 @@ def test_jacobian_matches_autograd(arch, dims):
         # Jᵀr is the autograd gradient of ½‖r‖² (first quantity of the block)
         r0 = block.combine(block.quantities(model, engine="autograd")[0]) - block.data[0]
         grad = torch.autograd.grad(0.5 * r0.square().sum(), params.params, allow_unused=True)
-        ref = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                         for p, g in zip(params.params, grad, strict=True)])
+        ref = torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g).reshape(-1)
+                for p, g in zip(params.params, grad, strict=True)
+            ]
+        )
         assert float((jacs[0].T @ res[0] - ref).norm()) <= 1e-10 * float(ref.norm()) + 1e-14
 
 
@@ -140,8 +189,9 @@ def test_dual_and_primal_steps_agree():
     steps = {}
     for form in ("dual", "primal"):
         p, model, obj = _objective(40, 8)  # 42 residuals, 97 parameters
-        gn = GaussNewton(model, obj, p.train["weights"], GaussNewtonSettings(form=form,
-                                                                              damping=1e-3))
+        gn = GaussNewton(
+            model, obj, p.train["weights"], GaussNewtonSettings(form=form, damping=1e-3)
+        )
         theta0 = gn.params.vector()
         it = gn.iterate()
         assert it is not None and it.form == form
@@ -306,9 +356,20 @@ def test_bad_optimizer_entry_is_one_line_naming_the_key(value, key, tmp_path):
         load_problem(PROBLEMS / "poisson1d_sin.yaml", [f"train.optimizer={value}"])
     assert f": {key}:" in str(exc.value)
     proc = subprocess.run(
-        [sys.executable, "-m", "mscalepde", "solve", str(PROBLEMS / "poisson1d_sin.yaml"),
-         "--set", f"train.optimizer={value}", "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mscalepde",
+            "solve",
+            str(PROBLEMS / "poisson1d_sin.yaml"),
+            "--set",
+            f"train.optimizer={value}",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     err = proc.stderr.strip()

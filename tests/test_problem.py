@@ -95,7 +95,49 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         "no condition on face(s) y-, y+",
     ),
     "face_of_missing_axis": (GOOD.replace("faces: all", "faces: [x-, y+]"), "has no face y+"),
-    "bad_boundary_type": (GOOD.replace("dirichlet", "robin"), "boundary[0].type: expected one of"),
+    "bad_boundary_type": (
+        GOOD.replace("dirichlet", "convective"),
+        "boundary[0].type: expected one of",
+    ),
+    # the general operators (issue 12): each a one-line exit 2
+    "robin_without_alpha": (
+        GOOD.replace("dirichlet", "robin"),
+        "boundary[0].alpha: is required for robin",
+    ),
+    "alpha_on_dirichlet": (
+        GOOD.replace("value: exact}", "value: exact, alpha: 1}"),
+        "boundary[0].alpha: is only used by type: robin",
+    ),
+    "diffusivity_not_positive": (
+        GOOD + "diffusivity: 0.5 - x\n",
+        "diffusivity: must be positive, but a = ",
+    ),
+    "diffusivity_negative_number": (GOOD + "diffusivity: -1\n", "diffusivity: "),
+    "diffusivity_uses_u": (GOOD + "diffusivity: 1 + u**2\n", "diffusivity: may not depend on u"),
+    "diffusivity_wrong_length": (
+        GOOD + "diffusivity: [1, 2]\n",
+        "diffusivity: expected one entry per axis (1 for x), got 2",
+    ),
+    "diffusivity_axis_not_positive": (
+        GOOD.replace("[[0, 1]]", "[[0, 1], [0, 1]]").replace("sin(pi*x)", "x*y")
+        + "diffusivity: [1, y - 0.5]\n",
+        "diffusivity[1]: must be positive",
+    ),
+    "reaction_unknown_name": (GOOD + "reaction: v**3\n", "reaction: unknown name 'v'"),
+    "ritz_with_heat": (
+        "pde: heat\ndomain: {box: [[0, 1]], time: [0, 1]}\nexact: x*t\n"
+        "boundary: [{type: dirichlet, value: exact}]\ntrain: {loss: ritz}\n",
+        "train.loss: ritz is the energy of an elliptic problem",
+    ),
+    "ritz_with_periodic": (
+        GOOD.replace("dirichlet, value: exact}", "periodic}") + "train: {loss: ritz}\n",
+        "train.loss: ritz does not take periodic conditions",
+    ),
+    "ritz_with_gauss_newton": (
+        GOOD + "train: {loss: ritz, optimizer: [adam, gauss-newton]}\n",
+        "train.optimizer[1]: gauss-newton needs residuals",
+    ),
+    "u_as_param": (GOOD + "params: {u: 1}\n", "params"),
     "unknown_name": (GOOD.replace("sin(pi*x)", "sin(k*x)"), "exact: unknown name 'k'"),
     "missing_axis_name": (GOOD.replace("sin(pi*x)", "sin(pi*y)"), "exact: unknown name 'y'"),
     "t_in_poisson": (GOOD.replace("sin(pi*x)", "x*t"), "exact: unknown name 't'"),
@@ -128,8 +170,11 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
     "duplicate_key": (GOOD + "pde: heat\n", "duplicate key 'pde'"),
     "huge_file": ("description: '" + "a" * (1 << 20) + "'\n", "file too large"),
     "deep_nesting": ("a: " + "[" * 5000 + "]" * 5000 + "\n", "invalid YAML"),
-    "diffusivity_in_poisson": (GOOD + "diffusivity: 2\n", "diffusivity: is only used by pde: heat"),
     "fit_without_exact": ("pde: fit\ndomain: {box: [[0, 1]]}\n", "exact: is required for pde: fit"),
+    "fit_with_reaction": (
+        "pde: fit\ndomain: {box: [[0, 1]]}\nexact: x\nreaction: u\n",
+        "reaction: is not used by pde: fit",
+    ),
     "fit_with_boundary": (
         "pde: fit\ndomain: {box: [[0, 1]]}\nexact: x\nboundary: [{type: dirichlet, value: 0}]\n",
         "boundary: is not used by pde: fit",
