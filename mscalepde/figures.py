@@ -108,11 +108,17 @@ def history_figure(path: str | Path, history: History, title: str = "") -> None:
         1, 2 if has_err else 1, figsize=(11 if has_err else 6, 4), squeeze=False
     )
     ax = axs[0][0]
-    for c in history.columns:
-        if c.startswith("loss"):
+    losses = [c for c in history.columns if c.startswith("loss")]
+    signed = any(np.nanmin(history.column(c)) < 0 for c in losses)  # a Ritz energy
+    for c in losses:
+        if signed:
+            ax.plot(steps, history.column(c), label=c)
+        else:
             ax.semilogy(steps, np.maximum(history.column(c), 1e-300), label=c)
+    if signed:  # linear near zero, logarithmic beyond: the energy falls below 0
+        ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (energy: can be negative)" if signed else "loss")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     if has_err:

@@ -1,9 +1,10 @@
 """Classical reference solvers: a truth for every problem, and the classical baseline.
 
-:func:`compute_reference` solves a ``poisson`` (−Δu = f) or ``heat`` (u_t − κΔu = f)
-problem on its box and returns a :class:`Reference`: u on a tensor-product grid (1D
-coordinate arrays ``x``, ``y``, ``z``, ``t`` as the problem has them, ``u`` with one axis
-per coordinate in that order), its estimated error (refinement study) and the wall time.
+:func:`compute_reference` solves a ``poisson`` (−∇·(a∇u) + r(x, u) = f) or ``heat``
+(u_t − ∇·(a∇u) + r = f) problem on its box and returns a :class:`Reference`: u on a
+tensor-product grid (1D coordinate arrays ``x``, ``y``, ``z``, ``t`` as the problem has
+them, ``u`` with one axis per coordinate in that order), its estimated error (refinement
+study) and the wall time.
 :func:`get_reference` caches it as ``reference.npz`` keyed by ``problem.fingerprint()``
 and the settings (under ``$MSCALEPDE_CACHE/reference`` or ``~/.cache/mscalepde/reference``);
 :func:`reference_values` / :func:`reference_truth` evaluate it anywhere in the box, so a
@@ -26,10 +27,17 @@ the network's time). The full description is ``docs/reference.md``; in short:
   four backward-Euler half steps), ``bdf`` (``solve_ivp`` BDF, sparse Jacobian),
   ``chebyshev`` (spectral in time; the default with spectral space) — ``cn`` is the
   default with fd.
+- general operators (a variable or anisotropic diffusivity, a reaction, a Robin face):
+  ``method: auto`` and ``fd`` use finite differences in flux form with harmonic-mean face
+  diffusivities, Newton's method for a semilinear reaction and the method of lines for
+  heat (:mod:`mscalepde.reference_flux`; ``Reference.method`` is ``fd-flux`` and
+  ``settings['solver_note']`` names the solver and Newton's iterations); ``spectral``,
+  ``order: 4``, ``solver: fast`` and ``time_method: chebyshev`` refuse such problems.
 - all-Neumann/periodic Poisson: the constant is fixed by the mean of ``exact`` (grid
   quadrature), else zero mean.
-- data: ``Expression.numpy``; ``source: auto`` and Neumann ``value: exact`` by the
-  training derivative path (``equations.expression_field`` + ``derivatives``, float64).
+- data: ``Expression.numpy``; ``source: auto`` (L u* of the problem's operator) and
+  Neumann/Robin ``value: exact`` by the training derivative path
+  (``equations.interior_derivatives`` + ``PDEOperator.apply``, ``derivatives``, float64).
 """
 
 from __future__ import annotations
@@ -65,6 +73,11 @@ from .reference_fd import (
     mode_product,
     time_levels,
 )
+from .reference_flux import METHOD_NAME as FLUX_METHOD
+from .reference_flux import FluxSpace
+from .reference_flux import describe as describe_flux
+from .reference_flux import solve_heat as flux_heat
+from .reference_flux import solve_poisson as flux_poisson
 from .reference_spectral import (
     as_tensor_grid,
     barycentric_matrix,
@@ -77,7 +90,7 @@ from .reference_spectral import (
 )
 from .schema import SchemaError, validate_section
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
 FD_DEFAULT_N = {"poisson": {1: 2049, 2: 257, 3: 65}, "heat": {1: 513, 2: 129, 3: 33}}
 SPECTRAL_CAP = {1: 2049, 2: 129, 3: 49}
 TIME_CAP = 129
@@ -294,13 +307,15 @@ class _Data:
         return values
 
     def _torch(self, grids: list[np.ndarray], what: str, axis: int = -1) -> np.ndarray:
-        """``source: auto`` (axis < 0) or ∂exact/∂x_axis, by the training derivative path."""
+        """``source: auto`` (axis < 0: L u* for the problem's operator, by the training
+        derivative path, as ``Objective._source``) or ∂exact/∂x_axis, in float64."""
         import torch
 
         from .derivatives import derivatives
-        from .equations import expression_field
+        from .equations import expression_field, interior_derivatives
 
         assert self.p.exact is not None
+        op = self.p.operator
         shape = tuple(len(g) for g in grids)
         pts = grid_points(grids)
         field_fn = expression_field(self.p.exact, self.variables)
@@ -315,20 +330,10 @@ class _Data:
                 assert d.grad is not None
                 val = d.grad[:, axis]
             else:
-                d = derivatives(
-                    field_fn,
-                    x,
-                    space_dim=self.space_dim,
-                    lap=True,
-                    ut=self.heat,
-                    create_graph=False,
-                )
-                assert d.lap is not None
-                val = -self.p.diffusivity * d.lap if self.heat else -d.lap
-                if self.heat:
-                    assert d.ut is not None
-                    val = val + d.ut
-            out[s : s + chunk] = val.numpy()
+                assert op is not None
+                d = interior_derivatives(op, field_fn, x, create_graph=False)
+                val = op.apply(d, x, op.coefficients(x))
+            out[s : s + chunk] = val.detach().numpy()
         return self._finite(out.reshape(shape), what)
 
     def source(self, grids: list[np.ndarray]) -> np.ndarray:
@@ -345,15 +350,25 @@ class _Data:
         return self._numpy(self.p.exact, grids, "exact")
 
     def face(self, face: str, grids: list[np.ndarray]) -> np.ndarray:
-        """Face data (Dirichlet value or outward normal derivative) on a grid whose face
-        axis is the single coordinate of the face."""
+        """Face data g on a grid whose face axis is the single coordinate of the face: the
+        Dirichlet value, the outward normal derivative (Neumann) or ∂u/∂n + α u (Robin);
+        ``value: exact`` derives it from ``exact`` (u*, n·∇u*, n·∇u* + α u*)."""
         bc = self.p.boundary[face]
         what = f"boundary (face {face}).value"
-        if bc.type == "neumann" and bc.from_exact:
+        if bc.type in ("neumann", "robin") and bc.from_exact:
             axis = "xyz".index(face[0])
             sign = -1.0 if face.endswith("-") else 1.0
-            return sign * self._torch(grids, what, axis)
+            g = sign * self._torch(grids, what, axis)
+            if bc.type == "robin":
+                g = g + self.alpha(face, grids) * self.exact(grids)
+            return g
         return self._numpy(bc.value, grids, what)
+
+    def alpha(self, face: str, grids: list[np.ndarray]) -> np.ndarray:
+        """Robin's α on a face grid (as :meth:`face`)."""
+        bc = self.p.boundary[face]
+        assert bc.alpha is not None
+        return self._numpy(bc.alpha, grids, f"boundary (face {face}).alpha")
 
     @property
     def time_dependent_source(self) -> bool:
@@ -389,6 +404,7 @@ class _Solution:
     kinds: list[str]
     u: np.ndarray
     iterations: int = 0
+    note: str = ""  # the solver line of a flux-form solution
 
 
 def _fix_constant(problem: Problem, data: _Data, space: SpaceProblem, u: np.ndarray) -> np.ndarray:
@@ -456,6 +472,46 @@ def _solve_heat(
     return _Solution(coords + [np.asarray(times)], kinds, out)
 
 
+def needs_flux(problem: Problem) -> bool:
+    """True when the constant-coefficient solvers cannot handle the problem: a variable or
+    anisotropic diffusivity, a reaction, or a Robin face (the flux-form solver's case)."""
+    robin = any(bc.type == "robin" for bc in problem.boundary.values())
+    return robin or not problem.plain
+
+
+def _flux_reason(problem: Problem) -> str:
+    op = problem.operator
+    assert op is not None
+    if op.anisotropic:
+        return "an anisotropic diffusivity"
+    if not op.constant:
+        return "a variable diffusivity"
+    if op.reaction is not None:
+        return "a reaction term"
+    return "a Robin boundary condition"
+
+
+def _solve_flux(
+    problem: Problem,
+    sizes: list[int],
+    nt: int,
+    time_method: str,
+    settings: Mapping[str, Any],
+    nstore: int | None = None,
+) -> _Solution:
+    space = FluxSpace(problem, _Data(problem), sizes)
+    kinds = [ax.kind for ax in space.axes]
+    coords = [ax.nodes for ax in space.axes]
+    if problem.pde == "heat":
+        times, u, info = flux_heat(space, nt, time_method, settings, nstore)
+        coords.append(times)
+        kinds.append("uniform")
+    else:
+        u, info = flux_poisson(space, settings)
+    note = describe_flux(info, space.has_reaction, problem.pde == "heat")
+    return _Solution(coords, kinds, u, info.iterations, note)
+
+
 # --------------------------------------------------------------------------- drivers
 
 
@@ -468,6 +524,13 @@ def _solve(
     settings: Mapping[str, Any],
     nstore: int | None = None,
 ) -> _Solution:
+    if needs_flux(problem):
+        if method != "fd":
+            raise ReferenceError(
+                f"{problem.origin}: method {method} cannot solve a problem with "
+                f"{_flux_reason(problem)} (use fd or auto: flux-form finite differences)"
+            )
+        return _solve_flux(problem, sizes, nt, time_method, settings, nstore)
     if problem.pde == "heat":
         return _solve_heat(problem, method, sizes, nt, time_method, settings, nstore)
     return _solve_poisson(problem, method, sizes, settings)
@@ -605,7 +668,27 @@ def compute_reference(
     tm = settings["time_method"]
     spectral_sol = None
     note = ""
-    if method in ("auto", "spectral"):
+    flux = needs_flux(problem)
+    if flux:
+        reason = _flux_reason(problem)
+        if method == "spectral":
+            raise ReferenceError(
+                f"{problem.origin}: method spectral cannot solve a problem with {reason} "
+                "(use fd or auto: flux-form finite differences)"
+            )
+        if order != 2:
+            raise ReferenceError(
+                f"{problem.origin}: order {order} (Richardson) is not available with the "
+                f"flux-form solver ({reason}); use order 2"
+            )
+        if heat and tm == "chebyshev":
+            raise ReferenceError(
+                f"{problem.origin}: time_method chebyshev cannot solve a problem with "
+                f"{reason}; use cn or bdf"
+            )
+        if method == "auto":
+            note = f"{reason} (flux form)"
+    elif method in ("auto", "spectral"):
         time_method = ("chebyshev" if tm == "auto" else tm) if heat else ""
         if method == "auto" and not _smooth(problem):
             note = "non-smooth data"
@@ -644,7 +727,7 @@ def compute_reference(
         else:
             sol = coarse
     else:
-        method = "fd"
+        method = FLUX_METHOD if flux else "fd"
         time_method = ("cn" if tm in ("auto", "chebyshev") else tm) if heat else ""
         sizes = [n_given or FD_DEFAULT_N[problem.pde][dim]] * dim
         nt = settings["nt"] or (sizes[0] - 1 if heat else 0)
@@ -663,7 +746,7 @@ def compute_reference(
         method=method,
         n=sizes,
         nt=nt if heat else 0,
-        order=order if method == "fd" else 0,
+        order=order if method in ("fd", FLUX_METHOD) else 0,
         time_method=time_method,
         settings=dict(settings),
     )
@@ -680,6 +763,8 @@ def compute_reference(
     ref.seconds = time.perf_counter() - started
     if note:
         ref.settings["auto_note"] = note
+    if sol.note:
+        ref.settings["solver_note"] = sol.note
     return ref
 
 
@@ -883,7 +968,7 @@ def describe_reference(ref: Reference) -> list[str]:
     grid = " x ".join(str(v) for v in ref.n)
     if ref.nt:
         grid += f", {ref.time_method} in time (nt {ref.nt})"
-    order = f", order {ref.order}" if ref.method == "fd" else ""
+    order = f", order {ref.order}" if ref.method in ("fd", FLUX_METHOD) else ""
     lines = [
         f"method          {ref.method}{order} ({grid})",
         f"estimated error {ref.estimated_error:.3e} (relative L2, refinement study)",
@@ -891,6 +976,9 @@ def describe_reference(ref: Reference) -> list[str]:
     if ref.exact_error is not None:
         lines.append(f"error vs exact  {ref.exact_error:.3e}")
     lines.append(f"wall time       {ref.seconds:.3f} s")
+    solver = ref.settings.get("solver_note")
+    if solver:
+        lines.insert(1, f"solver          {solver}")
     note = ref.settings.get("auto_note")
     if note:
         lines.append(f"auto            fd chosen: {note}")

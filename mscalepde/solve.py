@@ -289,6 +289,9 @@ def _truth_and_baseline(
         )
     except MscaleError as exc:
         out["classical_baseline"] = {"error": str(exc)}
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # the baseline is a comparison:
+        # its failure is reported, never at the cost of the trained result
+        out["classical_baseline"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
 
