@@ -205,6 +205,19 @@ def _robin(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
     return [(d.grad * aux[0]).sum(1) + aux[1] * d.u]
 
 
+def _scaled_value(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
+    """c u (aux = (c,))."""
+    return [d.u * aux[0]]
+
+
+def _reaction_slope(op: PDEOperator, x: Tensor, u: Tensor) -> Tensor:
+    """max(∂r/∂u, 0) at the points (detached; by autograd of the expression)."""
+    with torch.enable_grad():
+        u0 = u.detach().requires_grad_(True)
+        (slope,) = torch.autograd.grad(op.reaction_values(x, u0).sum(), u0, allow_unused=True)
+    return torch.zeros_like(u0) if slope is None else slope.detach().clamp_min(0.0)
+
+
 def _value_and_slope(axis: int) -> Callable[[Derivatives, tuple[Tensor, ...]], list[Tensor]]:
     """u and ∂_axis u (the two quantities a periodic pair must match)."""
 
@@ -531,6 +544,64 @@ class Objective:
                 )
             )
         return out
+
+    def curvature_blocks(self) -> list[ResidualBlock]:
+        """Rows whose Gram matrix Σ_k w_k J_kᵀJ_k is half the Gauss–Newton Hessian of the
+        weighted Ritz energy (the Gauss–Newton phase's matrix for ``loss: ritz``):
+
+        - interior: √(|Ω| a_i / 2N) ∂_i u per axis, and √(|Ω| max(r′(u), 0) / 2N) u with a
+          reaction (∂²/∂u² of R is r′; a decreasing r contributes no curvature);
+        - Dirichlet penalty Σ w_b (u − g)²: √w_b u;
+        - Robin Σ w_b a_n (α u²/2 − g u): √(w_b a_n max(α, 0) / 2) u.
+
+        The energy is quadratic in (∇u, u) without a reaction, so these rows give its exact
+        Hessian in function space restricted to the network's tangent space: the step is
+        energy natural gradient descent for the Ritz energy (Müller & Zeinhofer 2023)."""
+        assert self.ritz and self.pde is not None and self.c_interior is not None
+        pde, sd = self.pde, self.domain.space_dim
+        n = len(self.x_interior)
+        q = self.domain.volume / (2.0 * n)
+        if pde.constant:
+            a = torch.tensor(pde.constants(), dtype=self.dtype, device=self.device)
+            a = a.expand(n, sd)
+        elif pde.anisotropic:
+            a = self.c_interior[:, :, 0]
+        else:
+            a = self.c_interior[:, :1, 0].expand(n, sd)
+        root = (q * a).sqrt()
+        zero = torch.zeros(n, dtype=self.dtype, device=self.device)
+        quantities = sd + (1 if pde.reaction is not None else 0)
+
+        def interior(d: Derivatives, aux: tuple[Tensor, ...]) -> list[Tensor]:
+            assert d.grad is not None
+            out = [d.grad[:, i] * aux[1][:, i] for i in range(sd)]
+            if pde.reaction is not None:
+                out.append(d.u * (q * _reaction_slope(pde, aux[0], d.u)).sqrt())
+            return out
+
+        blocks = [
+            ResidualBlock(
+                "pde", (self.x_interior,), (1.0,), interior, (zero,) * quantities, grad=True,
+                space_dim=sd, aux=(self.x_interior, root),
+            )
+        ]
+        for b in self.dirichlet:
+            blocks.append(
+                ResidualBlock(
+                    "boundary", (b.x,), (1.0,), _scaled_value, (torch.zeros_like(b.g),),
+                    space_dim=sd, aux=(b.weight.sqrt(),),
+                )
+            )
+        for b in self.robin:
+            assert b.alpha is not None
+            scale = (0.5 * b.weight * b.conormal * b.alpha.clamp_min(0.0)).sqrt()
+            blocks.append(
+                ResidualBlock(
+                    "pde", (b.x,), (1.0,), _scaled_value, (torch.zeros_like(b.g),),
+                    space_dim=sd, aux=(scale,),
+                )
+            )
+        return blocks
 
     def residuals(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
         """Every term's residual vector (rows of its blocks, concatenated)."""

@@ -17,6 +17,17 @@ Guzmán-Cordero, Dangel, Goldshlager, Zeinhofer 2025 ("Improving energy natural 
 descent through Woodbury, momentum, and randomization"); ENGD itself uses a grid line
 search over α with a tiny fixed λ.
 
+With ``train.loss: ritz`` there is no residual vector: the loss is the Ritz energy E(θ).
+Its Gauss–Newton matrix is built from rows whose Gram matrix is half the Hessian of E with
+respect to the network's outputs (√(|Ω| a/2N) ∂_i u at the interior points, √w u on the
+Dirichlet penalty points, …: ``Objective.curvature_blocks``), the gradient ∇E comes from
+autograd, and d = (½H + λ I)⁻¹ ½∇E in the primal form (∇E is not in the range of Jᵀ: the
+source term f u has no curvature, so the dual form does not apply). For a quadratic energy
+(no reaction) H is exact: this is energy natural gradient descent for the Deep Ritz loss
+(Müller & Zeinhofer 2023). Resample the points every iteration: on fixed points the
+quadrature energy is unbounded below (the network exploits the gaps between the points;
+measured in ``benchmarks/README.md`` §8).
+
 Step control (``method``):
 
 - ``lm`` (default): Levenberg–Marquardt with Nielsen's update (Madsen, Nielsen, Tingleff
@@ -217,6 +228,14 @@ class GaussNewton:
         self.nu = 2.0
         self.checked = False
         self.terms: dict[str, Tensor] = {}
+        # the Ritz energy: no residual vector; Gram rows from ``curvature_blocks`` and the
+        # gradient from autograd (primal form only, module docstring)
+        self.energy = bool(getattr(objective, "ritz", False))
+        if self.energy and settings.form == "dual":
+            raise MscaleError(
+                f"{key}: with loss: ritz the Gauss-Newton step has no dual form "
+                f"(the energy's gradient is not J^T R); use form: primal or auto"
+            )
         if not all(callable(getattr(m, "jet", None)) for m in [model]):
             raise MscaleError(
                 f"{key}: gauss-newton needs a network with a forward-Laplacian jet "
@@ -231,7 +250,26 @@ class GaussNewton:
             self.terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
             return float(weighted_loss(self.terms, self.weights))
 
+    def _energy_gradient(self) -> tuple[float, Tensor]:
+        """The weighted energy and half its gradient (autograd), as one vector."""
+        with torch.enable_grad():
+            terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
+            total = weighted_loss(terms, self.weights)
+            grads = torch.autograd.grad(total, self.params.params, allow_unused=True)
+        half = torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g).reshape(-1)
+                for p, g in zip(self.params.params, grads, strict=True)
+            ]
+        )
+        value = float(total.detach())
+        if not (math.isfinite(value) and torch.isfinite(half).all()):
+            raise TrainingError("gauss-newton: the Ritz energy or its gradient is not finite")
+        return value, 0.5 * half.detach()
+
     def form(self, rows: int) -> str:
+        if self.energy:
+            return "primal"
         f = self.settings.form
         if f == "auto":
             return "dual" if rows < self.params.count else "primal"
@@ -261,6 +299,9 @@ class GaussNewton:
             )
 
     def _scaled_blocks(self) -> list[tuple[ResidualBlock, float]]:
+        if self.energy:  # the curvature rows carry their quadrature weights: √w_k only
+            curv: list[ResidualBlock] = self.objective.curvature_blocks()  # type: ignore[attr-defined]
+            return [(b, math.sqrt(self.weights.get(b.term, 1.0))) for b in curv]
         blocks: list[ResidualBlock] = self.objective.blocks()  # type: ignore[attr-defined]
         counts: dict[str, int] = {}
         for b in blocks:
@@ -335,7 +376,9 @@ class GaussNewton:
             r = torch.cat(rs)
             jac = None
         loss0 = float(r @ r)
-        if not self.checked:
+        if self.energy:  # ½∇E in place of JᵀR: d = (½H + λμI)⁻¹ ½∇E, the same predictions
+            loss0, jtr = self._energy_gradient()
+        elif not self.checked:
             self._verify(jtr)
         mu = float(torch.diagonal(gram).sum()) / rows  # relative → absolute damping
 

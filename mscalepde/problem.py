@@ -851,10 +851,10 @@ def _check_ritz(
             "use loss: residual",
         )
     for i, entry in enumerate(train["optimizer"] or []):
-        if entry["name"] == "gauss-newton":
+        if entry["name"] == "gauss-newton" and entry.get("form") == "dual":
             raise SchemaError(
-                join("train.optimizer", i),
-                "gauss-newton needs residuals (loss: residual); with ritz use adam and lbfgs",
+                join("train.optimizer", i) + ".gauss-newton.form",
+                "the Ritz energy's Gauss-Newton step has no dual form (use primal or auto)",
             )
 
 

@@ -134,8 +134,8 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         "train.loss: ritz does not take periodic conditions",
     ),
     "ritz_with_gauss_newton": (
-        GOOD + "train: {loss: ritz, optimizer: [adam, gauss-newton]}\n",
-        "train.optimizer[1]: gauss-newton needs residuals",
+        GOOD + "train: {loss: ritz, optimizer: [adam, {gauss-newton: {form: dual}}]}\n",
+        "train.optimizer[1].gauss-newton.form: the Ritz energy's Gauss-Newton step has no dual",
     ),
     "u_as_param": (GOOD + "params: {u: 1}\n", "params"),
     "unknown_name": (GOOD.replace("sin(pi*x)", "sin(k*x)"), "exact: unknown name 'k'"),
