@@ -204,3 +204,33 @@ def test_float32_objective_has_float32_data():
     _, obj = _objective(POISSON2D, dtype=torch.float32)
     assert obj.x_interior.dtype == torch.float32 and obj.f_interior.dtype == torch.float32
     assert np.isfinite(obj.f_interior.numpy()).all()
+
+
+def test_ritz_energy_of_the_exact_solution_and_robin_data():
+    """E(u*) = −½∫ f u* (u* = 0 on ∂Ω) for the layered problem (exact value −11.535 with
+    f = 17π² sin 4πx sin πy, a = 1|10|1|10): Sobol quadrature agrees to 0.1 %; a Robin
+    'value: exact' datum is n·∇u* + α u*."""
+    import math
+
+    from mscalepde import load_problem, problem_from_dict
+    from mscalepde.equations import Objective, expression_field
+
+    p = load_problem(
+        "problems/layered2d_ritz.yaml", ["train.points={interior: 4096, boundary: 512}"]
+    )
+    obj = Objective.from_problem(p, dtype=torch.float64)
+    energy = float(obj.terms(expression_field(p.exact, p.variables))["pde"].detach())
+    exact = -0.5 * 17 * math.pi**2 * 0.5 * (0.25 * (1 + 0.1)) * 1.0
+    assert abs(energy - exact) < 1e-3 * abs(exact)
+    q = problem_from_dict(
+        {
+            "pde": "poisson",
+            "domain": {"box": [[0, 1]]},
+            "exact": "sin(x)",
+            "boundary": [{"faces": "all", "type": "robin", "alpha": 3, "value": "exact"}],
+        }
+    )
+    (b,) = Objective.from_problem(q, dtype=torch.float64).robin
+    x = b.x[:, 0]
+    expected = b.normal[:, 0] * torch.cos(x) + 3 * torch.sin(x)
+    torch.testing.assert_close(b.g, expected)
