@@ -78,6 +78,8 @@ TOP_KEYS = (
     "reference",
 )
 MAX_FILE_BYTES = 1 << 20
+#: Top-level keys that do not change the equation, domain or data (not fingerprinted).
+NOT_EQUATION_KEYS = ("name", "description", "model", "train", "diagnostics", "reference")
 
 
 def _decay(value: Any, key: str) -> dict[str, Any] | None:
@@ -351,17 +353,7 @@ class Problem:
 
     def fingerprint(self) -> str:
         """A hash of the equation, domain and data (not of model/train settings)."""
-        keys = (
-            "pde",
-            "params",
-            "diffusivity",
-            "reaction",
-            "source",
-            "domain",
-            "exact",
-            "initial",
-            "boundary",
-        )
+        keys = [k for k in TOP_KEYS if k not in NOT_EQUATION_KEYS]  # order-free: sorted dump
         text = yaml.safe_dump({k: self.config.get(k) for k in keys}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
