@@ -33,7 +33,12 @@ from typing import Any
 
 import yaml
 
-from .architectures import Architecture, build_model, validate_model_section
+from .architectures import (
+    Architecture,
+    build_model,
+    interface_expressions,
+    validate_model_section,
+)
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
@@ -368,6 +373,7 @@ class Problem:
             space_dim=self.domain.space_dim,
             has_time=self.domain.has_time,
             bounds=self.domain.bounds,
+            params=self.params,
         )
         return model.to(dtype or getattr(torch, self.train["dtype"]))
 
@@ -705,6 +711,7 @@ def _validate(data: Any, origin: str) -> Problem:
         boundary = _boundary(data.get("boundary"), domain, exact, params)
 
     model = validate_model_section(data.get("model"), "model")
+    interface_expressions(model.get("interface", []), domain.space_dim, params)  # at load
     train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")

@@ -426,3 +426,42 @@ def test_damping_outside_its_limits_is_refused():
             PROBLEMS / "poisson1d_sin.yaml",
             ["train.optimizer=[{gauss-newton: {damping: 1.0e+7}}]"],
         )
+
+
+def _two_layer_ritz(interface: bool):
+    """−(a u')' = 4π² sin 2πx on [0, 1], a = 1 | 10 across x = 1/2, u = sin(2πx)/a: u is
+    continuous with a kink at the interface (u' jumps tenfold)."""
+    a = "where(x < 0.5, 1, 10)"
+    model = {"arch": "mlp", "width": 16, "depth": 2, "activation": "tanh"}
+    if interface:
+        model["interface"] = "x - 0.5"
+    return problem_from_dict(
+        {
+            "pde": "poisson",
+            "domain": {"box": [[0, 1]]},
+            "diffusivity": a,
+            "exact": f"sin(2*pi*x) / {a}",
+            "source": "4*pi**2*sin(2*pi*x)",
+            "boundary": [{"faces": "all", "type": "dirichlet", "value": 0}],
+            "model": model,
+            "train": {
+                "loss": "ritz",
+                "optimizer": [{"gauss-newton": {"steps": 40, "resample_every": 1}}],
+                "points": {"interior": 512, "boundary": 2},
+                "sampler": "sobol",
+                "weights": {"boundary": 1.0e4},
+                "dtype": "float64",
+            },
+            "diagnostics": {"enabled": False},
+        }
+    )
+
+
+def test_ritz_gauss_newton_with_an_interface_feature_resolves_the_kink():
+    """Energy natural gradient on the Ritz energy of a two-layer medium: with |x − 1/2| as
+    an input (model.interface) the network has the solution's kink and the error is far
+    below the smooth network's, which must smear it (measured: 1.3e-3 against 4.3e-2)."""
+    with_feature = solve(_two_layer_ritz(True), write=False).summary["rel_l2"]
+    without = solve(_two_layer_ritz(False), write=False).summary["rel_l2"]
+    assert with_feature < 5e-3
+    assert with_feature < without / 5

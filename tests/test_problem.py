@@ -100,6 +100,18 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         "boundary[0].type: expected one of",
     ),
     # the general operators (issue 12): each a one-line exit 2
+    "interface_constant": (
+        GOOD + "model: {interface: '2*pi'}\n",
+        "model.interface: is constant",
+    ),
+    "interface_unknown_name": (
+        GOOD + "model: {interface: 'x - y'}\n",
+        "model.interface: ",
+    ),
+    "interface_not_a_string": (
+        GOOD + "model: {interface: ['x - 0.5', 3]}\n",
+        "model.interface[1]: expected a level-set expression",
+    ),
     "robin_without_alpha": (
         GOOD.replace("dirichlet", "robin"),
         "boundary[0].alpha: is required for robin",

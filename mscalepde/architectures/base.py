@@ -9,6 +9,21 @@ from its interval [lo, hi] to [−1, 1], X̃ = 2 (X − lo)/(hi − lo) − 1, b
 layer. The map is linear, so it changes frequencies by the factor 2/(hi − lo): a Fourier
 feature cos(2π b X̃) of a normalised input oscillates with angular wavenumber
 2π b · 2/(hi − lo) in the physical variable.
+
+Interface features (option ``interface``, every architecture): level-set functions
+φ_1, …, φ_m of the spatial coordinates whose zero sets are material interfaces. The
+network's input becomes [X̃, |φ_1(x)|, …, |φ_m(x)|], so the first layer sees
+D + m columns. This is the cusp-capturing PINN of Tseng, Lin, Hu, Lai 2023 ("A
+cusp-capturing PINN for solving elliptic interface problems", J. Comput. Phys. 491,
+112359): a solution of −∇·(a∇u) = f with a discontinuous across {φ = 0} is continuous
+with a kink there (its normal derivative jumps by the ratio of the a's), and a smooth
+network of (x, |φ(x)|) represents such a kink exactly, where a smooth network of x alone
+must smear it, at a cost in the energy norm that the Ritz loss pays everywhere (measured on
+``problems/layered2d_ritz.yaml``: ``benchmarks/README.md`` §8.3). The derivative engines
+see |φ| as any other feature: ∇|φ| = sign(φ) ∇φ, L|φ| = sign(φ) Lφ (the Dirac mass of
+|φ|'' on the interface, a set of measure zero, is dropped). ∇φ and the second derivatives
+of φ are taken by autograd on the compiled expression; they do not depend on the
+parameters.
 """
 
 from __future__ import annotations
@@ -20,8 +35,11 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
+from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import Option, bool_option, choice_option, int_option
+
+AXES = ("x", "y", "z")
 
 
 class Architecture(nn.Module):
@@ -37,11 +55,15 @@ class Architecture(nn.Module):
         has_time: bool,
         bounds: Sequence[tuple[float, float]],
         normalize: bool = True,
+        interface: Sequence[Expression] = (),
     ) -> None:
         super().__init__()
         self.space_dim = int(space_dim)
         self.has_time = bool(has_time)
         self.in_dim = self.space_dim + int(self.has_time)
+        self.interface = tuple(interface)
+        # columns the first layer sees: the inputs, then one |φ_j| per interface
+        self.feature_dim = self.in_dim + len(self.interface)
         if len(bounds) != self.in_dim:
             raise ValueError(f"expected {self.in_dim} input intervals, got {len(bounds)}")
         lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64)  # cast below
@@ -59,16 +81,57 @@ class Architecture(nn.Module):
         self.register_buffer("input_shift", shift.to(dtype))
 
     def scale_inputs(self, x: Tensor) -> Tensor:
-        """X̃ = X·scale + shift (identity when ``normalize`` is off)."""
-        if not self.normalize:
-            return x
-        return x * self.input_scale + self.input_shift
+        """X̃ = X·scale + shift (identity when ``normalize`` is off), then the interface
+        features |φ_j(x)| (module docstring)."""
+        xs = x * self.input_scale + self.input_shift if self.normalize else x
+        if not self.interface:
+            return xs
+        env = self._env(x)
+        return torch.cat([xs, *(phi.torch(env).abs().unsqueeze(-1) for phi in self.interface)], -1)
 
     def input_jet(self, x: Tensor, spec: JetSpec) -> Jet:
-        """The forward-Laplacian jet (streams chosen by ``spec``) of the normalised inputs."""
+        """The forward-Laplacian jet (streams chosen by ``spec``) of the normalised inputs
+        and the interface features."""
         if not self.normalize:
-            return Jet.input(x, spec)
-        return Jet.input(x, spec, self.input_scale, self.input_shift)
+            jet = Jet.input(x, spec)
+        else:
+            jet = Jet.input(x, spec, self.input_scale, self.input_shift)
+        if not self.interface:
+            return jet
+        return Jet.cat([jet, *(self._interface_jet(phi, x, spec) for phi in self.interface)])
+
+    def _env(self, x: Tensor) -> dict[str, Tensor]:
+        return {name: x[:, i] for i, name in enumerate(AXES[: self.space_dim])}
+
+    def _interface_jet(self, phi: Expression, x: Tensor, spec: JetSpec) -> Jet:
+        """The jet of |φ(x)|: value, sign(φ) ∇φ and sign(φ) Lφ for every operator."""
+        sd = self.space_dim
+        second = any(op.has_second_order for op in spec.operators)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            value = phi.torch(self._env(xg))
+            (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=second)
+            hess = []
+            if second:  # ∂²φ/∂x_i², one backward pass per spatial axis
+                for i in range(sd):
+                    row = None
+                    if grad.requires_grad:  # φ affine: no graph, zero second derivatives
+                        (row,) = torch.autograd.grad(
+                            grad[:, i].sum(), xg, retain_graph=True, allow_unused=True
+                        )
+                    hess.append(torch.zeros_like(grad[:, i]) if row is None else row[:, i])
+        value, grad = value.detach().unsqueeze(-1), grad.detach()
+        hess = [h.detach() for h in hess]
+        grads = tuple(grad[:, i : i + 1] for i in range(sd)) if spec.needs_grads else ()
+        ops = []
+        for op in spec.operators:
+            out = sum(c * grad[:, j] for j, c in enumerate(op.first) if c != 0.0)
+            for i, c in enumerate(op.weights(sd) if op.has_second_order else ()):
+                if c != 0.0:
+                    out = out + c * hess[i]
+            ops.append(torch.zeros_like(value) if isinstance(out, int) else out.unsqueeze(-1))
+        jet = Jet(value, grads, tuple(ops), spec)
+        return jet.elementwise(value.abs(), torch.sign(value), torch.zeros_like(value))
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
@@ -83,4 +146,3 @@ def common_options(normalize: bool = True, activation: str = "tanh") -> dict[str
         "activation": Option(choice_option(*ACTIVATIONS), activation, "hidden activation"),
         "normalize": Option(bool_option(), normalize, "map each input axis to [-1, 1]"),
     }
-

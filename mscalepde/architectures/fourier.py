@@ -65,6 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS
+from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import (
     Option,
@@ -161,9 +162,16 @@ class FourierNet(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
+        interface: Sequence[Expression] = (),
     ) -> None:
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
-        self.embedding = FourierFeatures(self.in_dim, features, sigma, trainable)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
+        self.embedding = FourierFeatures(self.feature_dim, features, sigma, trainable)
         self.trunk = Trunk(self.embedding.out_dim, width, depth, activation)
         self.head = glorot_linear(width, 1)
 
@@ -197,11 +205,18 @@ class MultiscaleFourier(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
+        interface: Sequence[Expression] = (),
     ) -> None:
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
         sigmas = parse_sigmas(sigmas, "model.sigmas")
         self.embeddings = nn.ModuleList(
-            FourierFeatures(self.in_dim, features, s, trainable) for s in sigmas
+            FourierFeatures(self.feature_dim, features, s, trainable) for s in sigmas
         )
         self.trunk = Trunk(2 * features, width, depth, activation)
         self.head = glorot_linear(len(sigmas) * width, 1)
@@ -241,6 +256,7 @@ class SpatioTemporalFourier(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
+        interface: Sequence[Expression] = (),
     ) -> None:
         if not has_time:
             raise SchemaError(
@@ -248,11 +264,17 @@ class SpatioTemporalFourier(Architecture):
                 "stmff embeds space and time separately and needs a time-dependent problem "
                 "(pde: heat); use mff for problems without time",
             )
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
         sigmas_x = parse_sigmas(sigmas_x, "model.sigmas_x")
         sigmas_t = parse_sigmas(sigmas_t, "model.sigmas_t")
         self.space_embeddings = nn.ModuleList(
-            FourierFeatures(self.space_dim, features, s, trainable) for s in sigmas_x
+            FourierFeatures(self.feature_dim - 1, features, s, trainable) for s in sigmas_x
         )
         self.time_embeddings = nn.ModuleList(
             FourierFeatures(1, features, s, trainable) for s in sigmas_t
@@ -262,7 +284,8 @@ class SpatioTemporalFourier(Architecture):
 
     def forward(self, x: Tensor) -> Tensor:
         xs = self.scale_inputs(x)
-        space, time = xs[:, : self.space_dim], xs[:, self.space_dim :]
+        sd, t = self.space_dim, self.in_dim - 1  # columns: space, t, then |φ_j| (space)
+        space, time = torch.cat([xs[:, :sd], xs[:, t + 1 :]], -1), xs[:, t : t + 1]
         hx = [self.trunk(emb(space)) for emb in self.space_embeddings]
         ht = [self.trunk(emb(time)) for emb in self.time_embeddings]
         merged = [a * b for a in hx for b in ht]
@@ -270,8 +293,10 @@ class SpatioTemporalFourier(Architecture):
 
     def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         xs = self.input_jet(x, spec)
-        sd = self.space_dim
-        space, time = xs.select(slice(0, sd)), xs.select(slice(sd, None))
+        sd, t = self.space_dim, self.in_dim - 1
+        space, time = xs.select(slice(0, sd)), xs.select(slice(t, t + 1))
+        if self.interface:
+            space = Jet.cat([space, xs.select(slice(t + 1, None))])
         hx = [self.trunk.jet(emb.jet(space)) for emb in self.space_embeddings]
         ht = [self.trunk.jet(emb.jet(time)) for emb in self.time_embeddings]
         merged = Jet.cat([a * b for a in hx for b in ht])

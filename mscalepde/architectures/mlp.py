@@ -11,9 +11,12 @@ or never.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from ..activations import Activation, get_activation
+from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from .base import Architecture, common_options
 
@@ -74,9 +77,16 @@ class MLP(Architecture):
         depth: int = 4,
         activation: str = "tanh",
         normalize: bool = True,
+        interface: Sequence[Expression] = (),
     ) -> None:
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
-        self.trunk = Trunk(self.in_dim, width, depth, activation)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
+        self.trunk = Trunk(self.feature_dim, width, depth, activation)
         self.head = glorot_linear(width, 1)
 
     def forward(self, x: Tensor) -> Tensor:

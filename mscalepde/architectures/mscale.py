@@ -77,6 +77,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import ACTIVATIONS, Activation, get_activation
+from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import (
     Option,
@@ -216,8 +217,15 @@ class MscaleDNN(Architecture):
         activation: str = "sin",
         residual: bool = False,
         normalize: bool = True,
+        interface: Sequence[Expression] = (),
     ) -> None:
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
         scale_list = parse_scales(scales if isinstance(scales, Mapping) else list(scales))
         self.variant = parse_variant(variant)
         self.register_buffer("scales", torch.tensor(scale_list, dtype=torch.get_default_dtype()))
@@ -225,7 +233,7 @@ class MscaleDNN(Architecture):
         if self.variant == 1:
             sizes = group_sizes(width, n)
             k = torch.cat([torch.full((m,), a) for m, a in zip(sizes, scale_list, strict=True)])
-            self.first = mscale_init_(nn.Linear(self.in_dim, width))
+            self.first = mscale_init_(nn.Linear(self.feature_dim, width))
             self.first_activation = ScaledActivation(get_activation(activation), k)
             self.trunk = Trunk(width, width, depth - 1, activation, residual)
             for layer in self.trunk.linears:
@@ -235,7 +243,7 @@ class MscaleDNN(Architecture):
             self.subnets = nn.ModuleList()
             self.heads = nn.ModuleList()
             for _ in range(n):
-                trunk = Trunk(self.in_dim, width, depth, activation, residual)
+                trunk = Trunk(self.feature_dim, width, depth, activation, residual)
                 for layer in trunk.linears:
                     mscale_init_(layer)
                 self.subnets.append(trunk)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import get_activation
+from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import Option, bool_option, float_option, int_option
 from .base import Architecture
@@ -71,11 +72,21 @@ class Siren(Architecture):
         width: int = 100,
         depth: int = 3,
         normalize: bool = True,
+        interface: Sequence[Expression] = (),
     ) -> None:
-        super().__init__(space_dim=space_dim, has_time=has_time, bounds=bounds, normalize=normalize)
+        super().__init__(
+            space_dim=space_dim,
+            has_time=has_time,
+            bounds=bounds,
+            normalize=normalize,
+            interface=interface,
+        )
         self.linears = nn.ModuleList(
             siren_linear(
-                self.in_dim if i == 0 else width, width, i == 0, omega0 if i == 0 else omega0_hidden
+                self.feature_dim if i == 0 else width,
+                width,
+                i == 0,
+                omega0 if i == 0 else omega0_hidden,
             )
             for i in range(depth)
         )
