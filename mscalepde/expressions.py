@@ -50,6 +50,7 @@ import math
 import numbers
 import operator
 import re
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -936,7 +937,9 @@ def parse_expression(
 
     checker = _Checker(source, lead, variables, params)
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # "1if x": Python warns on stderr, we refuse in one line
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         if "too many nested" in exc.msg or "too complex" in exc.msg:
             raise ExpressionError(
