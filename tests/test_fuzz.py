@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from mscalepde import ProblemError, load_problem
 from mscalepde.errors import ExpressionError
 from mscalepde.expressions import parse_expression
+from mscalepde.problem import TOP_KEYS
 
 # bounded: about 4 s for the whole file on 2 cores; derandomized, so CI is reproducible
 FUZZ = settings(
@@ -232,24 +233,7 @@ values = st.recursive(
     ),
     max_leaves=8,
 )
-TOP = (
-    "name",
-    "description",
-    "params",
-    "pde",
-    "diffusivity",
-    "reaction",
-    "source",
-    "domain",
-    "exact",
-    "initial",
-    "boundary",
-    "model",
-    "train",
-    "diagnostics",
-    "reference",
-    "typo_key",
-)
+TOP = (*TOP_KEYS, "typo_key")
 SEED = {
     "pde": "poisson",
     "domain": {"box": [[0, 1]]},
