@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ProblemError, TrainingError
+from .errors import MscaleError, ProblemError, TrainingError
 from .problem import load_problem
 from .runfolder import atomic_write_text, prepare_out_dir
 
@@ -68,6 +68,7 @@ class BenchRow:
     resolved: int | None
     peaks: int | None
     run_dir: str
+    error: str = ""  # why a run failed (status "failed") or diverged
 
 
 def run_bench(
@@ -98,13 +99,16 @@ def run_bench(
     for problem, spec, seed in plan:
         tag = f"{problem.name}__{problem.model['arch']}__{len(rows)}__seed{seed}"
         run_dir = out / "runs" / tag
-        status = "ok"
+        status, error = "ok", ""
         try:
             result = solve(problem, out=run_dir, progress=progress)
             s = result.summary
-        except TrainingError:
+        except TrainingError as exc:
             s = json.loads((run_dir / "summary.json").read_text())
-            status = "diverged"
+            status, error = "diverged", str(exc)
+        except MscaleError as exc:  # e.g. a Gauss-Newton system that cannot fit in memory:
+            # recorded, and the other runs go on
+            s, status, error = {}, "failed", str(exc)
         freqs = s.get("frequencies") or []
         row = BenchRow(
             problem=problem.name,
@@ -118,10 +122,11 @@ def run_bench(
             resolved=sum(1 for f in freqs if f.get("resolved")) if freqs else None,
             peaks=len(freqs) if freqs else None,
             run_dir=str(run_dir),
+            error=error,
         )
         rows.append(row)
         if log is not None:
-            err = f"{row.rel_l2:.3e}" if row.rel_l2 is not None else "n/a"
+            err = f"{row.rel_l2:.3e}" if row.rel_l2 is not None else f"n/a ({status})"
             print(f"{row.problem:24s} {row.model:40s} seed {seed}: rel_l2 {err} "
                   f"({row.train_seconds:.1f} s)", file=log, flush=True)
     atomic_write_text(out / "results.csv", to_csv(rows))
@@ -143,6 +148,10 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.2e}"
 
 
+def _seconds(x: float) -> str:
+    return f"{x:.1f}" if math.isfinite(x) else "n/a"
+
+
 def report(rows: Sequence[BenchRow], overrides: Sequence[str] = ()) -> str:
     """Markdown table: per problem and model, statistics over the seeds."""
     lines = ["# mscalepde bench report", ""]
@@ -161,15 +170,21 @@ def report(rows: Sequence[BenchRow], overrides: Sequence[str] = ()) -> str:
         errs = [r.rel_l2 for r in rs if r.rel_l2 is not None]
         times = [r.train_seconds for r in rs]
         res = [f"{r.resolved}/{r.peaks}" for r in rs if r.peaks is not None]
-        diverged = sum(r.status != "ok" for r in rs)
-        seeds = ",".join(str(r.seed) for r in rs) + (f" ({diverged} diverged)" if diverged else "")
+        diverged = sum(r.status == "diverged" for r in rs)
+        failed = sum(r.status == "failed" for r in rs)
+        notes = [f"{n} {what}" for n, what in ((diverged, "diverged"), (failed, "failed")) if n]
+        seeds = ",".join(str(r.seed) for r in rs) + (f" ({', '.join(notes)})" if notes else "")
         lines.append(
             f"| {prob} | `{model}` | {rs[0].parameters} | {seeds} | "
             f"{_fmt(statistics.median(errs) if errs else None)} | "
             f"{_fmt(statistics.fmean(errs) if errs else None)} | "
             f"{_fmt(min(errs) if errs else None)} – {_fmt(max(errs) if errs else None)} | "
-            f"{statistics.median(times):.1f} | {' '.join(res) or 'n/a'} |"
+            f"{_seconds(statistics.median(times))} | {' '.join(res) or 'n/a'} |"
         )
+    failures = [r for r in rows if r.status == "failed"]
+    if failures:
+        lines += ["", "Failed runs (the others completed):", ""]
+        lines += [f"- {r.problem}, `{r.model}`, seed {r.seed}: {r.error}" for r in failures]
     lines.append("")
     return "\n".join(lines)
 

@@ -44,3 +44,23 @@ def test_bench_validates_everything_before_running(tmp_path, capsys):
     assert code == 2
     assert "model.widht: unknown key" in capsys.readouterr().err
     assert not (tmp_path / "b" / "runs").exists()
+
+
+def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path):
+    """A model whose Gauss–Newton system cannot fit (max_memory_gb) fails with its reason in
+    results.csv and report.md; the other model's runs still finish."""
+    out = tmp_path / "b"
+    code = main([
+        "bench", str(PROBLEMS / "poisson1d_sin.yaml"),
+        "--model", "mlp width=8 depth=1", "--model", "mlp width=64 depth=3",
+        "--seeds", "0", "--out", str(out),
+        "--set", "train.optimizer=[{gauss-newton: {steps: 2, max_memory_gb: 0.01}}]",
+    ])
+    assert code == 0
+    rows = {r["model"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["mlp width=8 depth=1"]["status"] == "ok"
+    assert float(rows["mlp width=8 depth=1"]["rel_l2"]) > 0
+    failed = rows["mlp width=64 depth=3"]
+    assert failed["status"] == "failed" and "max_memory_gb" in failed["error"]
+    report = (out / "report.md").read_text()
+    assert "(1 failed)" in report and "Failed runs" in report
