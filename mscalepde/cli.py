@@ -8,9 +8,12 @@ folder cannot be written or read); never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import MscaleError
 
@@ -252,20 +255,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "reference": cmd_reference,
     }
+    previous = None
     if args.command in ("solve", "bench"):
         from .allocator import retain_freed_memory
 
         retain_freed_memory()  # no page faults in every training step (allocator.py)
+        previous = _stop_on_sigterm()
     try:
         return handlers[args.command](args)
     except MscaleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except _Terminated:
+        print("terminated by SIGTERM (the run folder holds the last state)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted (the run folder holds the last state)", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``): the same graceful path as Ctrl-C —
+    the trainer stops, the run folder gets the last state, summary and figures."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated("SIGTERM")
+
+
+def _stop_on_sigterm() -> Any:
+    """Route SIGTERM to the Ctrl-C path; returns the previous handler (None off the main
+    thread, where Python cannot install one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def entry() -> None:  # pragma: no cover

@@ -202,13 +202,16 @@ def solve(
         model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs
     )
     status, message = "ok", ""
+    interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
     try:
         trainer.run()
     except TrainingError as exc:
         status, message = "diverged", str(exc)
-    except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted at step {trainer.step}"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM routed here by the CLI
+        interrupt = exc
+        why = f" by {exc}" if str(exc) else ""
+        status, message = "interrupted", f"interrupted{why} at step {trainer.step}"
     finally:
         if bar is not None:
             bar.close()
@@ -224,8 +227,8 @@ def solve(
         write_run(result)
     if status == "diverged":
         raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
-    if status == "interrupted":
-        raise KeyboardInterrupt
+    if interrupt is not None:
+        raise interrupt
     return result
 
 

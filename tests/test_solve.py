@@ -6,6 +6,10 @@ import copy
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -259,3 +263,30 @@ def test_compile_auto_weighs_the_saving_against_the_compile_cost(poisson1d):
     trainer.run()
     assert not trainer.compiled and trainer.cuda_graph_evaluations == 0
 
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_take_the_graceful_path(tmp_path, sig, code):
+    """A batch system's SIGTERM (and Ctrl-C) stop a training run cleanly: exit 128 + signal,
+    one line on stderr and no traceback, and a complete run folder with status
+    'interrupted' naming the step."""
+    out = tmp_path / "run"
+    log = tmp_path / "stdout"
+    cmd = [
+        sys.executable, "-m", "mscalepde", "solve", str(PROBLEMS / "poisson1d_sin.yaml"),
+        "--out", str(out), "--quiet", "--set", "train.steps=1000000",
+        "--set", "train.optimizer=[adam]", "--set", "train.compile=off",
+    ]
+    with log.open("w") as stdout:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while "training" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # some steps
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] > 0
+    assert (out / "model.pt").exists() and (out / "history.csv").exists()
