@@ -250,22 +250,27 @@ class GaussNewton:
             self.terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
             return float(weighted_loss(self.terms, self.weights))
 
-    def _energy_gradient(self) -> tuple[float, Tensor]:
-        """The weighted energy and half its gradient (autograd), as one vector."""
+    def _loss_gradient(self) -> tuple[float, Tensor]:
+        """The weighted loss and its gradient by autograd, as one vector (zeros for
+        parameters the loss does not use)."""
         with torch.enable_grad():
             terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
             total = weighted_loss(terms, self.weights)
             grads = torch.autograd.grad(total, self.params.params, allow_unused=True)
-        half = torch.cat(
+        flat = torch.cat(
             [
                 (torch.zeros_like(p) if g is None else g).reshape(-1)
                 for p, g in zip(self.params.params, grads, strict=True)
             ]
         )
-        value = float(total.detach())
-        if not (math.isfinite(value) and torch.isfinite(half).all()):
+        return float(total.detach()), flat.detach()
+
+    def _energy_gradient(self) -> tuple[float, Tensor]:
+        """The weighted energy and half its gradient (autograd), as one vector."""
+        value, grad = self._loss_gradient()
+        if not (math.isfinite(value) and torch.isfinite(grad).all()):
             raise TrainingError("gauss-newton: the Ritz energy or its gradient is not finite")
-        return value, 0.5 * half.detach()
+        return value, 0.5 * grad
 
     def form(self, rows: int) -> str:
         if self.energy:
@@ -327,17 +332,7 @@ class GaussNewton:
         """JᵀR must equal ½ ∇‖R‖² computed by autograd (module docstring)."""
         for p in self.params.params:
             p.grad = None
-        with torch.enable_grad():
-            terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
-            total = weighted_loss(terms, self.weights)
-            grads = torch.autograd.grad(total, self.params.params, allow_unused=True)
-        ref = torch.cat(
-            [
-                (torch.zeros_like(p) if g is None else g).reshape(-1)
-                for p, g in zip(self.params.params, grads, strict=True)
-            ]
-        )
-        ref = ref.detach()
+        _, ref = self._loss_gradient()
         err = float((jtr - 0.5 * ref).norm() / max(float(ref.norm()) * 0.5, 1e-300))
         # float64 only: near a minimum ‖∇L‖ is far below Σ|J_i||r_i|, and float32 summation
         # noise alone could exceed any fixed relative tolerance
