@@ -79,8 +79,13 @@ def run_bench(
     overrides: Sequence[str] = (),
     progress: bool = False,
     log: Any = None,
+    stop: Any = None,
 ) -> list[BenchRow]:
-    """Run every combination and write ``report.md`` and ``results.csv`` into ``out``."""
+    """Run every combination and write ``report.md`` and ``results.csv`` into ``out``.
+
+    ``stop``: a :class:`~mscalepde.signals.StopRequest`; a stop (or Ctrl-C) ends the run in
+    progress at a step boundary, and the report of the runs finished so far is written
+    before the interrupt propagates."""
     from .solve import solve
 
     out = prepare_out_dir(out)
@@ -101,8 +106,13 @@ def run_bench(
         run_dir = out / "runs" / tag
         status, error = "ok", ""
         try:
-            result = solve(problem, out=run_dir, progress=progress)
+            result = solve(problem, out=run_dir, progress=progress, stop=stop)
             s = result.summary
+        except KeyboardInterrupt:
+            if rows:
+                atomic_write_text(out / "results.csv", to_csv(rows))
+                atomic_write_text(out / "report.md", report(rows, overrides))
+            raise
         except TrainingError as exc:
             s = json.loads((run_dir / "summary.json").read_text())
             status, error = "diverged", str(exc)

@@ -8,9 +8,7 @@ folder cannot be written or read); never a traceback.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<name>-<timestamp>)")
     p.add_argument("--runs-dir", default="runs", help="parent of default run folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint.pt (same problem; more steps "
+        "allowed) and write into that folder",
+    )
     _add_problem_args(p)
+
+    p = sub.add_parser(
+        "resume",
+        help="continue a stopped or finished run from its checkpoint",
+        description="Continues RUN_DIR from its checkpoint.pt with the settings it was "
+        "trained with; --set may extend step counts (e.g. --set train.steps=4000) or change "
+        "logging, checkpointing, device and compile.",
+    )
+    p.add_argument("run_dir", help="run folder written by 'mscalepde solve'")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="same as --set train.device=")
 
     p = sub.add_parser(
         "diagnose",
@@ -158,12 +173,30 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_solve(args: argparse.Namespace) -> int:
+def cmd_solve(args: argparse.Namespace, stop: Any = None) -> int:
     from .problem import load_problem
+
+    problem = load_problem(args.problem, _overrides(args))
+    return _train(problem, args, stop, resume=args.resume)
+
+
+def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
+    from .checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from .problem import apply_overrides, problem_from_dict
+
+    checkpoint = load_checkpoint(args.run_dir)
+    origin = f"{args.run_dir}/{CHECKPOINT_FILE}"
+    data = apply_overrides(checkpoint.config, _overrides(args), origin)
+    problem = problem_from_dict(data, origin=origin)
+    print(f"resume    {args.run_dir} from step {checkpoint.step}")
+    args.out, args.runs_dir = None, "runs"
+    return _train(problem, args, stop, resume=args.run_dir)
+
+
+def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: str | None) -> int:
     from .solve import solve
     from .trainer import Callback, Trainer, TrainSettings, describe_phases
 
-    problem = load_problem(args.problem, _overrides(args))
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
@@ -189,7 +222,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             print(training, flush=True)
 
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet,
-                   callbacks=[ModelLine()])
+                   callbacks=[ModelLine()], resume=resume, stop=stop)
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
@@ -200,12 +233,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
     from .bench import ModelSpec, report, run_bench
 
     models = [ModelSpec.parse(m) for m in args.models or []] or [ModelSpec("problem's own")]
     rows = run_bench(args.problems, models, args.seeds, args.out, args.overrides,
-                     progress=args.progress, log=sys.stdout)
+                     progress=args.progress, log=sys.stdout, stop=stop)
     print(report(rows, args.overrides))
     print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
@@ -250,50 +283,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {
         "solve": cmd_solve,
+        "resume": cmd_resume,
         "check": cmd_check,
         "diagnose": cmd_diagnose,
         "bench": cmd_bench,
         "reference": cmd_reference,
     }
-    previous = None
-    if args.command in ("solve", "bench"):
-        from .allocator import retain_freed_memory
+    if args.command not in ("solve", "resume", "bench"):
+        return _run(lambda: handlers[args.command](args))
+    from .allocator import retain_freed_memory
+    from .signals import StopRequest, graceful_stop
 
-        retain_freed_memory()  # no page faults in every training step (allocator.py)
-        previous = _stop_on_sigterm()
+    retain_freed_memory()  # no page faults in every training step (allocator.py)
+    with graceful_stop(StopRequest()) as stop:  # SIGINT/SIGTERM: stop at a step boundary
+        return _run(lambda: handlers[args.command](args, stop))
+
+
+def _run(command: Any) -> int:
+    """Run a command; user errors and signals end in one line on stderr and an exit code."""
+    from .signals import EXIT_CODES
+
     try:
-        return handlers[args.command](args)
+        return command()
     except MscaleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except _Terminated:
-        print("terminated by SIGTERM (the run folder holds the last state)", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("interrupted (the run folder holds the last state)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # signals.Stopped / Terminated, or a plain Ctrl-C
+        reason = getattr(exc, "reason", "SIGINT")
+        code = EXIT_CODES.get(reason, 130)
+        run_dir = getattr(exc, "run_dir", None)
+        if run_dir is not None:
+            print(f"stopped by {reason} at step {exc.step}; checkpoint written. Resume with: "
+                  f"mscalepde resume {run_dir}", file=sys.stderr)
+        elif hasattr(exc, "step"):
+            print(f"stopped by {reason} at step {exc.step}", file=sys.stderr)
+        else:
+            print(f"interrupted by {reason} (the run folder holds the last checkpoint)",
+                  file=sys.stderr)
+        return code
     except BrokenPipeError:
         return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch system's time limit, ``kill``): the same graceful path as Ctrl-C —
-    the trainer stops, the run folder gets the last state, summary and figures."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated("SIGTERM")
-
-
-def _stop_on_sigterm() -> Any:
-    """Route SIGTERM to the Ctrl-C path; returns the previous handler (None off the main
-    thread, where Python cannot install one)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def entry() -> None:  # pragma: no cover

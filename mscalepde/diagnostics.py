@@ -611,6 +611,7 @@ class SpectralMonitor(Callback):
         self._fields_thinned = False
         self._last_step: int | None = None
         self._last_h: np.ndarray | None = None
+        self._resumed = False
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -686,13 +687,62 @@ class SpectralMonitor(Callback):
             self._fields_thinned = True
             nbytes = sum(f.nbytes for _, f in self._fields)
 
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on recording (plain arrays, numbers, strings):
+        the histories' rows, the stored fields, the last field, the overhead, the notes."""
+        return {
+            "enabled": self.enabled,
+            "note": self.note,
+            "histories": [h.state() for h in self.histories],
+            "fields": [[step, f] for step, f in self._fields],
+            "stride": self._stride,
+            "count": self._count,
+            "thinned": self._fields_thinned,
+            "last_step": self._last_step,
+            "last_h": self._last_h,
+            "seconds": self.seconds,
+            "notes": list(self.notes),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (sets the grid up, rebuilds the snapshots)."""
+        self.notes = list(state["notes"])
+        self.seconds = float(state["seconds"])
+        if not state["enabled"] or not self.enabled:
+            self.enabled = False
+            self.note = state["note"] or self.note
+            return
+        self.setup()
+        self.notes = list(state["notes"])  # setup's notes are already among them
+        for hist, saved in zip(self.histories, state["histories"], strict=True):
+            hist.load_state(saved)
+        self._fields = [(int(step), np.asarray(f)) for step, f in state["fields"]]
+        self._stride = int(state["stride"])
+        self._count = int(state["count"])
+        self._fields_thinned = bool(state["thinned"])
+        self._last_step = None if state["last_step"] is None else int(state["last_step"])
+        self._last_h = None if state["last_h"] is None else np.asarray(state["last_h"])
+        if self._last_h is not None and self.spectra is not None:
+            self.snapshots = [self.spectra.snapshot(i, self._last_h[i])
+                              for i in range(len(self.histories))]
+        self._resumed = True
+
     # ------------------------------------------------------------------ hooks
     def on_start(self, trainer: Trainer) -> None:
         self._trainer = trainer
         if self.grid is None:
             self._guard("setup", self.setup)
-        if self.settings.every > 0:
+        if self.settings.every > 0 and not self._resumed:
             self._guard("step 0", self.record, trainer.model, trainer.step)
+
+    def on_restore(self, trainer: Trainer) -> None:
+        """A rollback: forget what was recorded after the step the trainer went back to."""
+        for hist in self.histories:
+            hist.truncate(trainer.step)
+        self._fields = [(step, f) for step, f in self._fields if step <= trainer.step]
+        if self._last_step is not None and self._last_step > trainer.step:
+            self._last_step = None
 
     def on_step(self, trainer: Trainer, step: int) -> None:
         every = self.settings.every

@@ -136,6 +136,11 @@ TRAIN_OPTIONS: dict[str, Option] = {
     ),
     "log_every": Option(int_option(1), 100, "steps between history rows"),
     "checkpoint_every": Option(int_option(0), 1000, "steps between checkpoints (0: end only)"),
+    "on_nan": Option(
+        choice_option("stop", "rollback"), "stop",
+        "a NaN/inf loss: stop, or reload the last checkpoint and halve the learning rate",
+    ),
+    "rollbacks": Option(int_option(1, 100), 3, "at most this many rollbacks (on_nan)"),
     "dtype": Option(choice_option("float32", "float64"), "float32", "floating point type"),
     "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
     "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
@@ -474,7 +479,9 @@ def read_problem_file(path: str | Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- overrides
 
-_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*$")
+_PATH_RE = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])?)*$"
+)  # keys may hold hyphens (train.optimizer[1].gauss-newton.steps)
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:

@@ -21,6 +21,14 @@ import torch
 
 from . import __version__
 from .architectures import Architecture
+from .checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    ResumeError,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .derivatives import engine_for
 from .equations import Objective
 from .errors import MscaleError, TrainingError
@@ -36,6 +44,7 @@ from .runfolder import (
     write_json,
     write_yaml,
 )
+from .signals import Stopped, StopRequest
 from .trainer import Callback, Trainer, TrainSettings
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -88,12 +97,21 @@ class SolveResult:
 
 
 class RunWriter(Callback):
-    """Writes checkpoints (model.pt + history.csv) into the run folder during training."""
+    """Writes checkpoints into the run folder during training: ``checkpoint.pt`` (the
+    complete state, :mod:`mscalepde.checkpoint`), and ``model.pt`` and ``history.csv`` as
+    readable views of it."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, config: Mapping[str, Any], monitor: Any = None) -> None:
         self.run_dir = run_dir
+        self.config = config
+        self.monitor = monitor
+
+    def write_checkpoint(self, trainer: Trainer) -> None:
+        monitor = self.monitor.state_dict() if self.monitor is not None else None
+        save_checkpoint(self.run_dir, self.config, trainer.state_dict(), monitor)
 
     def on_checkpoint(self, trainer: Trainer, step: int) -> None:
+        self.write_checkpoint(trainer)
         save_state(self.run_dir / "model.pt", trainer.model)
         atomic_write_text(self.run_dir / "history.csv", trainer.history.to_csv())
 
@@ -161,6 +179,8 @@ def solve(
     write: bool = True,
     progress: bool = False,
     callbacks: Sequence[Callback] = (),
+    resume: str | Path | None = None,
+    stop: StopRequest | None = None,
     **changes: Any,
 ) -> SolveResult:
     """Train a physics-informed network on a problem.
@@ -171,8 +191,23 @@ def solve(
     written to ``out`` (default ``runs_dir/<name>-<timestamp>``). Raises
     :class:`TrainingError` on a non-finite loss after writing the run folder with the last
     good parameters and ``status: diverged``.
+
+    ``resume``: a run folder with a ``checkpoint.pt``; training continues from it and
+    writes into that folder (:func:`mscalepde.checkpoint.check_resumable` says which
+    settings may differ). ``stop``: a :class:`~mscalepde.signals.StopRequest`; when set,
+    training stops at the next step boundary after a checkpoint, the run folder is written
+    and :class:`~mscalepde.signals.Stopped` is raised with ``run_dir`` set.
     """
     problem = _as_problem(problem_or_path, overrides, changes)
+    checkpoint: Checkpoint | None = None
+    if resume is not None:
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise ResumeError(f"{out}: a resumed run writes into its own folder ({resume})")
+        checkpoint = load_checkpoint(resume)
+        where = str(resume)
+        saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
+        check_resumable(saved, problem, checkpoint.trainer, where)
+        out = resume
     tr = problem.train
     device = resolve_device(tr["device"])
     dtype = DTYPES[tr["dtype"]]
@@ -183,10 +218,9 @@ def solve(
 
     run_dir: Path | None = None
     cbs: list[Callback] = list(callbacks)
-    if write:
+    if write:  # the folder is checked (writable) before any training
         run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
         write_yaml(run_dir / "config.yaml", problem.config)
-        cbs.append(RunWriter(run_dir))
     from .diagnostics import SpectralMonitor
 
     monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
@@ -194,13 +228,25 @@ def solve(
         # without exact, its truth is the cached reference (diagnostics.truth_function)
         monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
         cbs.append(monitor)
+    writer = RunWriter(run_dir, problem.config, monitor) if run_dir is not None else None
+    if writer is not None:
+        cbs.insert(0, writer)
     bar = ProgressBar(problem.name) if progress else None
     if bar is not None:
         cbs.append(bar)
 
     trainer = Trainer(
-        model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs
+        model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs,
+        stop=stop,
     )
+    if checkpoint is not None:
+        try:
+            trainer.load_state_dict(checkpoint.trainer)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise ResumeError(f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first}") from None
+        if monitor is not None and checkpoint.monitor is not None:
+            monitor.load_state_dict(checkpoint.monitor)
     status, message = "ok", ""
     interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
@@ -208,16 +254,24 @@ def solve(
         trainer.run()
     except TrainingError as exc:
         status, message = "diverged", str(exc)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM routed here by the CLI
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (the CLI), a stop request
         interrupt = exc
-        why = f" by {exc}" if str(exc) else ""
+        reason = getattr(exc, "reason", None) or str(exc)
+        why = f" by {reason}" if reason else ""
         status, message = "interrupted", f"interrupted{why} at step {trainer.step}"
+        if isinstance(exc, Stopped):
+            message += " (checkpoint written at this step)"
+            exc.run_dir = run_dir
     finally:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - started
+    if writer is not None and status == "ok":
+        writer.write_checkpoint(trainer)  # the final state: `resume` can extend it
 
     summary = build_summary(problem, model, trainer, evaluator, device, status, message, wall)
+    if checkpoint is not None:
+        summary["resumed_from_step"] = checkpoint.step
     if monitor is not None:
         diag = monitor.finish(run_dir)  # spectral.npz + figures/ when run_dir is set
         summary["frequencies"] = diag.pop("rows")
@@ -230,6 +284,21 @@ def solve(
     if interrupt is not None:
         raise interrupt
     return result
+
+
+def resume_run(
+    run_dir: str | Path, overrides: Sequence[str] = (), **kwargs: Any
+) -> SolveResult:
+    """Continue the run in ``run_dir`` from its last checkpoint with the settings it was
+    trained with, changed by ``overrides`` (``--set`` strings; e.g. more steps).
+    Keywords go to :func:`solve`."""
+    checkpoint = load_checkpoint(run_dir)
+    origin = f"{run_dir}/{CHECKPOINT_FILE}"
+    data = apply_overrides(checkpoint.config, overrides, origin) if overrides else dict(
+        checkpoint.config
+    )
+    problem = problem_from_dict(data, origin=origin)
+    return solve(problem, resume=run_dir, **kwargs)
 
 
 def build_summary(

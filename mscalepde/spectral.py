@@ -60,7 +60,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -858,6 +858,37 @@ class SpectralHistory:
         if self.band_energy is None:
             self.band_energy = np.array([b.energy for b in bands], dtype=np.float64)
         return dfr, np.array([b.error for b in bands], dtype=np.float64)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """The recorded rows as plain arrays (a checkpoint; peaks and bands are fixed by
+        the constructor and are not part of it)."""
+        return {
+            "steps": self.steps.copy(),
+            "delta_f": self.delta_f,
+            "band_error": self.band_error,
+            "e_low": self.e_low.copy(),
+            "e_high": self.e_high.copy(),
+            "band_energy": None if self.band_energy is None else self.band_energy.copy(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the recorded rows by those of :meth:`state`."""
+        self._steps = [int(v) for v in np.asarray(state["steps"])]
+        self._delta_f = [np.asarray(r, dtype=np.float64) for r in np.asarray(state["delta_f"])]
+        self._band_error = [
+            np.asarray(r, dtype=np.float64) for r in np.asarray(state["band_error"])
+        ]
+        self._e_low = [float(v) for v in np.asarray(state["e_low"])]
+        self._e_high = [float(v) for v in np.asarray(state["e_high"])]
+        if state.get("band_energy") is not None:
+            self.band_energy = np.asarray(state["band_energy"], dtype=np.float64)
+
+    def truncate(self, step: int) -> None:
+        """Forget the rows after ``step`` (a rolled-back run goes on from there)."""
+        keep = sum(1 for s in self._steps if s <= step)
+        for rows in (self._steps, self._delta_f, self._band_error, self._e_low, self._e_high):
+            del rows[keep:]
 
     # ------------------------------------------------------------------ arrays
     @property

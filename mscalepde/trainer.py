@@ -38,9 +38,24 @@ line search evaluates the loss several times per iteration, sometimes without a 
 pass, so L-BFGS is recompiled without CUDA graphs. On an H100, CUDA-graph trees raised
 "graph recording observed an input tensor deallocate" in the L-BFGS closure.
 
-Every step the loss is checked: a NaN or infinite loss raises
-:class:`~mscalepde.errors.TrainingError` after restoring the last good parameters (those
-of the last finite loss seen at a history row), so the caller can still save them.
+Every step the loss is checked (and, in Adam, the gradient): a NaN or infinite value
+raises :class:`~mscalepde.errors.TrainingError` naming the loss term that went bad, after
+restoring the last good parameters (those of the last finite loss seen at a history row),
+so the caller can still save them. With ``on_nan: rollback`` the trainer instead reloads
+its last checkpoint (kept in memory), halves the learning rate (Adam, L-BFGS) or doubles
+the damping (Gauss–Newton) and goes on, at most ``rollbacks`` times.
+
+**Checkpoints and resume.** :meth:`Trainer.state_dict` is the complete state at a step
+boundary: parameters, the optimiser's state (Adam moments, L-BFGS curvature pairs and its
+stall counter, Gauss–Newton damping λ and ν), the phase and the step within it, the seed of
+the current points (the sampler is a pure function of its seed: points of step k come from
+``seed + k``), the RNG states, the history, the notes and the per-phase log.
+:meth:`Trainer.load_state_dict` before :meth:`run` continues from there; on CPU with
+``compile: off`` a resumed run is bit-identical to an uninterrupted one (tested in float64
+for each phase). Callbacks get ``on_checkpoint`` every ``checkpoint_every`` steps and when a
+stop is requested. A :class:`~mscalepde.signals.StopRequest` (set by the CLI's SIGINT and
+SIGTERM handlers) stops training at the next step boundary: the trainer checkpoints and
+raises :class:`~mscalepde.signals.Stopped`.
 """
 
 from __future__ import annotations
@@ -58,14 +73,24 @@ from torch import Tensor, nn
 
 from .errors import TrainingError
 from .history import History
+from .signals import Stopped, StopRequest
 
 STALL_ITERATIONS = 50  # L-BFGS stops after this many iterations without a decrease
 
 
 class ObjectiveLike(Protocol):
+    seed: int  # the seed of the current points
+
     def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]: ...
 
     def resample(self, seed: int) -> None: ...
+
+
+CHECKPOINT_FORMAT = 1  # version of :meth:`Trainer.state_dict`'s layout
+
+
+class _Rollback(Exception):
+    """Raised inside a phase when ``on_nan: rollback`` takes over a non-finite loss."""
 
 
 PHASE_CODES = {"adam": 0.0, "lbfgs": 1.0, "gauss-newton": 2.0}  # history's ``phase``
@@ -104,6 +129,8 @@ class TrainSettings:
     seed: int = 0
     compile: str = "off"
     optimizer: list[Mapping[str, Any]] | None = None
+    on_nan: str = "stop"  # or "rollback"
+    rollbacks: int = 3  # at most this many rollbacks per run
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> TrainSettings:
@@ -178,6 +205,9 @@ class Callback:
 
     def on_checkpoint(self, trainer: Trainer, step: int) -> None: ...
 
+    def on_restore(self, trainer: Trainer) -> None:
+        """The trainer went back to an earlier step (``on_nan: rollback``)."""
+
     def on_end(self, trainer: Trainer) -> None: ...
 
 
@@ -195,7 +225,8 @@ class Trainer:
     """Minimise the weighted loss of ``objective`` over ``model``'s parameters.
 
     ``evaluate(model) -> {'rel_l2': ..., 'max_error': ...}`` (optional) adds error columns
-    to the history rows; it must not build a graph.
+    to the history rows; it must not build a graph. ``stop``: a
+    :class:`~mscalepde.signals.StopRequest` read after every step (module docstring).
     """
 
     def __init__(
@@ -206,12 +237,14 @@ class Trainer:
         *,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         callbacks: Iterable[Callback] = (),
+        stop: StopRequest | None = None,
     ) -> None:
         self.model = model
         self.objective = objective
         self.settings = settings
         self.evaluate = evaluate
         self.callbacks = list(callbacks)
+        self.stop = stop
         self.history = History()
         self.step = 0
         self.phase = "adam"
@@ -228,6 +261,19 @@ class Trainer:
         self.phase_log: list[dict[str, Any]] = []  # per phase run: name, steps, seconds
         self._phase_end = 0
         self._train_dtype = next(model.parameters()).dtype
+        # where training stands (the checkpoint's position): the phase in progress, the
+        # steps done in it, whether it ended early, and its start on the training clock
+        self._phase_index = 0
+        self._phase_k = 0
+        self._phase_ended = False
+        self._phase_t0 = 0.0
+        self._optimizer: Any = None  # the phase's torch optimizer or GaussNewton
+        self._lbfgs_counter = (math.inf, 0)  # L-BFGS: best loss, iterations without decrease
+        self._lr_scale = 1.0  # halved by each rollback
+        self.rollbacks = 0
+        self._resume: dict[str, Any] | None = None  # set by load_state_dict
+        self._snapshot: dict[str, Any] | None = None  # the in-memory checkpoint (rollback)
+        self._checkpoint_step = -1
 
     def _eager_terms(self) -> dict[str, Tensor]:
         return self.objective.terms(self.model)
@@ -263,6 +309,111 @@ class Trainer:
     def total_steps(self) -> int:
         return sum(p.steps for p in self.phases)
 
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The complete training state at the current step boundary (module docstring).
+
+        Plain containers of tensors, numbers and strings only, so that
+        ``torch.load(..., weights_only=True)`` reads it back."""
+        opt = self._optimizer
+        if opt is None:
+            optimizer: dict[str, Any] | None = None
+        elif isinstance(opt, torch.optim.Optimizer):
+            optimizer = copy.deepcopy(opt.state_dict())
+        else:  # GaussNewton
+            optimizer = {"damping": opt.damping, "nu": opt.nu, "checked": opt.checked}
+        best, since = self._lbfgs_counter
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "phase_index": self._phase_index,
+            "phase_name": self.phase,
+            "phase_k": self._phase_k,
+            "phase_ended": self._phase_ended,
+            "phase_t0": self._phase_t0,
+            "train_seconds": self.train_seconds,
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": optimizer,
+            "lbfgs_counter": [best, since],
+            "points_seed": int(getattr(self.objective, "seed", 0)),
+            "history": {"columns": list(self.history.columns),
+                        "rows": [dict(r) for r in self.history.rows]},
+            "notes": list(self.notes),
+            "phase_log": [dict(p) for p in self.phase_log],
+            "compiled": self.compiled,
+            "lr_scale": self._lr_scale,
+            "rollbacks": self.rollbacks,
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (a :meth:`state_dict`) when :meth:`run` is called.
+
+        Raises ``ValueError`` when it does not fit this trainer's phases (the caller checks
+        settings first and reports the differing key)."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')} (expected "
+                             f"{CHECKPOINT_FORMAT})")
+        i = int(state["phase_index"])
+        if i >= len(self.phases) or self.phases[i].name != state["phase_name"]:
+            raise ValueError(f"the checkpoint is in phase {i} ({state['phase_name']}), "
+                             f"which the settings do not have")
+        dtype = getattr(torch, str(state["dtype"]))
+        self.model.to(dtype)
+        self.model.load_state_dict(state["model"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state["train_seconds"])
+        self.history = History()
+        for row in state["history"]["rows"]:
+            self.history.append(dict(row))
+        self.history.columns = list(state["history"]["columns"])
+        self.notes = list(state["notes"])
+        self.phase_log = [dict(p) for p in state["phase_log"]]
+        self._lr_scale = float(state["lr_scale"])
+        self.rollbacks = int(state["rollbacks"])
+        self._good_state = copy.deepcopy(self.model.state_dict())
+        self._good_step = self.step
+        self._resume = dict(state)
+
+    def _restore_position(self) -> tuple[int, int, bool, Any]:
+        """Apply the pending resume state's position: points, dtype, RNG; returns
+        ``(phase index, steps done in it, ended early, optimizer state)``."""
+        state = self._resume
+        assert state is not None
+        self._resume = None
+        dtype = getattr(torch, str(state["dtype"]))
+        set_dtype = getattr(self.objective, "set_dtype", None)
+        if set_dtype is not None:
+            set_dtype(dtype)
+        if int(getattr(self.objective, "seed", state["points_seed"])) != state["points_seed"]:
+            self.objective.resample(int(state["points_seed"]))
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self._phase_t0 = float(state["phase_t0"])
+        best, since = state["lbfgs_counter"]
+        self._lbfgs_counter = (float(best), int(since))
+        if state["compiled"] and not self.compiled:
+            self._compile(cuda_graphs=state["phase_name"] == "adam")
+        return (int(state["phase_index"]), int(state["phase_k"]), bool(state["phase_ended"]),
+                state["optimizer"])
+
+    def _checkpoint(self) -> None:
+        """Tell the callbacks to write a checkpoint of this step (once per step); keep it
+        in memory too when ``on_nan: rollback`` may need it."""
+        if self._checkpoint_step == self.step:
+            return
+        self._checkpoint_step = self.step
+        if self.settings.on_nan == "rollback":
+            self._snapshot = self.state_dict()
+        for cb in self.callbacks:
+            cb.on_checkpoint(self, self.step)
+
     # ------------------------------------------------------------------ internals
     def _loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         if self._cuda_graphs:
@@ -284,13 +435,61 @@ class Trainer:
         value = float(loss.detach())
         if not math.isfinite(value):
             bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach()))]
-            if self._good_state is not None:
-                self.model.load_state_dict(self._good_state)
-            raise TrainingError(
-                f"the loss became {value} at {self.phase} step {self.step} "
-                f"(term(s): {', '.join(bad) or 'total'}); parameters restored to step "
-                f"{self._good_step}. Try a smaller train.lr, float64, or other weights."
-            )
+            detail = ""
+            if bad:
+                detail = f" (first non-finite term: {bad[0]}" + (
+                    f"; also {', '.join(bad[1:])})" if bad[1:] else ")")
+            self._diverged(f"the loss became {value}", detail)
+
+    def _check_gradient(self, params: list[Tensor]) -> None:
+        """A non-finite gradient with a finite loss: name the term whose gradient is bad
+        (one extra backward pass per term, only then)."""
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads or math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
+            return
+        bad = "total"
+        _, terms = self._loss()
+        for name, term in terms.items():
+            gs = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            if not all(bool(torch.isfinite(g).all()) for g in gs if g is not None):
+                bad = name
+                break
+        self._diverged("the gradient became non-finite", f" (term: {bad})")
+
+    def _diverged(self, what: str, detail: str = "") -> None:
+        """Roll back (``on_nan: rollback``, budget left) or raise :class:`TrainingError`."""
+        s = self.settings
+        where = f"{self.phase} step {self.step}{detail}"
+        if s.on_nan == "rollback" and self._snapshot is not None and self.rollbacks < s.rollbacks:
+            raise _Rollback(f"{what} at {where}")
+        if self._good_state is not None:
+            self.model.load_state_dict(self._good_state)
+        tried = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
+        raise TrainingError(
+            f"{what} at {where}{tried}; parameters restored to step {self._good_step}. "
+            f"Try a smaller train.lr, float64, other weights or train.on_nan: rollback."
+        )
+
+    def _rollback(self, why: str) -> None:
+        """Reload the in-memory checkpoint; halve the learning rate (double λ in GN)."""
+        assert self._snapshot is not None
+        snapshot = self._snapshot
+        rollbacks = self.rollbacks + 1
+        notes = [*self.notes, f"{why}: rolled back to step {snapshot['step']}, learning "
+                 f"rate x{0.5 ** rollbacks:g} (rollback {rollbacks} of "
+                 f"{self.settings.rollbacks})"]
+        self.load_state_dict(snapshot)
+        self.notes = notes
+        self.rollbacks = rollbacks
+        self._lr_scale *= 0.5
+        self._snapshot = snapshot
+        assert self._resume is not None
+        gn_state = self._resume["optimizer"]
+        if self._resume["phase_name"] == "gauss-newton" and gn_state is not None:
+            damping = gn_state["damping"] / self._lr_scale
+            self._resume["optimizer"] = {**gn_state, "damping": damping}
+        for cb in self.callbacks:
+            cb.on_restore(self)
 
     def _log(
         self,
@@ -320,22 +519,33 @@ class Trainer:
 
     def _after_step(
         self,
+        k: int,
         loss: Tensor,
         terms: dict[str, Tensor],
         lr: float,
         force_log: bool = False,
         extra: Mapping[str, float] | None = None,
+        ended: bool = False,
     ) -> None:
+        """Step ``k`` of the phase is done: log, callbacks, checkpoint, stop request."""
         s = self.settings
         self.train_seconds += time.perf_counter() - self._clock_start
+        self._phase_k, self._phase_ended = k, ended
+        self.phase_log[-1].update(
+            steps=self.phase_log[-1]["steps"] + 1, seconds=self.train_seconds - self._phase_t0
+        )
         last = self.step == self.total_steps
         if self.step % s.log_every == 0 or last or self.step == self._phase_end or force_log:
             self._log(loss, terms, lr, extra)
         for cb in self.callbacks:
             cb.on_step(self, self.step)
         if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not last:
-            for cb in self.callbacks:
-                cb.on_checkpoint(self, self.step)
+            self._checkpoint()
+        if self.stop:
+            if self.history.last.get("step") != self.step:
+                self._log(loss, terms, lr, extra)  # the stopping step is a history row
+            self._checkpoint()
+            raise Stopped(str(self.stop.reason), self.step)
         self._clock_start = time.perf_counter()
 
     def _set_dtype(self, dtype: torch.dtype) -> None:
@@ -356,7 +566,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ public
     def run(self) -> History:
-        """Train; returns the history (also available as ``self.history``)."""
+        """Train (or continue after :meth:`load_state_dict`); returns the history (also
+        available as ``self.history``)."""
         s = self.settings
         phases = self.phases
         for cb in self.callbacks:
@@ -366,62 +577,86 @@ class Trainer:
             if ph.name == "gauss-newton"
         }  # built (and their memory checked) before any training
         self._clock_start = time.perf_counter()
-        # row at step 0: the initial state
-        if phases and phases[0].name == "gauss-newton":
-            self.phase = "gauss-newton"
-            self._set_dtype(gauss_newton[0][1])
-        loss0, terms0 = self._loss()
-        self._check(loss0, terms0)
-        self.train_seconds += time.perf_counter() - self._clock_start
-        first_lr = float(phases[0].options.get("lr", 1.0)) if phases else s.lr
-        self._log(loss0, terms0, first_lr)
-        self._clock_start = time.perf_counter()
-
-        gradient_steps = [ph.steps for ph in phases if ph.name != "gauss-newton"]
-        if s.compile == "on" and gradient_steps:
-            first = next(ph for ph in phases if ph.name != "gauss-newton")
-            self._compile(cuda_graphs=first.name == "adam")  # L-BFGS: never CUDA graphs
-        for i, ph in enumerate(phases):
-            self.phase = ph.name
-            self._phase_end = self.step + ph.steps
-            step0, seconds0 = self.step, self.train_seconds + time.perf_counter()
-            seconds0 -= self._clock_start
-            if ph.name == "gauss-newton":
-                gn, dtype = gauss_newton[i]
-                self._set_dtype(dtype)
-                self._run_gauss_newton(ph, gn)
-            else:
-                self._set_dtype(self._train_dtype)
-                later = sum(p.steps for p in phases[i + 1 :] if p.name != "gauss-newton")
-                if ph.name == "adam":
-                    self._run_adam(ph, later)
-                else:
-                    self._run_lbfgs(ph)
-            now = self.train_seconds + time.perf_counter() - self._clock_start
-            self.phase_log.append(
-                {"name": ph.name, "steps": self.step - step0, "seconds": now - seconds0}
-            )
+        if self._resume is None:
+            # row at step 0: the initial state
+            if phases and phases[0].name == "gauss-newton":
+                self.phase = "gauss-newton"
+                self._set_dtype(gauss_newton[0][1])
+            loss0, terms0 = self._loss()
+            self._check(loss0, terms0)
+            self.train_seconds += time.perf_counter() - self._clock_start
+            first_lr = float(phases[0].options.get("lr", 1.0)) if phases else s.lr
+            self._log(loss0, terms0, first_lr)
+            self._clock_start = time.perf_counter()
+            gradient_steps = [ph.steps for ph in phases if ph.name != "gauss-newton"]
+            if s.compile == "on" and gradient_steps:
+                first = next(ph for ph in phases if ph.name != "gauss-newton")
+                self._compile(cuda_graphs=first.name == "adam")  # L-BFGS: never CUDA graphs
+            if s.on_nan == "rollback":
+                self._snapshot = self.state_dict()
+        while True:
+            try:
+                self._run_phases(gauss_newton)
+                break
+            except _Rollback as exc:
+                self._rollback(str(exc))
         self.train_seconds += time.perf_counter() - self._clock_start
         self._clock_start = time.perf_counter()
         for cb in self.callbacks:
             cb.on_end(self)
         return self.history
 
-    def _run_adam(self, ph: Phase, later: int) -> None:
-        """Adam for ``ph.steps`` steps; ``compile: auto`` is decided on steps 2–21."""
+    def _run_phases(self, gauss_newton: Mapping[int, tuple[Any, torch.dtype]]) -> None:
+        """Run the phases from the current position (the start, or a loaded state)."""
+        start, k0, ended, opt_state = 0, 0, False, None
+        if self._resume is not None:
+            start, k0, ended, opt_state = self._restore_position()
+        for i, ph in enumerate(self.phases):
+            if i < start or (i == start and ended):
+                continue
+            resumed = i == start and k0 > 0
+            self.phase = ph.name
+            self._phase_index = i
+            if not resumed:
+                k0, opt_state = 0, None
+                self._phase_t0 = self.train_seconds + time.perf_counter() - self._clock_start
+                self._lbfgs_counter = (math.inf, 0)
+                self.phase_log.append({"name": ph.name, "steps": 0, "seconds": 0.0})
+            self._phase_k, self._phase_ended = k0, False
+            self._phase_end = self.step + ph.steps - k0
+            if ph.name == "gauss-newton":
+                gn, dtype = gauss_newton[i]
+                self._set_dtype(dtype)
+                self._run_gauss_newton(ph, gn, k0, opt_state)
+            else:
+                self._set_dtype(self._train_dtype)
+                later = sum(
+                    p.steps for p in self.phases[i + 1 :] if p.name != "gauss-newton"
+                )
+                if ph.name == "adam":
+                    self._run_adam(ph, later, k0, opt_state)
+                else:
+                    self._run_lbfgs(ph, k0, opt_state)
+
+    def _run_adam(self, ph: Phase, later: int, k0: int = 0, state: Any = None) -> None:
+        """Adam for ``ph.steps`` steps from step ``k0`` of the phase (with the optimizer's
+        ``state`` when resuming); ``compile: auto`` is decided on steps 2–21."""
         s = self.settings
         params = [p for p in self.model.parameters() if p.requires_grad]
-        lr0 = float(ph.options.get("lr", s.lr))
+        lr0 = float(ph.options.get("lr", s.lr)) * self._lr_scale
         decay = ph.options.get("decay")
         resample_every = int(ph.options.get("resample_every", s.resample_every) or 0)
         opt = make_adam(params, lr0)
+        if state is not None:
+            opt.load_state_dict(state)
+        self._optimizer = opt
         probe = 20  # eager steps timed (2..21) before deciding on compile "auto"
         probe_start = 0.0
-        for k in range(1, ph.steps + 1):
+        for k in range(k0 + 1, ph.steps + 1):
             if s.compile == "auto" and not self.compiled:
                 if k == 2:
                     probe_start = self.train_seconds
-                elif k == probe + 2:
+                elif k == probe + 2 and k0 < 2:
                     per_step = (self.train_seconds - probe_start) / probe
                     if self._auto_compile(per_step, ph.steps - k + 1, later):
                         self._compile()
@@ -430,20 +665,21 @@ class Trainer:
             lr = lr0
             if decay:
                 lr = lr0 * decay["factor"] ** ((k - 1) // decay["every"])
-                for g in opt.param_groups:
-                    g["lr"] = lr
+            for g in opt.param_groups:
+                g["lr"] = lr
             opt.zero_grad(set_to_none=True)
             loss, terms = self._loss()
             self.step += 1
             self._check(loss, terms)
             loss.backward()
+            self._check_gradient(params)
             opt.step()
-            self._after_step(loss, terms, lr)
+            self._after_step(k, loss, terms, lr)
 
-    def _run_lbfgs(self, ph: Phase) -> None:
+    def _run_lbfgs(self, ph: Phase, k0: int = 0, state: Any = None) -> None:
         """L-BFGS with a strong-Wolfe line search on fixed points (module docstring)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        lr = float(ph.options.get("lr", self.settings.lbfgs_lr))
+        lr = float(ph.options.get("lr", self.settings.lbfgs_lr)) * self._lr_scale
         if self._cuda_graphs:  # see the module docstring: no CUDA graphs in L-BFGS
             # on failure L-BFGS runs eagerly; ``compiled`` stays True (Adam was)
             self._terms, self._cuda_graphs = self._eager_terms, False
@@ -458,6 +694,11 @@ class Trainer:
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
+        if state is not None:
+            opt_l.load_state_dict(state)
+            for g in opt_l.param_groups:
+                g["lr"] = lr
+        self._optimizer = opt_l
         latest: dict[str, Any] = {}
 
         def closure() -> Tensor:
@@ -468,16 +709,17 @@ class Trainer:
             latest["loss"], latest["terms"] = loss, terms
             return loss
 
-        best, since = math.inf, 0
-        for k in range(1, ph.steps + 1):
+        for k in range(k0 + 1, ph.steps + 1):
             opt_l.step(closure)
             self.step += 1
             loss, terms = latest["loss"], latest["terms"]
             value = float(loss.detach())
+            best, since = self._lbfgs_counter
             if value < best * (1.0 - 1e-7):
                 best, since = value, 0
             else:
                 since += 1
+            self._lbfgs_counter = (best, since)
             stalled = since >= STALL_ITERATIONS
             if stalled:
                 self.notes.append(
@@ -489,7 +731,7 @@ class Trainer:
                 # recompute the loss where L-BFGS left the parameters
                 loss, terms = self._loss()
             self._check(loss, terms)
-            self._after_step(loss, terms, lr, force_log=stalled)
+            self._after_step(k, loss, terms, lr, force_log=stalled, ended=stalled)
             if stalled:
                 break
 
@@ -506,11 +748,17 @@ class Trainer:
         gn.check_memory(counts, dtype.itemsize)
         return gn, dtype
 
-    def _run_gauss_newton(self, ph: Phase, gn: Any) -> None:
-        """Gauss–Newton iterations (:mod:`mscalepde.gauss_newton`); every accepted
-        iteration is a history row with its damping λ and step size α."""
+    def _run_gauss_newton(self, ph: Phase, gn: Any, k0: int = 0, state: Any = None) -> None:
+        """Gauss–Newton iterations (:mod:`mscalepde.gauss_newton`) from iteration ``k0``;
+        every accepted iteration is a history row with its damping λ and step size α. A
+        rollback doubles λ per rollback (the analogue of halving a learning rate)."""
+        if state is not None:
+            gn.damping, gn.nu, gn.checked = state["damping"], state["nu"], state["checked"]
+        else:
+            gn.damping, gn.nu = gn.settings.damping / self._lr_scale, 2.0
+        self._optimizer = gn
         every = gn.settings.resample_every
-        for k in range(1, ph.steps + 1):
+        for k in range(k0 + 1, ph.steps + 1):
             if every and k > 1 and (k - 1) % every == 0:
                 self._after_resample()
             it = gn.iterate()
@@ -519,10 +767,11 @@ class Trainer:
                     f"Gauss-Newton stopped at iteration {k}: no step reduced the loss "
                     f"(damping {gn.damping:.1e})"
                 )
+                self._phase_ended = True
                 break
             self.step += 1
             terms = it.terms  # evaluated by the step's acceptance test: not again here
             loss = self._total(terms)
             self._check(loss, terms)
             extra = {"damping": it.damping, "step_size": it.step_size}
-            self._after_step(loss, terms, it.step_size, force_log=True, extra=extra)
+            self._after_step(k, loss, terms, it.step_size, force_log=True, extra=extra)

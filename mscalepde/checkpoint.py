@@ -1,0 +1,209 @@
+"""Checkpoints: the file that lets a run continue after a stop, a kill or a reboot.
+
+``RUN_DIR/checkpoint.pt`` holds, in one file written atomically (a temporary file renamed
+into place, so a kill at any instant leaves the previous checkpoint whole):
+
+- ``config``: the resolved problem the run was trained with;
+- ``trainer``: :meth:`mscalepde.trainer.Trainer.state_dict` (parameters, optimiser state,
+  phase and step, seed of the current points, RNG states, history, notes);
+- ``monitor``: :meth:`mscalepde.diagnostics.SpectralMonitor.state_dict` (the spectral
+  history so far), or None.
+
+It contains tensors, numbers, strings and containers only and is read with
+``torch.load(weights_only=True)``: loading a checkpoint never runs pickled code.
+
+Resuming with other settings is allowed only where the continuation stays meaningful
+(:func:`check_resumable`): more steps for the phase in progress or a later one, other
+logging, checkpointing, device or compile settings. Everything else (the problem, the
+model, the points, learning rates, seeds, a finished phase's length) must be unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import MscaleError
+from .problem import Problem
+from .runfolder import atomic_write_with
+from .trainer import TrainSettings
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+# train keys a resumed run may change (phase lengths are checked phase by phase)
+FREE_TRAIN_KEYS = frozenset(
+    {"log_every", "checkpoint_every", "device", "compile", "on_nan", "rollbacks"}
+)
+STEP_KEYS = frozenset({"steps", "lbfgs_steps", "optimizer"})
+
+
+class ResumeError(MscaleError):
+    """A run cannot be resumed (no checkpoint, another problem, changed settings)."""
+
+    exit_code = 2
+
+
+@dataclass
+class Checkpoint:
+    config: dict[str, Any]
+    trainer: dict[str, Any]
+    monitor: dict[str, Any] | None
+
+    @property
+    def step(self) -> int:
+        return int(self.trainer["step"])
+
+
+def _to_torch(obj: Any) -> Any:
+    """numpy arrays → tensors (``weights_only`` loading does not accept numpy objects)."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_torch(v) for v in obj]
+    return obj
+
+
+def _to_numpy(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    if isinstance(obj, Mapping):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_numpy(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    config: Mapping[str, Any],
+    trainer: Mapping[str, Any],
+    monitor: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``run_dir/checkpoint.pt`` atomically; returns its path."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    data = {
+        "format": FORMAT,
+        "config": dict(config),
+        "trainer": _to_torch(dict(trainer)),
+        "monitor": None if monitor is None else _to_torch(dict(monitor)),
+    }
+    atomic_write_with(path, lambda buf: torch.save(data, buf))
+    return path
+
+
+def load_checkpoint(run_dir: str | Path) -> Checkpoint:
+    """Read ``run_dir/checkpoint.pt``; :class:`ResumeError` (one line) when there is none
+    or it cannot be read."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT_FILE
+    if not run_dir.is_dir():
+        raise ResumeError(f"{run_dir}: no such run folder")
+    if not path.is_file():
+        raise ResumeError(
+            f"{run_dir}: no {CHECKPOINT_FILE} to resume from (this folder was not written "
+            f"by a solve of this version, or the run stopped before its first checkpoint)"
+        )
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        raise ResumeError(f"{path}: cannot read the checkpoint: {first}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ResumeError(f"{path}: not a checkpoint of format {FORMAT} (found {found})")
+    monitor = data.get("monitor")
+    return Checkpoint(
+        config=data["config"],
+        trainer=data["trainer"],
+        monitor=None if monitor is None else _to_numpy(monitor),
+    )
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: obj}
+
+
+def _phase_key(train: Mapping[str, Any], index: int, name: str, steps: bool) -> str:
+    if train.get("optimizer") is not None:
+        return f"train.optimizer[{index}]" + (".steps" if steps else f" ({name})")
+    return "train.steps" if name == "adam" else "train.lbfgs_steps"
+
+
+def check_resumable(
+    saved_problem: Problem, new_problem: Problem, trainer: Mapping[str, Any], where: str
+) -> None:
+    """Refuse (:class:`ResumeError`, one line naming the key) a resume whose settings
+    (``new_problem``) would make the continuation of the run saved with ``saved_problem``
+    meaningless.
+
+    ``trainer`` is the checkpoint's trainer state (its position); ``where`` names the run
+    folder in messages."""
+    saved, new = saved_problem.config, new_problem.config
+    if saved.get("name") != new.get("name"):
+        raise ResumeError(
+            f"{where}: holds a run of problem '{saved.get('name')}', not '{new.get('name')}'"
+            f" (name differs)"
+        )
+    a = {k: v for k, v in _flatten(saved).items() if not k.startswith("train.")}
+    b = {k: v for k, v in _flatten(new).items() if not k.startswith("train.")}
+    a.pop("description", None)
+    b.pop("description", None)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            raise ResumeError(
+                f"{where}: {key} differs from the checkpoint's settings "
+                f"({a.get(key)!r} there, {b.get(key)!r} now); resume with the same problem"
+            )
+    ta, tb = saved["train"], new["train"]
+    for key in sorted(set(ta) | set(tb)):
+        if key in FREE_TRAIN_KEYS or key in STEP_KEYS:
+            continue
+        if ta.get(key) != tb.get(key):
+            raise ResumeError(
+                f"{where}: train.{key} differs from the checkpoint's settings "
+                f"({ta.get(key)!r} there, {tb.get(key)!r} now); only step counts, logging, "
+                f"checkpointing, device and compile may change on resume"
+            )
+    tsa, tsb = saved_problem.train, new_problem.train
+    old = TrainSettings.from_mapping(tsa).phases()
+    now = TrainSettings.from_mapping(tsb).phases()
+    at, done = int(trainer["phase_index"]), int(trainer["phase_k"])
+    for j in range(at + 1):
+        if j >= len(now) or now[j].name != old[j].name:
+            have = "no such phase" if j >= len(now) else now[j].name
+            raise ResumeError(
+                f"{where}: train.optimizer: the run reached phase {j + 1} ({old[j].name}); "
+                f"the new settings have {have} there"
+            )
+        if dict(now[j].options) != dict(old[j].options):
+            raise ResumeError(
+                f"{where}: {_phase_key(tsb, j, now[j].name, False)}: its settings differ "
+                f"from the checkpoint's ({dict(old[j].options)} there, "
+                f"{dict(now[j].options)} now)"
+            )
+        key = _phase_key(tsb, j, now[j].name, True)
+        if j < at and now[j].steps != old[j].steps:
+            raise ResumeError(
+                f"{where}: {key}: the {old[j].name} phase finished with {old[j].steps} "
+                f"steps; a resumed run cannot change it (now {now[j].steps})"
+            )
+        if j == at and now[j].steps < done:
+            raise ResumeError(
+                f"{where}: {key}: the {old[j].name} phase has already run {done} steps; "
+                f"resume with at least that many (now {now[j].steps})"
+            )
