@@ -297,7 +297,7 @@ def prepare_engine(
     import torch
     from torch._dynamo.utils import counters
 
-    from mscalepde.solve import make_model
+    from mscalepde.solver import make_model
     from mscalepde.trainer import make_adam
 
     derivative_engine, compiled = engine.split("+")[0], engine.endswith("+compile")

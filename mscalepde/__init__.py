@@ -10,20 +10,67 @@ Public API::
 
 __version__ = "0.1.0"
 
-from .allocator import retain_freed_memory  # noqa: E402
-from .architectures import ARCHITECTURES, Architecture, build_model  # noqa: E402
-from .errors import (  # noqa: E402
-    ExpressionError,
-    MscaleError,
-    ProblemError,
-    RunFolderError,
-    TrainingError,
-)
-from .expressions import Expression, parse_expression  # noqa: E402
-from .problem import Problem, load_problem, problem_from_dict  # noqa: E402
-from .runfolder import load_run  # noqa: E402
-from .solve import SolveResult, make_model, solve  # noqa: E402
-from .trainer import Trainer, TrainSettings  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+# Public names and the module each comes from. They are imported on first use (PEP 562),
+# so that `mscalepde --help` and `mscalepde check` do not pay for importing torch
+# (benchmarks/README.md, "CLI start-up"). No module is named like a public function: the
+# solver lives in `solver.py`, because importing a submodule `solve` would rebind the
+# package attribute `mscalepde.solve` to the module.
+_EXPORTS = {
+    "ARCHITECTURES": "architectures",
+    "Architecture": "architectures",
+    "build_model": "architectures",
+    "ExpressionError": "errors",
+    "MscaleError": "errors",
+    "ProblemError": "errors",
+    "RunFolderError": "errors",
+    "TrainingError": "errors",
+    "Expression": "expressions",
+    "parse_expression": "expressions",
+    "Problem": "problem",
+    "load_problem": "problem",
+    "problem_from_dict": "problem",
+    "load_run": "runfolder",
+    "retain_freed_memory": "allocator",
+    "SolveResult": "solver",
+    "make_model": "solver",
+    "resume_run": "solver",
+    "solve": "solver",
+    "Trainer": "trainer",
+    "TrainSettings": "trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mscalepde' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .allocator import retain_freed_memory
+    from .architectures import ARCHITECTURES, Architecture, build_model
+    from .errors import (
+        ExpressionError,
+        MscaleError,
+        ProblemError,
+        RunFolderError,
+        TrainingError,
+    )
+    from .expressions import Expression, parse_expression
+    from .problem import Problem, load_problem, problem_from_dict
+    from .runfolder import load_run
+    from .solver import SolveResult, make_model, resume_run, solve
+    from .trainer import Trainer, TrainSettings
 
 __all__ = [
     "ARCHITECTURES",
@@ -44,6 +91,7 @@ __all__ = [
     "make_model",
     "parse_expression",
     "problem_from_dict",
+    "resume_run",
     "retain_freed_memory",
     "solve",
 ]

@@ -86,7 +86,7 @@ def run_bench(
     ``stop``: a :class:`~mscalepde.signals.StopRequest`; a stop (or Ctrl-C) ends the run in
     progress at a step boundary, and the report of the runs finished so far is written
     before the interrupt propagates."""
-    from .solve import solve
+    from .solver import solve
 
     out = prepare_out_dir(out)
     # validate everything before the first (long) run

@@ -194,7 +194,7 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: str | None) -> int:
-    from .solve import solve
+    from .solver import solve
     from .trainer import Callback, Trainer, TrainSettings, describe_phases
 
     m = problem.model

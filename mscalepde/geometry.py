@@ -22,7 +22,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import qmc
 
 AXES = ("x", "y", "z")
 SAMPLERS = ("uniform", "sobol", "grid")
@@ -100,6 +99,8 @@ def unit_samples(n: int, k: int, sampler: str, seed: int) -> np.ndarray:
         with warnings.catch_warnings():
             # Sobol' balance properties need n = 2^m; other n are still valid points.
             warnings.simplefilter("ignore", UserWarning)
+            from scipy.stats import qmc  # 0.5 s to import: only when sampling
+
             return qmc.Sobol(k, scramble=True, seed=seed).random(n)
     if sampler == "grid":
         m = max(1, math.ceil(round(n ** (1.0 / k), 9)))

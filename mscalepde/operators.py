@@ -32,14 +32,16 @@ u³; for sinh u with |u| ≤ 5 the error is below 1e-12 relative).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from .expressions import Expression
-from .jet import Operator
+
+if TYPE_CHECKING:  # torch is imported where it is used: loading a problem needs no torch
+    from torch import Tensor
+
+    from .jet import Operator
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 #: Gauss–Legendre nodes and weights on [0, 1] (for the antiderivative R of r in u).
@@ -119,6 +121,8 @@ class PDEOperator:
     # ------------------------------------------------------------ derivative plan
     def stream_operator(self) -> Operator | None:
         """The single constant-coefficient stream [∂_t] − Σ_i a_i ∂_ii when a is constant."""
+        from .jet import Operator
+
         if not self.constant:
             return None
         in_dim = len(self.variables)
@@ -143,6 +147,8 @@ class PDEOperator:
         """(N, k, 1 + d): a_k(X) and ∇a_k(X) = (∂a_k/∂x_1, …, ∂a_k/∂x_d) for each of the k
         diffusivity entries, by autograd in float64, detached, in ``x``'s dtype. Empty
         (N, 0, 1 + d) for a constant diffusivity (the stream operator carries it)."""
+        import torch
+
         d = self.space_dim
         if self.constant:
             return x.new_zeros(len(x), 0, 1 + d)
@@ -177,6 +183,8 @@ class PDEOperator:
 
     def antiderivative(self, x: Tensor, u: Tensor) -> Tensor:
         """R(X, u) = ∫_0^u r(X, s) ds by 8-point Gauss–Legendre in s (module docstring)."""
+        import torch
+
         out = torch.zeros_like(u)
         for s, w in zip(GL_NODES, GL_WEIGHTS, strict=True):
             out = out + w * self.reaction_values(x, s * u)
@@ -208,6 +216,8 @@ class PDEOperator:
     def energy_density(self, d: object, x: Tensor, coefficients: Tensor) -> Tensor:
         """½ Σ_i a_i (∂_i u)² + R(X, u) at the points (the Ritz energy's integrand without
         the source term); ``d`` carries u and ∇u."""
+        import torch
+
         grad = d.grad  # type: ignore[attr-defined]
         if self.constant:
             a = torch.tensor(self.constants(), dtype=grad.dtype, device=grad.device)
@@ -223,6 +233,8 @@ class PDEOperator:
     def conormal_factor(self, x: Tensor, coefficients: Tensor, axis: int) -> Tensor:
         """The factor a_axis(X) of the conormal flux n·(A∇u) = a_axis ∂u/∂n on a face normal
         to ``axis`` (what the natural boundary terms of the Ritz energy carry)."""
+        import torch
+
         if self.constant:
             return torch.full((len(x),), self.constants()[axis], dtype=x.dtype, device=x.device)
         return coefficients[:, axis if self.anisotropic else 0, 0]

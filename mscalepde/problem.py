@@ -29,20 +29,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .architectures import (
-    Architecture,
-    build_model,
-    interface_expressions,
-    validate_model_section,
-)
+from .architectures import build_model, interface_expressions, validate_model_section
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
 from .operators import PDEOperator
+from .phases import OPTIMIZERS, GaussNewtonSettings
 from .schema import (
     Option,
     SchemaError,
@@ -61,6 +57,9 @@ from .schema import (
     switch_option,
     validate_section,
 )
+
+if TYPE_CHECKING:
+    from .architectures.base import Architecture
 
 PDES = ("poisson", "heat", "fit")
 BOUNDARY_TYPES = ("dirichlet", "neumann", "robin", "periodic")
@@ -154,7 +153,6 @@ TRAIN_OPTIONS: dict[str, Option] = {
     ),
 }
 
-OPTIMIZERS = ("adam", "lbfgs", "gauss-newton")
 
 # The phases a file gets when its train section names neither ``optimizer`` nor ``steps``
 # nor ``lbfgs_steps`` (measured over problems/ without their model and train sections:
@@ -177,8 +175,6 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
             "steps": Option(int_option(0, 1_000_000), train["lbfgs_steps"] or 500, "iterations"),
             "lr": Option(float_option(positive=True), train["lbfgs_lr"], "step length"),
         }
-    from .gauss_newton import GaussNewtonSettings
-
     d = GaussNewtonSettings()
     return {
         "steps": Option(int_option(0, 1_000_000), d.steps, "iterations"),

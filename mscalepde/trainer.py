@@ -73,6 +73,7 @@ from torch import Tensor, nn
 
 from .errors import TrainingError
 from .history import History
+from .phases import GaussNewtonSettings
 from .signals import Stopped, StopRequest
 
 STALL_ITERATIONS = 50  # L-BFGS stops after this many iterations without a decrease
@@ -168,8 +169,6 @@ class TrainSettings:
         elif name == "lbfgs":
             base = {"steps": self.lbfgs_steps or 500, "lr": self.lbfgs_lr}
         elif name == "gauss-newton":
-            from .gauss_newton import GaussNewtonSettings
-
             base = {"steps": GaussNewtonSettings().steps, "resample_every": self.resample_every}
         else:
             raise ValueError(f"unknown optimiser phase '{name}'")
@@ -736,7 +735,8 @@ class Trainer:
                 break
 
     def _make_gauss_newton(self, ph: Phase, index: int) -> tuple[Any, torch.dtype]:
-        from .gauss_newton import GaussNewton, settings_from_mapping
+        from .gauss_newton import GaussNewton
+        from .phases import settings_from_mapping
 
         gs = settings_from_mapping({**ph.options, "steps": ph.steps})
         if "resample_every" not in ph.options:

@@ -53,6 +53,14 @@ def test_every_registered_architecture_is_covered():
         assert cls.name == name
         assert "normalize" in cls.options
         assert cls.__doc__ and cls.__module__
+        assert cls.options is ARCHITECTURES.options(name)
+
+
+def test_schema_activation_names_match_the_implementations():
+    from mscalepde.activations import ACTIVATIONS
+    from mscalepde.architectures.options import ACTIVATION_NAMES
+
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 
 SHAPE_CASES = [

@@ -17,7 +17,7 @@ from mscalepde import load_run, problem_from_dict, solve
 from mscalepde.architectures import ARCHITECTURES
 from mscalepde.cli import main
 from mscalepde.equations import Objective
-from mscalepde.solve import make_model
+from mscalepde.solver import make_model
 from mscalepde.trainer import Trainer, TrainSettings
 
 from .conftest import POISSON1D, PROBLEMS

@@ -24,7 +24,7 @@ from mscalepde import TrainingError, problem_from_dict, solve
 from mscalepde.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from mscalepde.cli import main
 from mscalepde.signals import Stopped, StopRequest
-from mscalepde.solve import resume_run
+from mscalepde.solver import resume_run
 from mscalepde.trainer import Callback, Trainer, TrainSettings
 
 from .conftest import POISSON1D, PROBLEMS

@@ -1,54 +1,67 @@
 """Registry of network architectures, by name.
 
 Adding an architecture is one file (a subclass of :class:`Architecture` with its
-``name``, its ``options`` schema and a ``forward``) and one line in :data:`ARCHITECTURES`.
+``name``, ``forward`` and ``jet``), its options schema in :mod:`.options`, and one line in
+:data:`ARCHITECTURES`.
+
+The registry maps a name to ``module:Class`` and the schema. The class is imported on
+first use, so validating a problem file (``mscalepde check``) never imports torch;
+``ARCHITECTURES[name]`` is the class, as a plain dict of classes would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExpressionError
 from ..expressions import Expression, parse_expression
-from ..schema import Option, SchemaError, choice_option, describe, validate_section
-from .base import AXES, Architecture
-from .fourier import FourierNet, MultiscaleFourier, SpatioTemporalFourier
-from .mlp import MLP
-from .mscale import MscaleDNN
-from .siren import Siren
+from ..schema import Option, SchemaError, choice_option, validate_section
+from . import options as opts
+from .options import AXES, COMMON_OPTIONS
 
-ARCHITECTURES: dict[str, type[Architecture]] = {
-    "mlp": MLP,
-    "mscale": MscaleDNN,
-    "fourier": FourierNet,
-    "mff": MultiscaleFourier,
-    "stmff": SpatioTemporalFourier,
-    "siren": Siren,
-}
+if TYPE_CHECKING:
+    from .base import Architecture
 
 
-MAX_INTERFACES = 8
+class Registry(Mapping[str, "type[Architecture]"]):
+    """Architecture classes by name, imported lazily; :meth:`options` gives a schema
+    without importing the class (nor torch)."""
+
+    def __init__(self, entries: Mapping[str, tuple[str, Mapping[str, Option]]]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> type[Architecture]:
+        module, cls = self._entries[name][0].split(":")
+        return getattr(importlib.import_module(f".{module}", __name__), cls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def options(self, name: str) -> Mapping[str, Option]:
+        return self._entries[name][1]
 
 
-def interface_option(value: Any, key: str) -> list[str]:
-    """``model.interface``: one level-set expression or a list of them (at most 8)."""
-    items = value if isinstance(value, list) else [value]
-    if len(items) > MAX_INTERFACES:
-        raise SchemaError(key, f"at most {MAX_INTERFACES} level sets, got {len(items)}")
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not item.strip():
-            where = f"{key}[{i}]" if isinstance(value, list) else key
-            raise SchemaError(where, f"expected a level-set expression, got {describe(item)}")
-    return list(items)
+ARCHITECTURES = Registry({
+    "mlp": ("mlp:MLP", opts.MLP),
+    "mscale": ("mscale:MscaleDNN", opts.MSCALE),
+    "fourier": ("fourier:FourierNet", opts.FOURIER),
+    "mff": ("fourier:MultiscaleFourier", opts.MFF),
+    "stmff": ("fourier:SpatioTemporalFourier", opts.STMFF),
+    "siren": ("siren:Siren", opts.SIREN),
+})
 
 
-#: options every architecture accepts, beside its own
-COMMON_OPTIONS: dict[str, Option] = {
-    "interface": Option(
-        interface_option, [], "level sets phi(x) of material interfaces: |phi| as extra inputs"
-    ),
-}
+def __getattr__(name: str) -> Any:
+    if name == "Architecture":  # the base class (imports torch), on first use
+        from .base import Architecture
+
+        return Architecture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def interface_expressions(
@@ -80,7 +93,7 @@ def validate_model_section(raw: Any, path: str = "model") -> dict[str, Any]:
     arch_raw = raw.get("arch", "mlp") if isinstance(raw, Mapping) else "mlp"
     arch = choice_option(*ARCHITECTURES)(arch_raw, f"{path}.arch")
     options: dict[str, Option] = {"arch": Option(lambda v, k: v, "mlp", "architecture name")}
-    options.update(ARCHITECTURES[arch].options)
+    options.update(ARCHITECTURES.options(arch))
     options.update(COMMON_OPTIONS)
     clean = validate_section(raw, options, path)
     clean["arch"] = arch
@@ -112,6 +125,7 @@ __all__ = [
     "ARCHITECTURES",
     "COMMON_OPTIONS",
     "Architecture",
+    "Registry",
     "build_model",
     "interface_expressions",
     "validate_model_section",

@@ -34,12 +34,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..activations import ACTIVATIONS
 from ..expressions import Expression
 from ..jet import Jet, JetSpec
-from ..schema import Option, bool_option, choice_option, int_option
-
-AXES = ("x", "y", "z")
+from ..schema import Option
+from .options import AXES
 
 
 class Architecture(nn.Module):
@@ -136,13 +134,3 @@ class Architecture(nn.Module):
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def common_options(normalize: bool = True, activation: str = "tanh") -> dict[str, Option]:
-    """Options shared by the trunk-based architectures: width, depth, activation, normalize."""
-    return {
-        "width": Option(int_option(1, 100_000), 100, "neurons per hidden layer"),
-        "depth": Option(int_option(1, 1000), 4, "hidden layers"),
-        "activation": Option(choice_option(*ACTIVATIONS), activation, "hidden activation"),
-        "normalize": Option(bool_option(), normalize, "map each input axis to [-1, 1]"),
-    }

@@ -64,18 +64,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..activations import ACTIVATIONS
 from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import (
-    Option,
     SchemaError,
-    as_float_list,
-    bool_option,
-    choice_option,
-    float_option,
-    int_option,
 )
+from . import options as opts
 from .base import Architecture
 from .mlp import Trunk, glorot_linear
 
@@ -118,36 +112,11 @@ class FourierFeatures(nn.Module):
         return f"in_dim={d}, features={m}, sigma={self.sigma:g}, trainable={self.trainable}"
 
 
-def parse_sigmas(value, key: str) -> list[float]:
-    """A non-empty list of positive σ (a single number is accepted as [σ])."""
-    return as_float_list(value, key, positive=True, min_len=1)
-
-
-def trunk_options(features: int, width: int, depth: int = 2, activation: str = "tanh") -> dict:
-    return {
-        "features": Option(
-            int_option(1, 100_000), features, "frequencies per embedding (rows of B)"
-        ),
-        "trainable": Option(bool_option(), False, "train B (default: frozen buffer)"),
-        "width": Option(int_option(1, 100_000), width, "neurons per hidden layer"),
-        "depth": Option(int_option(1, 1000), depth, "hidden layers after the embedding"),
-        "activation": Option(choice_option(*ACTIVATIONS), activation, "hidden activation"),
-        "normalize": Option(
-            bool_option(),
-            False,
-            "map each input axis to [-1, 1] first (default false: sigma in cycles per unit)",
-        ),
-    }
-
-
 class FourierNet(Architecture):
     """Random Fourier feature network (Tancik et al. 2020): see the module docstring."""
 
     name = "fourier"
-    options = {
-        "sigma": Option(float_option(positive=True), 5.0, "std of B, cycles per unit length"),
-        **trunk_options(features=64, width=100),
-    }
+    options = opts.FOURIER
 
     def __init__(
         self,
@@ -187,10 +156,7 @@ class MultiscaleFourier(Architecture):
     """Multi-scale Fourier feature network (Wang, Wang, Perdikaris 2021): see the module doc."""
 
     name = "mff"
-    options = {
-        "sigmas": Option(parse_sigmas, [1.0, 5.0], "one embedding per sigma"),
-        **trunk_options(features=32, width=64),
-    }
+    options = opts.MFF
 
     def __init__(
         self,
@@ -214,7 +180,7 @@ class MultiscaleFourier(Architecture):
             normalize=normalize,
             interface=interface,
         )
-        sigmas = parse_sigmas(sigmas, "model.sigmas")
+        sigmas = opts.parse_sigmas(sigmas, "model.sigmas")
         self.embeddings = nn.ModuleList(
             FourierFeatures(self.feature_dim, features, s, trainable) for s in sigmas
         )
@@ -236,11 +202,7 @@ class SpatioTemporalFourier(Architecture):
     """Spatio-temporal multi-scale Fourier features (Wang, Wang, Perdikaris 2021, heat)."""
 
     name = "stmff"
-    options = {
-        "sigmas_x": Option(parse_sigmas, [1.0, 5.0], "spatial embeddings, one per sigma"),
-        "sigmas_t": Option(parse_sigmas, [1.0], "temporal embeddings, one per sigma"),
-        **trunk_options(features=32, width=64),
-    }
+    options = opts.STMFF
 
     def __init__(
         self,
@@ -271,8 +233,8 @@ class SpatioTemporalFourier(Architecture):
             normalize=normalize,
             interface=interface,
         )
-        sigmas_x = parse_sigmas(sigmas_x, "model.sigmas_x")
-        sigmas_t = parse_sigmas(sigmas_t, "model.sigmas_t")
+        sigmas_x = opts.parse_sigmas(sigmas_x, "model.sigmas_x")
+        sigmas_t = opts.parse_sigmas(sigmas_t, "model.sigmas_t")
         self.space_embeddings = nn.ModuleList(
             FourierFeatures(self.feature_dim - 1, features, s, trainable) for s in sigmas_x
         )

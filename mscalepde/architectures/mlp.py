@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..activations import Activation, get_activation
 from ..expressions import Expression
 from ..jet import Jet, JetSpec
-from .base import Architecture, common_options
+from . import options as opts
+from .base import Architecture
 
 
 def glorot_linear(fan_in: int, fan_out: int) -> nn.Linear:
@@ -65,7 +66,7 @@ class MLP(Architecture):
     """Vanilla fully connected network: see the module docstring."""
 
     name = "mlp"
-    options = common_options(normalize=True)
+    options = opts.MLP
 
     def __init__(
         self,

@@ -76,57 +76,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..activations import ACTIVATIONS, Activation, get_activation
+from ..activations import Activation, get_activation
 from ..expressions import Expression
 from ..jet import Jet, JetSpec
 from ..schema import (
-    Option,
     SchemaError,
-    as_choice,
-    as_float_list,
-    as_int,
-    as_mapping,
-    bool_option,
-    check_unknown,
-    choice_option,
-    describe,
-    int_option,
-    join,
 )
+from . import options as opts
 from .base import Architecture
 from .mlp import Trunk
-
-SCALE_KINDS = ("pow2", "linear")
-
-
-def parse_scales(value: Any, key: str = "model.scales") -> list[float]:
-    """A list of positive scales, or ``{kind: pow2 | linear, n: N}`` expanded to one."""
-    if isinstance(value, Mapping):
-        raw = as_mapping(value, key)
-        check_unknown(raw, ["kind", "n"], key)
-        if "kind" not in raw:
-            raise SchemaError(join(key, "kind"), "is required (pow2 | linear)")
-        if "n" not in raw:
-            raise SchemaError(join(key, "n"), "is required (number of scales)")
-        kind = as_choice(raw["kind"], join(key, "kind"), SCALE_KINDS)
-        n = as_int(raw["n"], join(key, "n"), 1, 64)
-        if kind == "pow2":
-            return [float(2**i) for i in range(n)]
-        return [float(i + 1) for i in range(n)]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise SchemaError(
-            key,
-            "expected a non-empty list of positive numbers or {kind: pow2 | linear, n: N}, "
-            f"got {describe(value)}",
-        )
-    return as_float_list(value, key, positive=True)
-
-
-def parse_variant(value: Any, key: str = "model.variant") -> int:
-    """1 or 2."""
-    if isinstance(value, bool) or value not in (1, 2):
-        raise SchemaError(key, f"expected 1 or 2, got {describe(value)}")
-    return int(value)
 
 
 def group_sizes(width: int, n: int) -> list[int]:
@@ -182,27 +140,7 @@ class MscaleDNN(Architecture):
     """MscaleDNN, variants 1 and 2 (Liu, Cai, Xu 2020): see the module docstring."""
 
     name = "mscale"
-    options = {
-        "scales": Option(
-            parse_scales,
-            [float(2**i) for i in range(6)],
-            "scales a_i: a list, or {kind: pow2 | linear, n: N} (default pow2, n = 6)",
-        ),
-        "variant": Option(
-            lambda v, k: parse_variant(v, k),
-            2,
-            "1: one network, first-layer neurons grouped by scale; 2: sum of N subnetworks",
-        ),
-        "width": Option(
-            int_option(1, 100_000),
-            30,
-            "neurons per hidden layer (per subnetwork in variant 2, in total in variant 1)",
-        ),
-        "depth": Option(int_option(1, 1000), 3, "hidden layers"),
-        "activation": Option(choice_option(*ACTIVATIONS), "sin", "hidden activation"),
-        "residual": Option(bool_option(), False, "residual connections between equal widths"),
-        "normalize": Option(bool_option(), True, "map each input axis to [-1, 1]"),
-    }
+    options = opts.MSCALE
 
     def __init__(
         self,
@@ -226,8 +164,8 @@ class MscaleDNN(Architecture):
             normalize=normalize,
             interface=interface,
         )
-        scale_list = parse_scales(scales if isinstance(scales, Mapping) else list(scales))
-        self.variant = parse_variant(variant)
+        scale_list = opts.parse_scales(scales if isinstance(scales, Mapping) else list(scales))
+        self.variant = opts.parse_variant(variant)
         self.register_buffer("scales", torch.tensor(scale_list, dtype=torch.get_default_dtype()))
         n = len(scale_list)
         if self.variant == 1:

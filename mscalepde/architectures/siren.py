@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..activations import get_activation
 from ..expressions import Expression
 from ..jet import Jet, JetSpec
-from ..schema import Option, bool_option, float_option, int_option
+from . import options as opts
 from .base import Architecture
 from .mscale import ScaledActivation
 
@@ -51,15 +51,7 @@ class Siren(Architecture):
     """SIREN (Sitzmann et al. 2020): see the module docstring."""
 
     name = "siren"
-    options = {
-        "omega0": Option(float_option(positive=True), 30.0, "frequency factor of the first layer"),
-        "omega0_hidden": Option(
-            float_option(positive=True), 30.0, "frequency factor of the other sine layers"
-        ),
-        "width": Option(int_option(1, 100_000), 100, "neurons per hidden layer"),
-        "depth": Option(int_option(1, 1000), 3, "sine layers"),
-        "normalize": Option(bool_option(), True, "map each input axis to [-1, 1]"),
-    }
+    options = opts.SIREN
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""``solve``: a problem in, a trained network, its history and a run folder out.
+"""The solver: ``solve``, a problem in, a trained network, its history and a run folder out.
 
 This module wires the one-way pipeline
 problem (validated) → model + objective + trainer → history → evaluation/figures/run folder.
