@@ -38,7 +38,8 @@ FORMAT = 1
 
 # train keys a resumed run may change (phase lengths are checked phase by phase)
 FREE_TRAIN_KEYS = frozenset(
-    {"log_every", "checkpoint_every", "device", "compile", "on_nan", "rollbacks"}
+    {"log_every", "checkpoint_every", "checkpoint_seconds", "device", "compile", "on_nan",
+     "rollbacks"}
 )
 STEP_KEYS = frozenset({"steps", "lbfgs_steps", "optimizer"})
 

@@ -135,6 +135,10 @@ TRAIN_OPTIONS: dict[str, Option] = {
     ),
     "log_every": Option(int_option(1), 100, "steps between history rows"),
     "checkpoint_every": Option(int_option(0), 1000, "steps between checkpoints (0: end only)"),
+    "checkpoint_seconds": Option(
+        float_option(minimum=0.0), 120.0,
+        "also checkpoint when this much training time passed since the last one (0: off)",
+    ),
     "on_nan": Option(
         choice_option("stop", "rollback"), "stop",
         "a NaN/inf loss: stop, or reload the last checkpoint and halve the learning rate",

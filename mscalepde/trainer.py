@@ -52,10 +52,11 @@ the current points (the sampler is a pure function of its seed: points of step k
 ``seed + k``), the RNG states, the history, the notes and the per-phase log.
 :meth:`Trainer.load_state_dict` before :meth:`run` continues from there; on CPU with
 ``compile: off`` a resumed run is bit-identical to an uninterrupted one (tested in float64
-for each phase). Callbacks get ``on_checkpoint`` every ``checkpoint_every`` steps and when a
-stop is requested. A :class:`~mscalepde.signals.StopRequest` (set by the CLI's SIGINT and
-SIGTERM handlers) stops training at the next step boundary: the trainer checkpoints and
-raises :class:`~mscalepde.signals.Stopped`.
+for each phase). Callbacks get ``on_checkpoint`` every ``checkpoint_every`` steps, after
+``checkpoint_seconds`` of training time since the last one, and when a stop is requested.
+A :class:`~mscalepde.signals.StopRequest` (set by the CLI's SIGINT and SIGTERM handlers)
+stops training at the next step boundary: the trainer checkpoints and raises
+:class:`~mscalepde.signals.Stopped`.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class TrainSettings:
     )
     log_every: int = 100
     checkpoint_every: int = 0
+    checkpoint_seconds: float = 0.0  # also checkpoint after this much training time (0: off)
     seed: int = 0
     compile: str = "off"
     optimizer: list[Mapping[str, Any]] | None = None
@@ -273,6 +275,7 @@ class Trainer:
         self._resume: dict[str, Any] | None = None  # set by load_state_dict
         self._snapshot: dict[str, Any] | None = None  # the in-memory checkpoint (rollback)
         self._checkpoint_step = -1
+        self._checkpoint_time = 0.0  # training time of the last checkpoint
 
     def _eager_terms(self) -> dict[str, Tensor]:
         return self.objective.terms(self.model)
@@ -374,6 +377,7 @@ class Trainer:
         self.phase_log = [dict(p) for p in state["phase_log"]]
         self._lr_scale = float(state["lr_scale"])
         self.rollbacks = int(state["rollbacks"])
+        self._checkpoint_time = self.train_seconds
         self._good_state = copy.deepcopy(self.model.state_dict())
         self._good_step = self.step
         self._resume = dict(state)
@@ -408,6 +412,7 @@ class Trainer:
         if self._checkpoint_step == self.step:
             return
         self._checkpoint_step = self.step
+        self._checkpoint_time = self.train_seconds
         if self.settings.on_nan == "rollback":
             self._snapshot = self.state_dict()
         for cb in self.callbacks:
@@ -538,7 +543,12 @@ class Trainer:
             self._log(loss, terms, lr, extra)
         for cb in self.callbacks:
             cb.on_step(self, self.step)
-        if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not last:
+        due = bool(s.checkpoint_every) and self.step % s.checkpoint_every == 0
+        if s.checkpoint_seconds and self.train_seconds - self._checkpoint_time >= (
+            s.checkpoint_seconds
+        ):
+            due = True  # a long Gauss-Newton phase takes few, expensive steps
+        if due and not last:
             self._checkpoint()
         if self.stop:
             if self.history.last.get("step") != self.step:

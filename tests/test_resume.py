@@ -261,3 +261,19 @@ def test_a_non_finite_gradient_names_its_loss_term():
     with pytest.raises(TrainingError, match=r"gradient became non-finite at adam step 1 "
                                             r"\(term: boundary\)"):
         trainer.run()
+
+
+def test_checkpoint_seconds_checkpoints_by_training_time(tmp_path):
+    """A phase of few, slow steps (Gauss–Newton) is checkpointed by time as well."""
+
+    class Count(Callback):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def on_checkpoint(self, trainer, step):
+            self.steps.append(step)
+
+    counter = Count()
+    problem = _problem(checkpoint_seconds=1e-9, checkpoint_every=0)
+    solve(problem, write=False, callbacks=[counter])
+    assert counter.steps == list(range(1, 35))  # every step but the last (the end writes it)
