@@ -41,7 +41,13 @@ FREE_TRAIN_KEYS = frozenset(
     {"log_every", "checkpoint_every", "checkpoint_seconds", "device", "compile", "on_nan",
      "rollbacks"}
 )
-STEP_KEYS = frozenset({"steps", "lbfgs_steps", "optimizer"})
+# train keys that only set phases: compared phase by phase (a phase not yet started may
+# change them freely)
+PHASE_KEYS = frozenset(
+    {"steps", "lbfgs_steps", "optimizer", "lr", "lbfgs_lr", "decay", "resample_every"}
+)
+# other keys a resumed run may change: how often the spectral diagnostics are recorded
+FREE_KEYS = frozenset({"diagnostics.every"})
 
 
 class ResumeError(MscaleError):
@@ -94,7 +100,7 @@ def save_checkpoint(
     path = Path(run_dir) / CHECKPOINT_FILE
     data = {
         "format": FORMAT,
-        "config": dict(config),
+        "config": _to_torch(dict(config)),
         "trainer": _to_torch(dict(trainer)),
         "monitor": None if monitor is None else _to_torch(dict(monitor)),
     }
@@ -123,11 +129,16 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ResumeError(f"{path}: not a checkpoint of format {FORMAT} (found {found})")
     monitor = data.get("monitor")
-    return Checkpoint(
-        config=data["config"],
-        trainer=data["trainer"],
-        monitor=None if monitor is None else _to_numpy(monitor),
-    )
+    try:
+        checkpoint = Checkpoint(
+            config=dict(data["config"]),
+            trainer=dict(data["trainer"]),
+            monitor=None if monitor is None else _to_numpy(monitor),
+        )
+        int(checkpoint.trainer["phase_index"]), int(checkpoint.trainer["phase_k"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResumeError(f"{path}: an incomplete checkpoint (missing {exc})") from None
+    return checkpoint
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -139,10 +150,26 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: obj}
 
 
-def _phase_key(train: Mapping[str, Any], index: int, name: str, steps: bool) -> str:
-    if train.get("optimizer") is not None:
-        return f"train.optimizer[{index}]" + (".steps" if steps else f" ({name})")
-    return "train.steps" if name == "adam" else "train.lbfgs_steps"
+def _phase_key(problem: Problem, index: int, name: str, steps: bool) -> str:
+    """The key a user writes to change phase ``index``'s steps (or settings)."""
+    written = problem.config["train"].get("optimizer")
+    entry = written[index] if written is not None and index < len(written) else None
+    if isinstance(entry, Mapping) or (entry is not None and not steps):
+        return f"train.optimizer[{index}]" + (f".{name}.steps" if steps else f" ({name})")
+    return {"adam": "train.steps", "lbfgs": "train.lbfgs_steps"}.get(
+        name, f"train.optimizer[{index}]"
+    )
+
+
+def _option_key(problem: Problem, index: int, name: str, option: str) -> str:
+    """The key a user writes for setting ``option`` of phase ``index``."""
+    written = problem.config["train"].get("optimizer")
+    entry = written[index] if written is not None and index < len(written) else None
+    if isinstance(entry, Mapping) and option in (entry.get(name) or {}):
+        return f"train.optimizer[{index}].{name}.{option}"
+    if name == "lbfgs" and option == "lr":
+        return "train.lbfgs_lr"
+    return f"train.{option}"
 
 
 def check_resumable(
@@ -162,8 +189,9 @@ def check_resumable(
         )
     a = {k: v for k, v in _flatten(saved).items() if not k.startswith("train.")}
     b = {k: v for k, v in _flatten(new).items() if not k.startswith("train.")}
-    a.pop("description", None)
-    b.pop("description", None)
+    for key in ("description", *FREE_KEYS):
+        a.pop(key, None)
+        b.pop(key, None)
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
             raise ResumeError(
@@ -172,7 +200,7 @@ def check_resumable(
             )
     ta, tb = saved["train"], new["train"]
     for key in sorted(set(ta) | set(tb)):
-        if key in FREE_TRAIN_KEYS or key in STEP_KEYS:
+        if key in FREE_TRAIN_KEYS or key in PHASE_KEYS:
             continue
         if ta.get(key) != tb.get(key):
             raise ResumeError(
@@ -191,13 +219,16 @@ def check_resumable(
                 f"{where}: train.optimizer: the run reached phase {j + 1} ({old[j].name}); "
                 f"the new settings have {have} there"
             )
-        if dict(now[j].options) != dict(old[j].options):
+        changed = [k for k in sorted(set(now[j].options) | set(old[j].options))
+                   if now[j].options.get(k) != old[j].options.get(k)]
+        if changed:
+            k = changed[0]
             raise ResumeError(
-                f"{where}: {_phase_key(tsb, j, now[j].name, False)}: its settings differ "
-                f"from the checkpoint's ({dict(old[j].options)} there, "
-                f"{dict(now[j].options)} now)"
+                f"{where}: {_option_key(new_problem, j, now[j].name, k)} differs from the "
+                f"checkpoint's settings ({old[j].options.get(k)!r} there, "
+                f"{now[j].options.get(k)!r} now); a phase that has started keeps its settings"
             )
-        key = _phase_key(tsb, j, now[j].name, True)
+        key = _phase_key(new_problem, j, now[j].name, True)
         if j < at and now[j].steps != old[j].steps:
             raise ResumeError(
                 f"{where}: {key}: the {old[j].name} phase finished with {old[j].steps} "

@@ -1,8 +1,11 @@
-"""Command line: ``mscalepde solve | check`` (see ``mscalepde --help``).
+"""Command line: ``mscalepde solve | resume | check | diagnose | reference | bench`` (see
+``mscalepde --help``).
 
 Errors in the user's input end with one line on stderr and exit code 2 (problem files,
-overrides), 3 (training diverged; the run folder keeps the last good state), 4 (the run
-folder cannot be written or read); never a traceback.
+overrides, a run that cannot be resumed), 3 (training diverged; the run folder keeps the
+last good state), 4 (the run folder cannot be written or read); never a traceback. SIGINT
+and SIGTERM stop training at the next step boundary with a checkpoint (``signals.py``) and
+exit with 130 and 143.
 """
 
 from __future__ import annotations
@@ -318,7 +321,7 @@ def _run(command: Any) -> int:
         elif hasattr(exc, "step"):
             print(f"stopped by {reason} at step {exc.step}", file=sys.stderr)
         else:
-            print(f"interrupted by {reason} (the run folder holds the last checkpoint)",
+            print(f"interrupted by {reason} (a run folder keeps its last checkpoint)",
                   file=sys.stderr)
         return code
     except BrokenPipeError:

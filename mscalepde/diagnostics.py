@@ -742,7 +742,7 @@ class SpectralMonitor(Callback):
             hist.truncate(trainer.step)
         self._fields = [(step, f) for step, f in self._fields if step <= trainer.step]
         if self._last_step is not None and self._last_step > trainer.step:
-            self._last_step = None
+            self._last_step, self._last_h = None, None  # on_end records the final state
 
     def on_step(self, trainer: Trainer, step: int) -> None:
         every = self.settings.every

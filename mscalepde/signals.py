@@ -4,8 +4,10 @@ A :class:`StopRequest` is a flag the signal handlers set and the trainer reads a
 step. The run then ends at that step boundary: the trainer writes a checkpoint (through its
 callbacks), and raises :class:`Stopped`; ``solve`` writes the summary and figures so far and
 re-raises it, and the command line prints one line saying how to resume. A second signal
-while the first is pending stops at once (a plain ``KeyboardInterrupt``; the previous
-checkpoint stays valid because every file is written atomically).
+while the first is pending, or a signal before training starts, stops at once
+(:class:`Terminated`; the previous checkpoint stays valid because every file is written
+atomically). A signal after training skips the classical baseline, so the run folder is
+finished quickly.
 
 :class:`Stopped` derives from ``KeyboardInterrupt`` so that code which already handles
 Ctrl-C (the Python API, ``bench``) treats both alike. Nothing here is global: the command
@@ -26,10 +28,15 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 128 + int(signal.SIGTERM)}  # the shell 
 
 
 class StopRequest:
-    """Set once a stop was asked for; ``reason`` names the signal (or the caller)."""
+    """Set once a stop was asked for; ``reason`` names the signal (or the caller).
+
+    ``deferred`` is True while a stop can wait for a step boundary: the trainer sets it when
+    training starts (``solve`` clears it when a new run starts). Before that — reading the
+    problem, the classical reference — the handler stops at once."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.deferred = False
 
     def set(self, reason: str) -> None:
         self.reason = reason
@@ -70,7 +77,8 @@ def graceful_stop(request: StopRequest) -> Iterator[StopRequest]:
 
     def handler(signum: int, frame: object) -> None:
         name = SIGNAL_NAMES.get(signal.Signals(signum), str(signum))
-        if request:
+        if request or not request.deferred:
+            request.set(name)
             raise Terminated(name)
         request.set(name)
 

@@ -128,6 +128,7 @@ class ProgressBar(Callback):
 
         self.bar = tqdm(
             total=trainer.total_steps,
+            initial=trainer.step,  # a resumed run starts where it stopped
             desc=self.description,
             unit="step",
             file=sys.stderr,
@@ -137,6 +138,11 @@ class ProgressBar(Callback):
 
     def on_step(self, trainer: Trainer, step: int) -> None:
         self.bar.update(1)
+
+    def on_restore(self, trainer: Trainer) -> None:
+        if self.bar is not None:  # a rollback: back to the checkpoint's step
+            self.bar.n = trainer.step
+            self.bar.refresh()
 
     def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.bar is None:
@@ -199,6 +205,8 @@ def solve(
     and :class:`~mscalepde.signals.Stopped` is raised with ``run_dir`` set.
     """
     problem = _as_problem(problem_or_path, overrides, changes)
+    if stop is not None:
+        stop.deferred = False  # until training starts, a signal stops at once
     checkpoint: Checkpoint | None = None
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
@@ -242,11 +250,11 @@ def solve(
     if checkpoint is not None:
         try:
             trainer.load_state_dict(checkpoint.trainer)
-        except (ValueError, KeyError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0][:200]
+            if monitor is not None and checkpoint.monitor is not None:
+                monitor.load_state_dict(checkpoint.monitor)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [repr(exc)])[0][:200]
             raise ResumeError(f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first}") from None
-        if monitor is not None and checkpoint.monitor is not None:
-            monitor.load_state_dict(checkpoint.monitor)
     status, message = "ok", ""
     interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
@@ -259,7 +267,7 @@ def solve(
         reason = getattr(exc, "reason", None) or str(exc)
         why = f" by {reason}" if reason else ""
         status, message = "interrupted", f"interrupted{why} at step {trainer.step}"
-        if isinstance(exc, Stopped):
+        if isinstance(exc, Stopped) and run_dir is not None:
             message += " (checkpoint written at this step)"
             exc.run_dir = run_dir
     finally:
@@ -269,7 +277,11 @@ def solve(
     if writer is not None and status == "ok":
         writer.write_checkpoint(trainer)  # the final state: `resume` can extend it
 
-    summary = build_summary(problem, model, trainer, evaluator, device, status, message, wall)
+    # after a signal the run folder must be finished quickly: no classical baseline
+    baseline = status == "ok" and not stop
+    summary = build_summary(
+        problem, model, trainer, evaluator, device, status, message, wall, baseline=baseline
+    )
     if checkpoint is not None:
         summary["resumed_from_step"] = checkpoint.step
     if monitor is not None:
@@ -310,12 +322,15 @@ def build_summary(
     status: str,
     message: str,
     wall: float,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     s: dict[str, Any] = {"problem": problem.name, "pde": problem.pde, "status": status}
     if message:
         s["message"] = message
     s.update(evaluator(model))  # against exact, or the classical reference
-    s.update(_truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds))
+    s.update(
+        _truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds, baseline)
+    )
     last = trainer.history.last
     s["loss"] = last.get("loss")
     s["losses"] = {k: v for k, v in last.items() if k.startswith("loss_")}
@@ -341,7 +356,11 @@ def build_summary(
 
 
 def _truth_and_baseline(
-    problem: Problem, evaluator: Evaluator, rel_l2: float, train_seconds: float
+    problem: Problem,
+    evaluator: Evaluator,
+    rel_l2: float,
+    train_seconds: float,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     """``truth`` (exact or reference) and ``classical_baseline``: the FD solver's time to
     reach the network's error on the evaluation grid, and its error in the same time."""
@@ -350,6 +369,9 @@ def _truth_and_baseline(
     from .reference import classical_baseline, truth_info
 
     out = truth_info(problem)
+    if not baseline:
+        out["classical_baseline"] = {"error": "skipped: the run was stopped"}
+        return out
     try:
         out["classical_baseline"] = classical_baseline(
             problem,

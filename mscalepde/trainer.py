@@ -396,15 +396,21 @@ class Trainer:
             self.objective.resample(int(state["points_seed"]))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
+        if "cuda" in rng and torch.cuda.is_available() and (
+            len(rng["cuda"]) == torch.cuda.device_count()
+        ):
             torch.cuda.set_rng_state_all(rng["cuda"])
         self._phase_t0 = float(state["phase_t0"])
         best, since = state["lbfgs_counter"]
         self._lbfgs_counter = (float(best), int(since))
-        if state["compiled"] and not self.compiled:
-            self._compile(cuda_graphs=state["phase_name"] == "adam")
+        mode = self.settings.compile  # may differ from the checkpoint's run
+        if not self.compiled and (mode == "on" or (mode == "auto" and state["compiled"])):
+            if state["phase_name"] != "gauss-newton":
+                self._compile(cuda_graphs=state["phase_name"] == "adam")
+        # a copy: the optimiser updates its state in place, and a rollback snapshot must
+        # stay as it was taken
         return (int(state["phase_index"]), int(state["phase_k"]), bool(state["phase_ended"]),
-                state["optimizer"])
+                copy.deepcopy(state["optimizer"]))
 
     def _checkpoint(self) -> None:
         """Tell the callbacks to write a checkpoint of this step (once per step); keep it
@@ -449,7 +455,14 @@ class Trainer:
         """A non-finite gradient with a finite loss: name the term whose gradient is bad
         (one extra backward pass per term, only then)."""
         grads = [p.grad for p in params if p.grad is not None]
-        if not grads or math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
+        if not grads:
+            return
+        total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
+        if total_norm is not None:
+            norm = total_norm(grads)
+        else:
+            norm = torch.stack([torch.linalg.vector_norm(g) for g in grads]).sum()
+        if math.isfinite(float(norm)):
             return
         bad = "total"
         _, terms = self._loss()
@@ -480,12 +493,13 @@ class Trainer:
         snapshot = self._snapshot
         rollbacks = self.rollbacks + 1
         notes = [*self.notes, f"{why}: rolled back to step {snapshot['step']}, learning "
-                 f"rate x{0.5 ** rollbacks:g} (rollback {rollbacks} of "
+                 f"rate x{self._lr_scale * 0.5:g} (rollback {rollbacks} of "
                  f"{self.settings.rollbacks})"]
+        scale = self._lr_scale * 0.5  # halved again on each rollback, whatever the snapshot
         self.load_state_dict(snapshot)
         self.notes = notes
         self.rollbacks = rollbacks
-        self._lr_scale *= 0.5
+        self._lr_scale = scale
         self._snapshot = snapshot
         assert self._resume is not None
         gn_state = self._resume["optimizer"]
@@ -550,7 +564,7 @@ class Trainer:
             due = True  # a long Gauss-Newton phase takes few, expensive steps
         if due and not last:
             self._checkpoint()
-        if self.stop:
+        if self.stop and not last:  # (on the last step the run is complete: it just ends)
             if self.history.last.get("step") != self.step:
                 self._log(loss, terms, lr, extra)  # the stopping step is a history row
             self._checkpoint()
@@ -586,10 +600,15 @@ class Trainer:
             if ph.name == "gauss-newton"
         }  # built (and their memory checked) before any training
         self._clock_start = time.perf_counter()
+        if self.stop is not None:
+            self.stop.deferred = True  # from now on a signal stops at a step boundary
+        if self._resume is not None and s.on_nan == "rollback" and self._snapshot is None:
+            self._snapshot = copy.deepcopy(self._resume)  # the checkpoint resumed from
         if self._resume is None:
             # row at step 0: the initial state
+            if phases:
+                self.phase = phases[0].name
             if phases and phases[0].name == "gauss-newton":
-                self.phase = "gauss-newton"
                 self._set_dtype(gauss_newton[0][1])
             loss0, terms0 = self._loss()
             self._check(loss0, terms0)
@@ -735,7 +754,8 @@ class Trainer:
                     f"L-BFGS stopped at iteration {k}: no decrease of the loss in "
                     f"{STALL_ITERATIONS} iterations"
                 )
-            if self.step % self.settings.log_every == 0 or k == ph.steps or stalled:
+            logged = self.step % self.settings.log_every == 0 or k == ph.steps
+            if logged or stalled or self.stop:
                 # the closure's last value may be at a rejected line-search point:
                 # recompute the loss where L-BFGS left the parameters
                 loss, terms = self._loss()

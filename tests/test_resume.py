@@ -277,3 +277,56 @@ def test_checkpoint_seconds_checkpoints_by_training_time(tmp_path):
     problem = _problem(checkpoint_seconds=1e-9, checkpoint_every=0)
     solve(problem, write=False, callbacks=[counter])
     assert counter.steps == list(range(1, 35))  # every step but the last (the end writes it)
+
+
+def test_repeated_rollbacks_halve_the_learning_rate_each_time(tmp_path):
+    class TwicePoison(Callback):
+        def __init__(self) -> None:
+            self.left = 2
+
+        def on_step(self, trainer, step):
+            if step == 15 and self.left:
+                self.left -= 1
+                with torch.no_grad():
+                    next(trainer.model.parameters()).view(-1)[0] = float("nan")
+
+    cfg = copy.deepcopy(POISSON1D)
+    cfg["train"].update({"on_nan": "rollback", "optimizer": ["adam"], "compile": "off"})
+    result = solve(problem_from_dict(cfg), write=False, callbacks=[TwicePoison()])
+    lrs = {r["step"]: r["lr"] for r in result.history}
+    assert result.summary["status"] == "ok" and lrs[20] == pytest.approx(2.5e-3)
+    assert sum("rolled back" in n for n in result.summary["notes"]) == 2
+
+
+def test_rollback_works_from_a_first_lbfgs_phase_and_after_a_resume(tmp_path):
+    cfg = copy.deepcopy(POISSON1D)
+    cfg["train"].update({"on_nan": "rollback", "optimizer": [{"lbfgs": {"steps": 6}}],
+                         "checkpoint_every": 0, "log_every": 1})
+    r = solve(problem_from_dict(cfg), write=False, callbacks=[Poison(2)])
+    assert r.summary["status"] == "ok" and r.history.rows[0]["phase"] == 1.0
+    assert any("rolled back to step 0" in n for n in r.summary["notes"])
+    # a resumed run can roll back to the checkpoint it resumed from
+    cfg["train"].update({"on_nan": "stop", "optimizer": ["adam"], "steps": 10})
+    run = tmp_path / "run"
+    solve(problem_from_dict(cfg), out=run)
+    again = resume_run(run, ["train.steps=20", "train.on_nan=rollback"], callbacks=[Poison(12)])
+    assert any("rolled back to step 10" in n for n in again.summary["notes"])
+
+
+def test_a_signal_before_training_stops_at_once_and_a_second_one_too():
+    from mscalepde.signals import Terminated, graceful_stop
+
+    with graceful_stop(StopRequest()) as request:
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert request.reason == "SIGTERM"
+    with graceful_stop(StopRequest()) as request:
+        request.deferred = True  # training: the first signal waits for a step boundary
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        assert request.reason == "SIGINT"
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
