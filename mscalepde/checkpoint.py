@@ -39,7 +39,7 @@ FORMAT = 1
 # train keys a resumed run may change (phase lengths are checked phase by phase)
 FREE_TRAIN_KEYS = frozenset(
     {"log_every", "checkpoint_every", "checkpoint_seconds", "device", "compile", "on_nan",
-     "rollbacks"}
+     "rollbacks", "budget_seconds", "budget_steps"}
 )
 # train keys that only set phases: compared phase by phase (a phase not yet started may
 # change them freely)

@@ -139,6 +139,13 @@ TRAIN_OPTIONS: dict[str, Option] = {
         float_option(minimum=0.0), 120.0,
         "also checkpoint when this much training time passed since the last one (0: off)",
     ),
+    "budget_seconds": Option(
+        float_option(minimum=0.0), 0.0,
+        "end training after this much training time, at a step boundary (0: no limit)",
+    ),
+    "budget_steps": Option(
+        int_option(0), 0, "end training after this many steps of all phases (0: no limit)"
+    ),
     "on_nan": Option(
         choice_option("stop", "rollback"), "stop",
         "a NaN/inf loss: stop, or reload the last checkpoint and halve the learning rate",

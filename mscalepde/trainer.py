@@ -21,6 +21,11 @@ L(θ) = Σ_k w_k L_k(θ) and records a :class:`History`. ``train.optimizer`` lis
 Without ``optimizer`` the phases are Adam (``steps``) then L-BFGS (``lbfgs_steps``), as
 before the Gauss–Newton optimiser.
 
+``budget_seconds`` (training time, evaluation excluded) and ``budget_steps`` (steps of all
+phases) end training at the step boundary where the budget is spent, whatever phase is
+running: the basis of equal-time comparisons (``mscalepde bench``). The last step is a
+history row and the notes say where the budget ran out.
+
 ``compile`` (``auto | on | off``) wraps the loss in ``torch.compile`` (the forward-Laplacian
 engine makes the loss first-order differentiable, which compiles; double backward does not).
 ``auto`` times eager steps 2–21 (step 1 carries one-off start-up costs). It compiles only
@@ -95,6 +100,10 @@ class _Rollback(Exception):
     """Raised inside a phase when ``on_nan: rollback`` takes over a non-finite loss."""
 
 
+class _BudgetSpent(Exception):
+    """Raised after the step that spent ``budget_seconds`` or ``budget_steps``."""
+
+
 PHASE_CODES = {"adam": 0.0, "lbfgs": 1.0, "gauss-newton": 2.0}  # history's ``phase``
 
 
@@ -134,6 +143,8 @@ class TrainSettings:
     optimizer: list[Mapping[str, Any]] | None = None
     on_nan: str = "stop"  # or "rollback"
     rollbacks: int = 3  # at most this many rollbacks per run
+    budget_seconds: float = 0.0  # end training after this much training time (0: no limit)
+    budget_steps: int = 0  # end training after this many steps in all phases (0: no limit)
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> TrainSettings:
@@ -553,6 +564,11 @@ class Trainer:
             steps=self.phase_log[-1]["steps"] + 1, seconds=self.train_seconds - self._phase_t0
         )
         last = self.step == self.total_steps
+        budget = (s.budget_seconds > 0 and self.train_seconds >= s.budget_seconds) or (
+            s.budget_steps > 0 and self.step >= s.budget_steps
+        )
+        if budget and not last:
+            last = force_log = True  # the budget's last step ends the run: a history row
         if self.step % s.log_every == 0 or last or self.step == self._phase_end or force_log:
             self._log(loss, terms, lr, extra)
         for cb in self.callbacks:
@@ -570,6 +586,8 @@ class Trainer:
             self._checkpoint()
             raise Stopped(str(self.stop.reason), self.step)
         self._clock_start = time.perf_counter()
+        if budget:
+            raise _BudgetSpent
 
     def _set_dtype(self, dtype: torch.dtype) -> None:
         """Switch the model and the objective's points and data to ``dtype`` (a phase
@@ -628,6 +646,12 @@ class Trainer:
                 break
             except _Rollback as exc:
                 self._rollback(str(exc))
+            except _BudgetSpent:
+                what = (f"{s.budget_seconds:g} s of training" if s.budget_seconds > 0
+                        and self.train_seconds >= s.budget_seconds
+                        else f"{s.budget_steps} steps")
+                self.notes.append(f"budget of {what} spent at {self.phase} step {self.step}")
+                break
         self.train_seconds += time.perf_counter() - self._clock_start
         self._clock_start = time.perf_counter()
         for cb in self.callbacks:

@@ -330,3 +330,17 @@ def test_a_signal_before_training_stops_at_once_and_a_second_one_too():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_budget_seconds_stops_within_one_step_of_its_budget():
+    cfg = copy.deepcopy(POISSON1D)
+    cfg["train"].update({"steps": 10**6, "optimizer": ["adam", "lbfgs"], "log_every": 1,
+                         "budget_seconds": 0.5, "compile": "off", "checkpoint_every": 0})
+    r = solve(problem_from_dict(cfg), write=False)
+    times = [row["time"] for row in r.history]
+    assert times[-2] < 0.5 <= times[-1]  # the step before had not spent it; this one did
+    assert r.summary["status"] == "ok" and r.summary["train_seconds"] >= 0.5
+    assert any("budget of 0.5 s of training spent at adam step" in n for n in r.summary["notes"])
+    cfg["train"].update({"budget_seconds": 0, "budget_steps": 7})
+    r = solve(problem_from_dict(cfg), write=False)
+    assert r.summary["steps"] == 7 and r.history.rows[-1]["step"] == 7
