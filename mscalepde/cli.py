@@ -104,18 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="compare architectures over seeds on problems; writes report.md",
+        help="compare models over seeds on problems; writes report.md, results.csv, figures",
         description="Runs every problem x model x seed as a normal solve and writes "
-        "OUT/report.md, OUT/results.csv and one run folder per run under OUT/runs/.",
+        "OUT/report.md, OUT/results.csv, OUT/figures/ and one run folder per run under "
+        "OUT/runs/. Give problem files and --model options, or one sweep file (problems, "
+        "named model variants, seeds and a budget; see the README). Started again, it skips "
+        "the runs already finished.",
     )
-    p.add_argument("problems", nargs="+", help="problem files (YAML)")
+    p.add_argument("problems", nargs="+", metavar="FILE",
+                   help="problem files (YAML), or one sweep file")
     p.add_argument(
         "--model", action="append", dest="models", metavar="'NAME [KEY=VALUE ...]'",
         help="a model to compare, e.g. --model mlp --model 'fourier sigma=5' (repeatable; "
         "default: each problem's own model)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="trainings at once on this machine (Dask LocalCluster; needs "
+                   "pip install -e '.[cluster]')")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://10.0.0.1:8786")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
@@ -237,12 +246,27 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: str | None
 
 
 def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
-    from .bench import ModelSpec, report, run_bench
+    from .bench import ModelSpec, is_sweep_file, load_sweep, run_bench, run_sweep
+    from .errors import ProblemError
 
-    models = [ModelSpec.parse(m) for m in args.models or []] or [ModelSpec("problem's own")]
-    rows = run_bench(args.problems, models, args.seeds, args.out, args.overrides,
-                     progress=args.progress, log=sys.stdout, stop=stop)
-    print(report(rows, args.overrides))
+    if args.workers < 1:
+        raise ProblemError("--workers", "", f"expected an integer >= 1, got {args.workers}")
+    common = {"progress": args.progress, "log": sys.stdout, "stop": stop,
+              "workers": args.workers, "scheduler": args.scheduler}
+    if len(args.problems) == 1 and is_sweep_file(args.problems[0]):
+        for flag, given in (("--model", args.models), ("--seeds", args.seeds),
+                            ("--set", args.overrides)):
+            if given:
+                raise ProblemError(flag, "", "comes from the sweep file; give it there")
+        sweep = load_sweep(args.problems[0])
+        run_sweep(sweep, args.out, **common)
+    else:
+        models = [ModelSpec.parse(m) for m in args.models or []] or [
+            ModelSpec("problem's own")
+        ]
+        run_bench(args.problems, models, args.seeds or [0, 1, 2], args.out, args.overrides,
+                  **common)
+    print((Path(args.out) / "report.md").read_text())
     print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
 

@@ -20,7 +20,8 @@ from .history import History  # noqa: E402
 from .runfolder import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | Path) -> None:
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG atomically and close it."""
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -97,7 +98,7 @@ def solution_figure(
             ax.set_xlabel(names2[0])
             ax.set_ylabel(names2[1])
         fig.suptitle(full_title, y=1.03)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def history_figure(path: str | Path, history: History, title: str = "") -> None:
@@ -133,4 +134,4 @@ def history_figure(path: str | Path, history: History, title: str = "") -> None:
         for a in axs[0]:
             a.axvline(steps[i], color="gray", ls="--", lw=0.8)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)

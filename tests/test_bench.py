@@ -34,8 +34,13 @@ def test_bench_runs_all_combinations_and_writes_a_report(tmp_path, capsys):
     assert len(rows) == 4 and {r["seed"] for r in rows} == {"0", "1"}
     assert all(float(r["rel_l2"]) > 0 for r in rows)
     report = (out / "report.md").read_text()
-    assert report.count("| poisson1d_sin |") == 2 and "`fourier sigma=1" in report
+    # two tables (errors; time to accuracy, speed, phases), one line per model in each
+    assert report.count("| poisson1d_sin |") == 4 and "`fourier sigma=1" in report
     assert len(list((out / "runs").iterdir())) == 4
+    assert (out / "figures" / "error_poisson1d_sin.png").is_file()
+    assert "](figures/error_poisson1d_sin.png)" in report
+    assert all(r["phases"] == "adam 300 + gauss-newton 30" and float(r["steps_per_second"]) > 0
+               for r in rows)
 
 
 def test_bench_validates_everything_before_running(tmp_path, capsys):

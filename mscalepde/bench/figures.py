@@ -1,0 +1,133 @@
+"""Figures of a comparison, one pair per problem, linked from ``report.md``:
+
+- ``error_<problem>.png``: relative L2 error against training time, every model on one
+  plot, the median over the seeds as a line and the min–max band shaded. A run's error at
+  time t is that of its last history row at or before t (a staircase; after its end, its
+  final error), so runs of different lengths and logging intervals share one time axis.
+- ``frequencies_<problem>.png``: the number of the solution's frequencies resolved
+  (Δ_F below the threshold, DESIGN.md §3) against training time, median over the seeds,
+  from each run's ``spectral.npz``: which model resolves which scale first.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..figures import plt, save_figure
+
+GRID = 300  # points of the common time axis
+
+
+def _history(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(step, time, rel_l2) of a run's history rows with a finite error."""
+    try:
+        with (run_dir / "history.csv").open() as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return None
+    out = [(float(r["step"]), float(r["time"]), float(r.get("rel_l2", "nan"))) for r in rows]
+    arr = np.array([o for o in out if math.isfinite(o[2])], dtype=float).reshape(-1, 3)
+    return (arr[:, 0], arr[:, 1], arr[:, 2]) if len(arr) else None
+
+
+def _staircase(t: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """values at the last time ≤ t (the first value before the first time)."""
+    idx = np.searchsorted(times, t, side="right") - 1
+    return values[np.clip(idx, 0, len(values) - 1)]
+
+
+def _band(curves: Sequence[tuple[np.ndarray, np.ndarray]], t: np.ndarray):
+    stack = np.stack([_staircase(t, x, y) for x, y in curves])
+    return np.median(stack, 0), stack.min(0), stack.max(0)
+
+
+def error_figure(path: Path, problem: str, runs: Mapping[str, Sequence[Path]]) -> bool:
+    """Error against training time for every model (see the module docstring); False
+    when no run has an error history."""
+    curves = {m: [h for h in (_history(d) for d in dirs) if h is not None]
+              for m, dirs in runs.items()}
+    curves = {m: c for m, c in curves.items() if c}
+    if not curves:
+        return False
+    t_end = max(h[1][-1] for c in curves.values() for h in c)
+    t = np.linspace(0.0, max(t_end, 1e-9), GRID)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for model, hs in curves.items():
+        med, lo, hi = _band([(h[1], h[2]) for h in hs], t)
+        (line,) = ax.semilogy(t, med, label=f"{model} ({len(hs)} seeds)")
+        ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("relative L2 error")
+    ax.set_title(f"{problem}: median and min–max over seeds")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def _resolved(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(time, resolved count, peaks) at a run's diagnostic steps."""
+    h = _history(run_dir)
+    try:
+        with np.load(run_dir / "spectral.npz") as z:
+            steps, dfr, thr = z["steps"], z["delta_f"], float(z["threshold"])
+    except (OSError, KeyError, ValueError):
+        return None
+    if h is None or dfr.ndim != 2 or dfr.shape[1] == 0 or not len(steps):
+        return None
+    times = np.interp(steps.astype(float), h[0], h[1])
+    count = np.sum(np.nan_to_num(dfr, nan=np.inf) < thr, axis=1).astype(float)
+    return times, count, dfr.shape[1]
+
+
+def frequency_figure(path: Path, problem: str, runs: Mapping[str, Sequence[Path]]) -> bool:
+    """Resolved frequencies against training time per model; False without diagnostics."""
+    data = {m: [r for r in (_resolved(d) for d in dirs) if r is not None]
+            for m, dirs in runs.items()}
+    data = {m: r for m, r in data.items() if r}
+    if not data:
+        return False
+    t_end = max(r[0][-1] for rs in data.values() for r in rs)
+    t = np.linspace(0.0, max(t_end, 1e-9), GRID)
+    peaks = max(r[2] for rs in data.values() for r in rs)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for model, rs in data.items():
+        med, lo, hi = _band([(r[0], r[1]) for r in rs], t)
+        (line,) = ax.plot(t, med, drawstyle="steps-post", label=model)
+        ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.15, step="post",
+                        linewidth=0)
+    ax.set_ylim(-0.2, peaks + 0.2)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel(f"resolved frequencies (of {peaks})")
+    ax.set_title(f"{problem}: frequencies with Delta_F below the threshold")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def write_figures(out: Path, rows: Sequence) -> dict[str, dict[str, str]]:
+    """Both figures for every problem of ``rows`` into ``out/figures``; returns the links
+    (relative to ``out``) per problem. A figure that cannot be drawn is left out."""
+    by_problem: dict[str, dict[str, list[Path]]] = {}
+    for r in rows:
+        if r.status != "failed":
+            by_problem.setdefault(r.problem, {}).setdefault(r.model, []).append(Path(r.run_dir))
+    links: dict[str, dict[str, str]] = {}
+    for problem, runs in by_problem.items():
+        mine: dict[str, str] = {}
+        for kind, draw in (("error", error_figure), ("frequencies", frequency_figure)):
+            rel = f"figures/{kind}_{problem}.png"
+            try:
+                if draw(out / rel, problem, runs):
+                    mine[kind] = rel
+            except (ValueError, KeyError, IndexError) as exc:  # a figure never loses results
+                print(f"warning: {rel} not written: {exc}")
+        if mine:
+            links[problem] = mine
+    return links

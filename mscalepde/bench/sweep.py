@@ -1,0 +1,217 @@
+"""Sweep files: the problems, model variants, seeds and budget of a comparison.
+
+A sweep file is YAML, validated like a problem file (one line naming the file and key)::
+
+    problems: [../problems/poisson1d_multiscale.yaml, ../problems/heat1d.yaml]
+    models:                       # named variants: partial model:/train: overrides
+      mlp: {model: {arch: mlp, width: 64, depth: 3}}
+      mff: {model: {arch: mff, sigmas: [1, 10]}}
+      own: {}                     # each problem's own model and training
+      adam: {train: {optimizer: [adam], steps: 5000}}
+    seeds: [0, 1, 2]
+    budget: {seconds: 20}         # equal training time per run; or {steps: N}; optional
+    set: [train.log_every=10]     # --set overrides for every run (optional)
+
+Problem paths are relative to the sweep file. A variant's ``model`` is merged into the
+problem's model section (naming another ``arch`` starts from that architecture's defaults,
+as ``--set model.arch=`` does), its ``train`` into the train section, key by key. The budget
+becomes ``train.budget_seconds`` or ``train.budget_steps`` of every run
+(:mod:`mscalepde.trainer`): runs end at the step boundary where it is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ProblemError
+from ..schema import SchemaError, as_float, as_int, check_unknown, describe
+
+SWEEP_KEYS = ("description", "problems", "models", "seeds", "budget", "set")
+VARIANT_KEYS = ("model", "train")
+
+
+@dataclass
+class Variant:
+    """A named model variant: partial ``model`` and ``train`` sections."""
+
+    label: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    replace_model: bool = False  # the command line's --model: the section replaces the file's
+
+    def overrides(self) -> list[str]:
+        """The variant as ``--set`` strings (``model.arch`` first)."""
+        sets = []
+        if self.replace_model and self.model:
+            return [f"model={_flow(self.model)}", *_dotted("train", self.train)]
+        model = dict(self.model)
+        if "arch" in model:
+            sets.append(f"model.arch={_flow(model.pop('arch'))}")
+        sets += _dotted("model", model)
+        sets += _dotted("train", self.train)
+        return sets
+
+
+@dataclass
+class Sweep:
+    """A validated sweep file."""
+
+    origin: str
+    problems: list[Path]
+    variants: list[Variant]
+    seeds: list[int]
+    budget: dict[str, float] = field(default_factory=dict)  # {"seconds": s} | {"steps": n}
+    sets: list[str] = field(default_factory=list)
+
+    def overrides(self) -> list[str]:
+        """``--set`` strings for every run: the file's ``set`` list and the budget."""
+        out = list(self.sets)
+        if "seconds" in self.budget:
+            out.append(f"train.budget_seconds={self.budget['seconds']}")
+        if "steps" in self.budget:
+            out.append(f"train.budget_steps={int(self.budget['steps'])}")
+        return out
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix(
+        "\n..."
+    )
+
+
+def _dotted(prefix: str, section: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key, value in section.items():
+        path = f"{prefix}.{key}"
+        if isinstance(value, Mapping) and value:
+            out += _dotted(path, value)
+        else:
+            out.append(f"{path}={_flow(value)}")
+    return out
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """True when ``path`` is a YAML mapping with a ``problems`` key (not a problem file)."""
+    p = Path(path)
+    if p.suffix not in (".yaml", ".yml") or not p.is_file():
+        return False
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return False
+    return isinstance(data, Mapping) and "problems" in data and "pde" not in data
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file; :class:`ProblemError` names the file and key."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProblemError(origin, "", f"cannot read the sweep file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ProblemError(origin, "", f"not valid YAML: {first}") from None
+    try:
+        return _validate(data, path)
+    except SchemaError as exc:
+        raise ProblemError(origin, exc.key, exc.message) from None
+
+
+def _validate(data: Any, path: Path) -> Sweep:
+    if not isinstance(data, Mapping):
+        raise SchemaError("", f"expected a mapping with {', '.join(SWEEP_KEYS)}, "
+                              f"got {describe(data)}")
+    check_unknown(data, SWEEP_KEYS, "")
+    for key in ("problems", "models"):
+        if key not in data:
+            raise SchemaError(key, "is required")
+    raw_problems = data["problems"]
+    if not isinstance(raw_problems, list) or not raw_problems:
+        raise SchemaError("problems", f"expected a non-empty list of problem files, "
+                                      f"got {describe(raw_problems)}")
+    problems = []
+    for i, item in enumerate(raw_problems):
+        if not isinstance(item, str):
+            raise SchemaError(f"problems[{i}]", f"expected a file name, got {describe(item)}")
+        p = Path(item) if Path(item).is_absolute() else path.parent / item
+        if not p.is_file():
+            raise SchemaError(f"problems[{i}]", f"no such problem file: {p}")
+        problems.append(p)
+    models = data["models"]
+    if not isinstance(models, Mapping) or not models:
+        raise SchemaError("models", f"expected a mapping of named variants, got "
+                                    f"{describe(models)}")
+    variants = []
+    for label, body in models.items():
+        key = f"models.{label}"
+        body = {} if body is None else body
+        if not isinstance(body, Mapping):
+            raise SchemaError(key, f"expected a mapping with model and/or train, got "
+                                   f"{describe(body)}")
+        check_unknown(body, VARIANT_KEYS, key)
+        parts = {}
+        for part in VARIANT_KEYS:
+            value = body.get(part) or {}
+            if not isinstance(value, Mapping):
+                raise SchemaError(f"{key}.{part}", f"expected a mapping, got {describe(value)}")
+            parts[part] = dict(value)
+        variants.append(Variant(str(label), parts["model"], parts["train"]))
+    seeds_raw = data.get("seeds", [0])
+    seeds_raw = seeds_raw if isinstance(seeds_raw, list) else [seeds_raw]
+    if not seeds_raw:
+        raise SchemaError("seeds", "expected at least one seed")
+    seeds = [as_int(s, f"seeds[{i}]", 0, 2**32 - 1) for i, s in enumerate(seeds_raw)]
+    budget: dict[str, float] = {}
+    raw_budget = data.get("budget")
+    if raw_budget is not None:
+        if not isinstance(raw_budget, Mapping) or len(raw_budget) != 1:
+            raise SchemaError("budget", f"expected {{seconds: S}} or {{steps: N}}, got "
+                                        f"{describe(raw_budget)}")
+        check_unknown(raw_budget, ("seconds", "steps"), "budget")
+        if "seconds" in raw_budget:
+            budget["seconds"] = as_float(raw_budget["seconds"], "budget.seconds", positive=True)
+        else:
+            budget["steps"] = as_int(raw_budget["steps"], "budget.steps", 1)
+    sets = data.get("set") or []
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        raise SchemaError("set", f"expected a list of KEY=VALUE strings, got {describe(sets)}")
+    return Sweep(str(path), problems, variants, seeds, budget, list(sets))
+
+
+@dataclass
+class ModelSpec:
+    """A model section given on the command line: ``NAME KEY=VALUE ...`` (an empty
+    section keeps each problem file's own model)."""
+
+    label: str
+    section: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        tokens = text.split()
+        if not tokens:
+            raise ProblemError("--model", "", "expected NAME [KEY=VALUE ...]")
+        section: dict[str, Any] = {"arch": tokens[0]}
+        for tok in tokens[1:]:
+            key, sep, value = tok.partition("=")
+            if not sep or not key:
+                raise ProblemError(f"--model {text!r}", tok, "expected KEY=VALUE")
+            try:
+                section[key] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                section[key] = value
+        return cls(label=text.strip(), section=section)
+
+
+
+def variants_from_specs(specs: Sequence[Any]) -> list[Variant]:
+    """Command-line ``--model 'NAME KEY=VALUE ...'`` specs as variants (a spec's section
+    replaces the problem's model section; an empty one keeps it)."""
+    return [Variant(s.label, dict(s.section), {}, replace_model=True) for s in specs]
