@@ -710,7 +710,13 @@ class Trainer:
                     probe_start = self.train_seconds
                 elif k == probe + 2 and k0 < 2:
                     per_step = (self.train_seconds - probe_start) / probe
-                    if self._auto_compile(per_step, ph.steps - k + 1, later):
+                    left, more = ph.steps - k + 1, later
+                    if s.budget_seconds > 0:  # a budget caps the steps that can still run
+                        room = max(0.0, s.budget_seconds - self.train_seconds) / per_step
+                        left, more = min(left, int(room)), 0
+                    if s.budget_steps > 0:
+                        left, more = min(left, s.budget_steps - self.step), 0
+                    if self._auto_compile(per_step, left, more):
                         self._compile()
             if resample_every and k > 1 and (k - 1) % resample_every == 0:
                 self._after_resample()

@@ -68,12 +68,13 @@ def plan(
     key: ``sweep.yaml: models.wide.model.widht: unknown key``."""
     out = []
     for path in problems:
+        load_problem(path, overrides)  # the file itself first: its errors name the file
         for variant in variants:
             for seed in seeds:
                 sets = (*overrides, *variant.overrides(), f"train.seed={seed}")
                 try:
                     problem = load_problem(path, sets)
-                except ProblemError as exc:
+                except ProblemError as exc:  # the file loads alone: the variant is wrong
                     if origin is None:
                         raise
                     raise ProblemError(
@@ -97,7 +98,10 @@ def finished_row(spec: RunSpec, out: Path) -> BenchRow | None:
         return None
     if data.get("fingerprint") != spec.fingerprint:
         return None
-    return BenchRow(**data["row"])
+    try:
+        return BenchRow(**data["row"])
+    except TypeError:  # written by another version: run it again
+        return None
 
 
 def _threads(threads: int | None) -> None:
