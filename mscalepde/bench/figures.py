@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,16 +47,24 @@ def _band(curves: Sequence[tuple[np.ndarray, np.ndarray]], t: np.ndarray):
     return np.median(stack, 0), stack.min(0), stack.max(0)
 
 
+def _gather(runs: Mapping[str, Sequence[Path]], read: Callable[[Path], Any]) -> dict:
+    """``read(run_dir)`` for every run, per model; runs and models without data left out."""
+    out = {m: [x for x in (read(d) for d in dirs) if x is not None] for m, dirs in runs.items()}
+    return {m: xs for m, xs in out.items() if xs}
+
+
+def _time_axis(ends: Iterable[float]) -> np.ndarray:
+    """The common time axis: 0 to the latest end of any run."""
+    return np.linspace(0.0, max(max(ends), 1e-9), GRID)
+
+
 def error_figure(path: Path, problem: str, runs: Mapping[str, Sequence[Path]]) -> bool:
     """Error against training time for every model (see the module docstring); False
     when no run has an error history."""
-    curves = {m: [h for h in (_history(d) for d in dirs) if h is not None]
-              for m, dirs in runs.items()}
-    curves = {m: c for m, c in curves.items() if c}
+    curves = _gather(runs, _history)
     if not curves:
         return False
-    t_end = max(h[1][-1] for c in curves.values() for h in c)
-    t = np.linspace(0.0, max(t_end, 1e-9), GRID)
+    t = _time_axis(h[1][-1] for c in curves.values() for h in c)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for model, hs in curves.items():
         med, lo, hi = _band([(h[1], h[2]) for h in hs], t)
@@ -87,13 +96,10 @@ def _resolved(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
 
 def frequency_figure(path: Path, problem: str, runs: Mapping[str, Sequence[Path]]) -> bool:
     """Resolved frequencies against training time per model; False without diagnostics."""
-    data = {m: [r for r in (_resolved(d) for d in dirs) if r is not None]
-            for m, dirs in runs.items()}
-    data = {m: r for m, r in data.items() if r}
+    data = _gather(runs, _resolved)
     if not data:
         return False
-    t_end = max(r[0][-1] for rs in data.values() for r in rs)
-    t = np.linspace(0.0, max(t_end, 1e-9), GRID)
+    t = _time_axis(r[0][-1] for rs in data.values() for r in rs)
     peaks = max(r[2] for rs in data.values() for r in rs)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for model, rs in data.items():
