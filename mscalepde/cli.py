@@ -251,6 +251,8 @@ def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
 
     if args.workers < 1:
         raise ProblemError("--workers", "", f"expected an integer >= 1, got {args.workers}")
+    if args.workers > 1 and args.scheduler:
+        raise ProblemError("--workers", "", "not with --scheduler (the cluster has its workers)")
     common = {"progress": args.progress, "log": sys.stdout, "stop": stop,
               "workers": args.workers, "scheduler": args.scheduler}
     if len(args.problems) == 1 and is_sweep_file(args.problems[0]):

@@ -564,10 +564,8 @@ class Trainer:
             steps=self.phase_log[-1]["steps"] + 1, seconds=self.train_seconds - self._phase_t0
         )
         last = self.step == self.total_steps
-        budget = (s.budget_seconds > 0 and self.train_seconds >= s.budget_seconds) or (
-            s.budget_steps > 0 and self.step >= s.budget_steps
-        )
-        if budget and not last:
+        budget = self._budget_spent() and not last  # (a complete run just ends)
+        if budget:
             last = force_log = True  # the budget's last step ends the run: a history row
         if self.step % s.log_every == 0 or last or self.step == self._phase_end or force_log:
             self._log(loss, terms, lr, extra)
@@ -588,6 +586,12 @@ class Trainer:
         self._clock_start = time.perf_counter()
         if budget:
             raise _BudgetSpent
+
+    def _budget_spent(self) -> bool:
+        s = self.settings
+        return (s.budget_seconds > 0 and self.train_seconds >= s.budget_seconds) or (
+            s.budget_steps > 0 and self.step >= s.budget_steps
+        )
 
     def _set_dtype(self, dtype: torch.dtype) -> None:
         """Switch the model and the objective's points and data to ``dtype`` (a phase
@@ -650,7 +654,9 @@ class Trainer:
                 what = (f"{s.budget_seconds:g} s of training" if s.budget_seconds > 0
                         and self.train_seconds >= s.budget_seconds
                         else f"{s.budget_steps} steps")
-                self.notes.append(f"budget of {what} spent at {self.phase} step {self.step}")
+                note = f"budget of {what} spent at {self.phase} step {self.step}"
+                if note not in self.notes:  # a resumed run has it already
+                    self.notes.append(note)
                 break
         self.train_seconds += time.perf_counter() - self._clock_start
         self._clock_start = time.perf_counter()
@@ -663,6 +669,8 @@ class Trainer:
         start, k0, ended, opt_state = 0, 0, False, None
         if self._resume is not None:
             start, k0, ended, opt_state = self._restore_position()
+        if self._budget_spent():  # e.g. resumed from the final checkpoint of a budgeted run
+            raise _BudgetSpent
         for i, ph in enumerate(self.phases):
             if i < start or (i == start and ended):
                 continue

@@ -138,3 +138,34 @@ def test_workers_zero_and_a_missing_dask_are_one_line_errors(tmp_path, capsys, m
     code = main(["bench", str(path), "--workers", "2", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "pip install -e '.[cluster]'" in err
+
+
+def test_a_resumed_budgeted_run_takes_no_extra_step(tmp_path):
+    from mscalepde import problem_from_dict, solve
+    from mscalepde.solver import resume_run
+
+    cfg = copy.deepcopy(POISSON1D)
+    cfg["train"].update({"steps": 100, "optimizer": ["adam"], "budget_steps": 7})
+    solve(problem_from_dict(cfg), out=tmp_path / "run")
+    again = resume_run(tmp_path / "run")
+    assert again.summary["steps"] == 7
+    assert sum("budget of 7 steps" in n for n in again.summary["notes"]) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"seeds": [0, 0]}, "seeds: a seed is listed twice"),
+    ({"set": ["train.steps=-3"]}, ": set: train.steps"),
+])
+def test_duplicate_runs_and_bad_set_entries_are_named(tmp_path, capsys, extra, message):
+    path = _write(tmp_path, {"models": {"a": {}}, **extra})
+    assert main(["bench", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and message in err, err
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    path = _write(tmp_path, {"models": {"a": {}}, "seeds": [0]})
+    code = main(["bench", str(path), "--out", str(tmp_path / "o"), "--scheduler", "nonsense://x"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--scheduler nonsense://x" in err, err

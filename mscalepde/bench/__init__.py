@@ -64,7 +64,7 @@ def _run(
     workers: int,
     scheduler: str | None,
 ) -> list[BenchRow]:
-    out = prepare_out_dir(out)
+    out = prepare_out_dir(out).resolve()  # workers elsewhere need absolute paths
     done: list[BenchRow] = []
 
     def on_row(row: BenchRow, reused: bool) -> None:

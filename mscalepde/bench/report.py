@@ -83,19 +83,20 @@ def report(
     for r in rows:
         groups.setdefault((r.problem, r.model), []).append(r)
     for (prob, model), rs in groups.items():
-        errs = [r.rel_l2 for r in rs if r.rel_l2 is not None]
-        times = [r.train_seconds for r in rs]
+        errs = [r.rel_l2 for r in rs if r.rel_l2 is not None and math.isfinite(r.rel_l2)]
+        times = [r.train_seconds for r in rs if math.isfinite(r.train_seconds)]
         res = [f"{r.resolved}/{r.peaks}" for r in rs if r.peaks is not None]
         diverged = sum(r.status == "diverged" for r in rs)
         failed = sum(r.status == "failed" for r in rs)
         notes = [f"{n} {what}" for n, what in ((diverged, "diverged"), (failed, "failed")) if n]
         seeds = ",".join(str(r.seed) for r in rs) + (f" ({', '.join(notes)})" if notes else "")
         lines.append(
-            f"| {prob} | `{model}` | {rs[0].parameters} | {seeds} | "
+            f"| {prob} | `{model}` | {max(r.parameters for r in rs)} | {seeds} | "
             f"{_fmt(statistics.median(errs) if errs else None)} | "
             f"{_fmt(statistics.fmean(errs) if errs else None)} | "
             f"{_fmt(min(errs) if errs else None)} – {_fmt(max(errs) if errs else None)} | "
-            f"{_seconds(statistics.median(times))} | {' '.join(res) or 'n/a'} |"
+            f"{_seconds(statistics.median(times) if times else math.nan)} | "
+            f"{' '.join(res) or 'n/a'} |"
         )
     lines += [
         "",

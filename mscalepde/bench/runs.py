@@ -68,7 +68,12 @@ def plan(
     key: ``sweep.yaml: models.wide.model.widht: unknown key``."""
     out = []
     for path in problems:
-        load_problem(path, overrides)  # the file itself first: its errors name the file
+        try:  # the file itself first: its errors name the file
+            load_problem(path, overrides)
+        except ProblemError as exc:
+            if origin is None or "(--set" not in exc.source:
+                raise
+            raise ProblemError(origin, "set", f"{exc.key}: {exc.reason} (with {path})") from None
         for variant in variants:
             for seed in seeds:
                 sets = (*overrides, *variant.overrides(), f"train.seed={seed}")
@@ -84,9 +89,24 @@ def plan(
                 text = yaml.safe_dump(problem.config, sort_keys=True)
                 digest = hashlib.sha256(f"{variant.label}\n{text}".encode()).hexdigest()
                 tag = f"{problem.name}__{_slug(variant.label)}__seed{seed}__{digest[:8]}"
-                out.append(RunSpec(str(path), problem.name, variant.label, seed, sets,
-                                   digest, tag))
+                out.append(RunSpec(str(Path(path).resolve()), problem.name, variant.label,
+                                   seed, sets, digest, tag))
+    seen: dict[str, RunSpec] = {}
+    for spec in out:
+        if spec.tag in seen:
+            raise ProblemError(origin or "bench", "", (
+                f"the run {spec.problem} / {spec.variant} / seed {spec.seed} is listed twice "
+                f"({seen[spec.tag].problem_file}, {spec.problem_file})"))
+        seen[spec.tag] = spec
     return out
+
+
+def _cores() -> int:
+    """The cores this process may use (a SLURM allocation or container limit included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def finished_row(spec: RunSpec, out: Path) -> BenchRow | None:
@@ -115,7 +135,7 @@ def _threads(threads: int | None) -> None:
             tasks = max(1, int(get_worker().state.nthreads))
         except (ImportError, ValueError, AttributeError):
             return
-        threads = max(1, (os.cpu_count() or 1) // tasks)
+        threads = max(1, _cores() // tasks)
     torch.set_num_threads(max(1, int(threads)))
 
 
@@ -223,7 +243,15 @@ def execute(
         _execute_dask(specs, pending, out, rows, workers, scheduler, on_row)
     else:
         for i in pending:
-            rows[i] = run_one(specs[i], str(out), progress=progress, stop=stop)
+            if stop:  # a signal between two runs: stop before the next one starts
+                from ..signals import Terminated
+
+                raise Terminated(str(stop.reason))
+            try:
+                rows[i] = run_one(specs[i], str(out), progress=progress, stop=stop)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory: recorded, as on Dask
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                rows[i] = failed_row(specs[i], out, f"{type(exc).__name__}: {first}")
             if on_row is not None:
                 on_row(rows[i], False)
     return [rows[i] for i in sorted(rows)]
@@ -244,18 +272,28 @@ def _execute_dask(
         raise MscaleError(
             "--workers > 1 and --scheduler need Dask distributed: pip install -e '.[cluster]'"
         ) from None
-    if scheduler:
-        client = Client(scheduler, timeout="30s")
-        cluster = None
-        threads: int | None = None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
-        client = Client(cluster)
-        threads = max(1, (os.cpu_count() or 1) // workers)
+    cluster = None
+    threads: int | None = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="30s")
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, host="127.0.0.1")
+            client = Client(cluster)
+            threads = max(1, _cores() // workers)
+    except (OSError, ValueError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = f"--scheduler {scheduler}" if scheduler else f"--workers {workers}"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise MscaleError(f"{where}: cannot start or reach the Dask cluster: {first}") from None
+    # task keys are unique per output folder: two sweeps on one scheduler never share results
+    salt = hashlib.sha256(str(out).encode()).hexdigest()[:8]
     try:
         futures = {
-            client.submit(run_one, specs[i], str(out), threads, pure=False, key=specs[i].tag): i
+            client.submit(run_one, specs[i], str(out), threads, pure=False,
+                          key=f"{specs[i].tag}-{salt}"): i
             for i in pending
         }
         for future in as_completed(futures):

@@ -158,7 +158,8 @@ def _validate(data: Any, path: Path) -> Sweep:
         check_unknown(body, VARIANT_KEYS, key)
         parts = {}
         for part in VARIANT_KEYS:
-            value = body.get(part) or {}
+            value = body.get(part)
+            value = {} if value is None else value
             if not isinstance(value, Mapping):
                 raise SchemaError(f"{key}.{part}", f"expected a mapping, got {describe(value)}")
             parts[part] = dict(value)
@@ -167,7 +168,11 @@ def _validate(data: Any, path: Path) -> Sweep:
     seeds_raw = seeds_raw if isinstance(seeds_raw, list) else [seeds_raw]
     if not seeds_raw:
         raise SchemaError("seeds", "expected at least one seed")
+    if isinstance(data.get("seeds"), Mapping):
+        raise SchemaError("seeds", f"expected a list of integers, got {describe(seeds_raw)}")
     seeds = [as_int(s, f"seeds[{i}]", 0, 2**32 - 1) for i, s in enumerate(seeds_raw)]
+    if len(set(seeds)) != len(seeds):
+        raise SchemaError("seeds", f"a seed is listed twice: {seeds}")
     budget: dict[str, float] = {}
     raw_budget = data.get("budget")
     if raw_budget is not None:
