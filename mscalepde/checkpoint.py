@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import MscaleError
+from .errors import MscaleError, first_line
 from .problem import Problem
 from .runfolder import atomic_write_with
 from .trainer import TrainSettings
@@ -58,6 +58,9 @@ class ResumeError(MscaleError):
 
 @dataclass
 class Checkpoint:
+    """A loaded ``checkpoint.pt`` and the run folder it belongs to."""
+
+    run_dir: Path
     config: dict[str, Any]
     trainer: dict[str, Any]
     monitor: dict[str, Any] | None
@@ -123,14 +126,14 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-        raise ResumeError(f"{path}: cannot read the checkpoint: {first}") from None
+        raise ResumeError(f"{path}: cannot read the checkpoint: {first_line(exc)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ResumeError(f"{path}: not a checkpoint of format {FORMAT} (found {found})")
     monitor = data.get("monitor")
     try:
         checkpoint = Checkpoint(
+            run_dir=run_dir,
             config=dict(data["config"]),
             trainer=dict(data["trainer"]),
             monitor=None if monitor is None else _to_numpy(monitor),

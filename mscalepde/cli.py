@@ -193,19 +193,15 @@ def cmd_solve(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
-    from .checkpoint import CHECKPOINT_FILE, load_checkpoint
-    from .problem import apply_overrides, problem_from_dict
+    from .solver import resume_problem
 
-    checkpoint = load_checkpoint(args.run_dir)
-    origin = f"{args.run_dir}/{CHECKPOINT_FILE}"
-    data = apply_overrides(checkpoint.config, _overrides(args), origin)
-    problem = problem_from_dict(data, origin=origin)
+    problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
     print(f"resume    {args.run_dir} from step {checkpoint.step}")
     args.out, args.runs_dir = None, "runs"
-    return _train(problem, args, stop, resume=args.run_dir)
+    return _train(problem, args, stop, resume=checkpoint)
 
 
-def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: str | None) -> int:
+def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
     from .solver import solve
     from .trainer import Callback, Trainer, TrainSettings, describe_phases
 

@@ -707,14 +707,15 @@ class SpectralMonitor(Callback):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state_dict` (sets the grid up, rebuilds the snapshots)."""
-        self.notes = list(state["notes"])
         self.seconds = float(state["seconds"])
         if not state["enabled"] or not self.enabled:
             self.enabled = False
             self.note = state["note"] or self.note
-            return
-        self.setup()
+        else:
+            self.setup()
         self.notes = list(state["notes"])  # setup's notes are already among them
+        if not self.enabled:
+            return
         for hist, saved in zip(self.histories, state["histories"], strict=True):
             hist.load_state(saved)
         self._fields = [(int(step), np.asarray(f)) for step, f in state["fields"]]

@@ -8,6 +8,13 @@ never a traceback.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none), cut to
+    ``limit`` characters: what a one-line error reports of a foreign exception."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 class MscaleError(Exception):
     """Base class of the package's user-facing errors (one-line message)."""
 

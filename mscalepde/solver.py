@@ -31,7 +31,7 @@ from .checkpoint import (
 )
 from .derivatives import engine_for
 from .equations import Objective
-from .errors import MscaleError, TrainingError
+from .errors import MscaleError, TrainingError, first_line
 from .evaluation import Evaluator, predict
 from .figures import history_figure, solution_figure
 from .history import History
@@ -185,7 +185,7 @@ def solve(
     write: bool = True,
     progress: bool = False,
     callbacks: Sequence[Callback] = (),
-    resume: str | Path | None = None,
+    resume: str | Path | Checkpoint | None = None,
     stop: StopRequest | None = None,
     **changes: Any,
 ) -> SolveResult:
@@ -198,7 +198,8 @@ def solve(
     :class:`TrainingError` on a non-finite loss after writing the run folder with the last
     good parameters and ``status: diverged``.
 
-    ``resume``: a run folder with a ``checkpoint.pt``; training continues from it and
+    ``resume``: a run folder with a ``checkpoint.pt`` (or that checkpoint, already loaded
+    by :func:`resume_problem`); training continues from it and
     writes into that folder (:func:`mscalepde.checkpoint.check_resumable` says which
     settings may differ). ``stop``: a :class:`~mscalepde.signals.StopRequest`; when set,
     training stops at the next step boundary after a checkpoint, the run folder is written
@@ -209,9 +210,10 @@ def solve(
         stop.deferred = False  # until training starts, a signal stops at once
     checkpoint: Checkpoint | None = None
     if resume is not None:
-        if out is not None and Path(out).resolve() != Path(resume).resolve():
+        checkpoint = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+        resume = checkpoint.run_dir
+        if out is not None and Path(out).resolve() != resume.resolve():
             raise ResumeError(f"{out}: a resumed run writes into its own folder ({resume})")
-        checkpoint = load_checkpoint(resume)
         where = str(resume)
         saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
         check_resumable(saved, problem, checkpoint.trainer, where)
@@ -253,8 +255,9 @@ def solve(
             if monitor is not None and checkpoint.monitor is not None:
                 monitor.load_state_dict(checkpoint.monitor)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
-            first = (str(exc).strip().splitlines() or [repr(exc)])[0][:200]
-            raise ResumeError(f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first}") from None
+            raise ResumeError(
+                f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
+            ) from None
     status, message = "ok", ""
     interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
@@ -298,19 +301,25 @@ def solve(
     return result
 
 
+def resume_problem(
+    run_dir: str | Path, overrides: Sequence[str] = ()
+) -> tuple[Problem, Checkpoint]:
+    """The problem a run in ``run_dir`` was trained with (from its checkpoint), changed by
+    ``overrides`` (``--set`` strings), and the loaded checkpoint."""
+    checkpoint = load_checkpoint(run_dir)
+    origin = f"{run_dir}/{CHECKPOINT_FILE}"
+    data = apply_overrides(checkpoint.config, overrides, origin)
+    return problem_from_dict(data, origin=origin), checkpoint
+
+
 def resume_run(
     run_dir: str | Path, overrides: Sequence[str] = (), **kwargs: Any
 ) -> SolveResult:
     """Continue the run in ``run_dir`` from its last checkpoint with the settings it was
     trained with, changed by ``overrides`` (``--set`` strings; e.g. more steps).
     Keywords go to :func:`solve`."""
-    checkpoint = load_checkpoint(run_dir)
-    origin = f"{run_dir}/{CHECKPOINT_FILE}"
-    data = apply_overrides(checkpoint.config, overrides, origin) if overrides else dict(
-        checkpoint.config
-    )
-    problem = problem_from_dict(data, origin=origin)
-    return solve(problem, resume=run_dir, **kwargs)
+    problem, checkpoint = resume_problem(run_dir, overrides)
+    return solve(problem, resume=checkpoint, **kwargs)
 
 
 def build_summary(

@@ -77,7 +77,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from .errors import TrainingError
+from .errors import TrainingError, first_line
 from .history import History
 from .phases import GaussNewtonSettings
 from .signals import Stopped, StopRequest
@@ -302,8 +302,7 @@ class Trainer:
                 torch.compiler.cudagraph_mark_step_begin()
             fn()  # compile now, so a failure is caught here and not mid-step
         except Exception as exc:  # noqa: BLE001 - any backend failure: fall back
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-            self.notes.append(f"torch.compile failed, training eagerly: {first}")
+            self.notes.append(f"torch.compile failed, training eagerly: {first_line(exc)}")
             warnings.warn(self.notes[-1], RuntimeWarning, stacklevel=2)
             return
         self._terms = fn

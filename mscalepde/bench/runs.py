@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import MscaleError, ProblemError, TrainingError
+from ..errors import MscaleError, ProblemError, TrainingError, first_line
 from ..problem import load_problem
 from ..runfolder import atomic_write_text
 from .report import THRESHOLDS, BenchRow
@@ -250,8 +250,8 @@ def execute(
             try:
                 rows[i] = run_one(specs[i], str(out), progress=progress, stop=stop)
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory: recorded, as on Dask
-                first = (str(exc).strip().splitlines() or [""])[0][:300]
-                rows[i] = failed_row(specs[i], out, f"{type(exc).__name__}: {first}")
+                rows[i] = failed_row(specs[i], out,
+                                     f"{type(exc).__name__}: {first_line(exc, 300)}")
             if on_row is not None:
                 on_row(rows[i], False)
     return [rows[i] for i in sorted(rows)]
@@ -286,8 +286,9 @@ def _execute_dask(
         if cluster is not None:
             cluster.close()
         where = f"--scheduler {scheduler}" if scheduler else f"--workers {workers}"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise MscaleError(f"{where}: cannot start or reach the Dask cluster: {first}") from None
+        raise MscaleError(
+            f"{where}: cannot start or reach the Dask cluster: {first_line(exc)}"
+        ) from None
     # task keys are unique per output folder: two sweeps on one scheduler never share results
     salt = hashlib.sha256(str(out).encode()).hexdigest()[:8]
     try:
@@ -301,8 +302,7 @@ def _execute_dask(
             try:
                 row = future.result()
             except Exception as exc:  # noqa: BLE001 - a killed worker, a crash: recorded
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                row = failed_row(specs[i], out, f"{type(exc).__name__}: {first}")
+                row = failed_row(specs[i], out, f"{type(exc).__name__}: {first_line(exc, 300)}")
             rows[i] = row
             if on_row is not None:
                 on_row(row, False)
