@@ -202,9 +202,13 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
+    from .bands import resolve_auto
     from .solver import solve
     from .trainer import Callback, Trainer, TrainSettings, describe_phases
 
+    problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
+    if selection is not None:
+        print(selection.line(), flush=True)
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
@@ -230,7 +234,7 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
             print(training, flush=True)
 
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet,
-                   callbacks=[ModelLine()], resume=resume, stop=stop)
+                   callbacks=[ModelLine()], resume=resume, stop=stop, selection=selection)
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
@@ -295,6 +299,10 @@ def format_summary(s: dict) -> str:
     )
     lines.append(f"steps              {s['steps']}" + (f" ({parts})" if parts else ""))
     lines.append(f"training time      {s['train_seconds']:.1f} s")
+    if "auto" in s:
+        share = s["auto"].get("fraction_of_training")
+        pct = f" ({100 * share:.1f} % of the training time)" if share is not None else ""
+        lines.append(f"auto selection     {s['auto']['seconds']:.2f} s{pct}")
     from .reference import baseline_line
 
     line = baseline_line(s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -134,4 +135,51 @@ def history_figure(path: str | Path, history: History, title: str = "") -> None:
         for a in axs[0]:
             a.axvline(steps[i], color="gray", ls="--", lw=0.8)
     fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def spectrum_figure(path: str | Path, selection: Any, name: str = "") -> None:
+    """The spectrum ``auto`` chose from: energy per wave vector against |k| (cycles per
+    unit length, |k|/2π), the selected bands shaded, the floor and the chosen σ or scales
+    in the title; a second panel for the temporal spectrum of heat problems."""
+    import math
+
+    spec = selection.spectrum
+    knorm, energy = spec.radial()
+    has_t = spec.kt is not None and spec.energy_t is not None
+    fig, axs = plt.subplots(1, 2 if has_t else 1, figsize=(11 if has_t else 6.5, 4.2),
+                            squeeze=False)
+    ax = axs[0][0]
+    top = float(energy.max()) if energy.size else 1.0
+    keep = knorm > 0
+    rel = np.maximum(energy[keep] / top, 1e-16)  # below 1e-16: drawn at the bottom edge
+    ax.loglog(knorm[keep] / (2 * math.pi), rel, ".", ms=2.5, color="0.3",
+              label="energy per wave vector")
+    floor = selection.settings.floor ** 2
+    ax.axhline(floor, color="tab:red", lw=0.8, ls="--", label=f"floor ({floor:.0e})")
+    for i, band in enumerate(selection.bands):
+        lo, hi = band.k_lo / (2 * math.pi), band.k_hi / (2 * math.pi)
+        color = "tab:green" if band.added else f"C{i % 10}"
+        ax.axvspan(lo / 1.08, hi * 1.08, color=color, alpha=0.25,
+                   label=("low band (kept)" if band.added else f"band {i + 1}: "
+                          f"{100 * band.fraction:.3g} % energy"))
+    ax.set_xlabel("|k| / 2π  (cycles per unit length)")
+    ax.set_ylabel("energy / max")
+    ax.set_ylim(1e-16, 2.0)
+    ax.legend(fontsize=7, loc="lower left")
+    chosen = ", ".join(f"{k} = {v}" for k, v in selection.chosen.items())
+    ax.set_title(f"{name}: {selection.arch}" + (f"; {chosen}" if chosen else ""), fontsize=8)
+    if has_t:
+        ax2 = axs[0][1]
+        et = np.asarray(spec.energy_t)
+        mt = float(et.max()) or 1.0
+        kt = np.asarray(spec.kt) / (2 * math.pi)
+        ax2.semilogy(kt, np.maximum(et / mt, 1e-16), ".-", ms=3, color="0.3")
+        for band in selection.bands_t:
+            ax2.axvspan(band.k_lo / (2 * math.pi), band.k_hi / (2 * math.pi) + 1e-9,
+                        color="tab:green" if band.added else "tab:blue", alpha=0.25)
+        ax2.set_xlabel("k_t / 2π  (cycles per unit time)")
+        ax2.set_ylabel("energy / max")
+        ax2.set_title("temporal spectrum", fontsize=8)
+    fig.suptitle(f"spectrum from {spec.origin}: {spec.detail}", fontsize=7)
     save_figure(fig, path)

@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .architectures import build_model, interface_expressions, validate_model_section
+from .architectures import (
+    build_model,
+    check_axes,
+    interface_expressions,
+    validate_model_section,
+)
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
@@ -376,9 +381,14 @@ class Problem:
 
     def make_model(self, dtype: Any = None) -> Architecture:
         """Build this problem's network, seeded by ``train.seed`` (torch's global RNG), in
-        ``dtype`` (default: ``train.dtype``)."""
+        ``dtype`` (default: ``train.dtype``). A model section with ``auto`` is resolved
+        from the spectrum first (:func:`mscalepde.bands.resolve_auto`)."""
         import torch
 
+        from .bands import is_auto, resolve_auto
+
+        if is_auto(self.model):
+            return resolve_auto(self)[0].make_model(dtype)
         torch.manual_seed(self.train["seed"])
         model = build_model(
             self.model,
@@ -726,6 +736,12 @@ def _validate(data: Any, origin: str) -> Problem:
 
     model = validate_model_section(data.get("model"), "model")
     interface_expressions(model.get("interface", []), domain.space_dim, params)  # at load
+    check_axes(model, domain.space_dim, domain.has_time)
+    if model.get("adapt"):
+        if pde == "fit":
+            raise SchemaError("model.adapt", "needs an equation (poisson or heat), not pde: fit")
+        if any(bc.type == "periodic" for bc in boundary.values()):
+            raise SchemaError("model.adapt", "does not support periodic boundaries")
     train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")

@@ -21,6 +21,7 @@ import torch
 
 from . import __version__
 from .architectures import Architecture
+from .bands import Selection, is_auto, resolve_auto, save_spectrum
 from .checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
@@ -33,7 +34,7 @@ from .derivatives import engine_for
 from .equations import Objective
 from .errors import MscaleError, TrainingError, first_line
 from .evaluation import Evaluator, predict
-from .figures import history_figure, solution_figure
+from .figures import history_figure, solution_figure, spectrum_figure
 from .history import History
 from .problem import Problem, apply_overrides, load_problem, problem_from_dict
 from .runfolder import (
@@ -45,7 +46,7 @@ from .runfolder import (
     write_yaml,
 )
 from .signals import Stopped, StopRequest
-from .trainer import Callback, Trainer, TrainSettings
+from .trainer import Callback, Trainer, TrainSettings, plain_value
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -187,6 +188,7 @@ def solve(
     callbacks: Sequence[Callback] = (),
     resume: str | Path | Checkpoint | None = None,
     stop: StopRequest | None = None,
+    selection: Selection | None = None,
     **changes: Any,
 ) -> SolveResult:
     """Train a physics-informed network on a problem.
@@ -204,8 +206,16 @@ def solve(
     settings may differ). ``stop``: a :class:`~mscalepde.signals.StopRequest`; when set,
     training stops at the next step boundary after a checkpoint, the run folder is written
     and :class:`~mscalepde.signals.Stopped` is raised with ``run_dir`` set.
+
+    A model section with ``auto`` (``arch: auto``, ``sigmas: auto``, ...) is resolved from
+    the problem's spectrum first (:func:`mscalepde.bands.resolve_auto`); the run folder's
+    ``config.yaml`` holds the chosen values, ``summary.json`` the choice (``auto``) and
+    ``figures/spectrum.png`` the spectrum with the bands. ``selection``: the choice already
+    made for this (resolved) problem, as the CLI does to print it before training.
     """
     problem = _as_problem(problem_or_path, overrides, changes)
+    if is_auto(problem.model):
+        problem, selection = resolve_auto(problem)
     if stop is not None:
         stop.deferred = False  # until training starts, a signal stops at once
     checkpoint: Checkpoint | None = None
@@ -241,6 +251,10 @@ def solve(
     writer = RunWriter(run_dir, problem.config, monitor) if run_dir is not None else None
     if writer is not None:
         cbs.insert(0, writer)
+    if problem.model.get("adapt"):
+        from .adapt import FrequencyAdapter
+
+        cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
     bar = ProgressBar(problem.name) if progress else None
     if bar is not None:
         cbs.append(bar)
@@ -287,18 +301,47 @@ def solve(
     )
     if checkpoint is not None:
         summary["resumed_from_step"] = checkpoint.step
+    if selection is not None:
+        summary["auto"] = selection.to_dict()
+        if trainer.train_seconds > 0:
+            summary["auto"]["fraction_of_training"] = selection.seconds / trainer.train_seconds
+    elif checkpoint is not None:  # a resumed run keeps the record of its choice
+        previous = _previous_summary(checkpoint.run_dir)
+        if "auto" in previous:
+            summary["auto"] = previous["auto"]
+    grown = [[plain_value(v), seed] for v, seed in model.__dict__.get("growth", [])]
+    if grown:  # what model.adapt added, and when (its notes survive a resume)
+        summary["adapt"] = {
+            "grown": grown,
+            "final": [plain_value(v) for v in model.band_values()],
+            "notes": [n for n in trainer.notes if n.startswith("adapt:")],
+        }
     if monitor is not None:
         diag = monitor.finish(run_dir)  # spectral.npz + figures/ when run_dir is set
         summary["frequencies"] = diag.pop("rows")
         summary["diagnostics"] = diag
     result = SolveResult(problem, model, trainer.history, summary, evaluator, run_dir)
     if run_dir is not None:
-        write_run(result)
+        if grown:  # config.yaml names the grown network, so model.pt loads with it
+            config = {**problem.config, "model": {**problem.config["model"], "grown": grown}}
+            write_yaml(run_dir / "config.yaml", config)
+        write_run(result, selection)
     if status == "diverged":
         raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
     if interrupt is not None:
         raise interrupt
     return result
+
+
+def _previous_summary(run_dir: Path) -> dict[str, Any]:
+    """The run folder's summary.json before this resumed run rewrites it ({} if none)."""
+    import json
+
+    try:
+        data = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def resume_problem(
@@ -398,8 +441,9 @@ def _truth_and_baseline(
     return out
 
 
-def write_run(result: SolveResult) -> None:
-    """Write model.pt, history.csv, summary.json and the figures of a finished run."""
+def write_run(result: SolveResult, selection: Selection | None = None) -> None:
+    """Write model.pt, history.csv, summary.json and the figures of a finished run (and
+    ``spectrum.npz`` with ``figures/spectrum.png`` when the model was chosen by ``auto``)."""
     run_dir = result.run_dir
     assert run_dir is not None
     save_state(run_dir / "model.pt", result.model)
@@ -412,7 +456,11 @@ def write_run(result: SolveResult) -> None:
     figures = run_dir / "figures"
     problem = result.problem
     ev = result.evaluator
+    if selection is not None:
+        save_spectrum(run_dir / "spectrum.npz", selection.spectrum)
     try:
+        if selection is not None:
+            spectrum_figure(figures / "spectrum.png", selection, problem.name)
         if len(result.history):
             history_figure(figures / "history.png", result.history, problem.name)
         axes, truth = ev.axes, ev.truth

@@ -96,6 +96,11 @@ class ObjectiveLike(Protocol):
 CHECKPOINT_FORMAT = 1  # version of :meth:`Trainer.state_dict`'s layout
 
 
+def plain_value(value: Any) -> Any:
+    """A growth value as checkpoint-safe numbers (a float or a list of floats)."""
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+
+
 class _Rollback(Exception):
     """Raised inside a phase when ``on_nan: rollback`` takes over a non-finite loss."""
 
@@ -280,6 +285,8 @@ class Trainer:
         self._phase_ended = False
         self._phase_t0 = 0.0
         self._optimizer: Any = None  # the phase's torch optimizer or GaussNewton
+        self._gauss_newton: dict[int, tuple[Any, torch.dtype]] = {}
+        self._grown = False  # grow_model() was called: the Adam phase takes new params
         self._lbfgs_counter = (math.inf, 0)  # L-BFGS: best loss, iterations without decrease
         self._lr_scale = 1.0  # halved by each rollback
         self.rollbacks = 0
@@ -349,6 +356,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "growth": [[plain_value(v), seed] for v, seed in self.model.__dict__.get("growth", [])],
             "optimizer": optimizer,
             "lbfgs_counter": [best, since],
             "points_seed": int(getattr(self.objective, "seed", 0)),
@@ -376,6 +384,9 @@ class Trainer:
                              f"which the settings do not have")
         dtype = getattr(torch, str(state["dtype"]))
         self.model.to(dtype)
+        done = len(self.model.__dict__.get("growth", []))
+        for value, seed in list(state.get("growth", []))[done:]:  # model.adapt's additions
+            self.model.grow(value, int(seed))
         self.model.load_state_dict(state["model"])
         self.step = int(state["step"])
         self.train_seconds = float(state["train_seconds"])
@@ -608,6 +619,35 @@ class Trainer:
         """Seed of the k-th step's points: ``seed + k`` (every optimiser alike)."""
         self.objective.resample(self.settings.seed + self.step + 1)
 
+    def grow_model(self, value: Any) -> None:
+        """Add a frequency band to the model (``model.adapt``; from a callback's
+        ``on_step`` in an Adam phase): :meth:`Architecture.grow` with a seed from the
+        run's seed, the step and the number of earlier growths. The new parameters join
+        Adam at once as a parameter group of their own (so a checkpoint, a stop or a
+        budget at this step sees a consistent state), later Gauss–Newton phases are
+        rebuilt for the larger model, and the last good state and the rollback snapshot
+        are taken again."""
+        if self.phase != "adam" or not isinstance(self._optimizer, torch.optim.Adam):
+            raise ValueError("the model grows only between Adam steps")
+        growth = self.model.__dict__.get("growth", [])
+        seed = self.settings.seed * 1_000_003 + self.step * 64 + len(growth)
+        added = self.model.grow(value, seed)
+        names = dict(self.model.named_parameters())
+        lr = self._optimizer.param_groups[0]["lr"]
+        self._optimizer.add_param_group({"params": [names[n] for n in added], "lr": lr})
+        if self.compiled:  # the compiled loss was traced for the smaller model
+            self._terms, self._cuda_graphs = self._eager_terms, False
+            self.compiled = False
+            self.notes.append(f"compiled loss dropped at step {self.step}: the model grew")
+        for i, ph in enumerate(self.phases):
+            if ph.name == "gauss-newton" and i > self._phase_index:
+                self._gauss_newton[i] = self._make_gauss_newton(ph, i)
+        self._good_state = copy.deepcopy(self.model.state_dict())
+        self._good_step = self.step
+        if self.settings.on_nan == "rollback":
+            self._snapshot = self.state_dict()
+        self._grown = True
+
     # ------------------------------------------------------------------ public
     def run(self) -> History:
         """Train (or continue after :meth:`load_state_dict`); returns the history (also
@@ -616,7 +656,7 @@ class Trainer:
         phases = self.phases
         for cb in self.callbacks:
             cb.on_start(self)
-        gauss_newton = {
+        gauss_newton = self._gauss_newton = {
             i: self._make_gauss_newton(ph, i) for i, ph in enumerate(phases)
             if ph.name == "gauss-newton"
         }  # built (and their memory checked) before any training
@@ -707,6 +747,9 @@ class Trainer:
         resample_every = int(ph.options.get("resample_every", s.resample_every) or 0)
         opt = make_adam(params, lr0)
         if state is not None:
+            groups = state["param_groups"]
+            if len(groups) > 1:  # the model grew in this phase: one group per growth
+                opt = self._grown_adam(params, len(groups) - 1, lr0)
             opt.load_state_dict(state)
         self._optimizer = opt
         probe = 20  # eager steps timed (2..21) before deciding on compile "auto"
@@ -740,6 +783,20 @@ class Trainer:
             self._check_gradient(params)
             opt.step()
             self._after_step(k, loss, terms, lr)
+            if self._grown:  # model.adapt added a band at this step (grow_model)
+                self._grown = False
+                params = [p for p in self.model.parameters() if p.requires_grad]
+
+    def _grown_adam(self, params: list[Tensor], last: int, lr: float) -> torch.optim.Adam:
+        """Adam with the parameter groups of a phase in which the model grew ``last``
+        times: the parameters from before, then each growth's new ones (by name)."""
+        names = dict(self.model.named_parameters())
+        added = self.model.growth_params[-last:]
+        later = {id(names[n]) for group in added for n in group}
+        opt = make_adam([p for p in params if id(p) not in later], lr)
+        for group in added:
+            opt.add_param_group({"params": [names[n] for n in group], "lr": lr})
+        return opt
 
     def _run_lbfgs(self, ph: Phase, k0: int = 0, state: Any = None) -> None:
         """L-BFGS with a strong-Wolfe line search on fixed points (module docstring)."""

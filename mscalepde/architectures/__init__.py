@@ -87,19 +87,93 @@ def interface_expressions(
     return tuple(out)
 
 
+#: the options that may be ``auto``, by architecture (``mscalepde/bands.py``)
+AUTO_KEYS: dict[str, tuple[str, ...]] = {
+    "fourier": ("sigma",),
+    "mff": ("sigmas",),
+    "stmff": ("sigmas_x", "sigmas_t"),
+    "mscale": ("scales",),
+}
+
+#: the architectures ``model.adapt`` can grow (one embedding / subnetwork per band)
+ADAPTIVE = ("mff", "stmff", "mscale")
+
+
 def validate_model_section(raw: Any, path: str = "model") -> dict[str, Any]:
     """Validate a ``model`` mapping: ``arch`` plus that architecture's own options and
-    :data:`COMMON_OPTIONS`."""
+    :data:`COMMON_OPTIONS`. ``arch: auto`` takes only the common options."""
     arch_raw = raw.get("arch", "mlp") if isinstance(raw, Mapping) else "mlp"
-    arch = choice_option(*ARCHITECTURES)(arch_raw, f"{path}.arch")
+    arch = choice_option(*ARCHITECTURES, opts.AUTO)(arch_raw, f"{path}.arch")
     options: dict[str, Option] = {"arch": Option(lambda v, k: v, "mlp", "architecture name")}
-    options.update(ARCHITECTURES.options(arch))
+    if arch == opts.AUTO:
+        if isinstance(raw, Mapping):
+            for key in raw:
+                if key != "arch" and key not in COMMON_OPTIONS:
+                    raise SchemaError(
+                        f"{path}.{key}",
+                        "arch: auto chooses the network and its options; name an "
+                        f"architecture ({' | '.join(ARCHITECTURES)}) to set {key}",
+                    )
+    else:
+        options.update(ARCHITECTURES.options(arch))
     options.update(COMMON_OPTIONS)
     clean = validate_section(raw, options, path)
     clean["arch"] = arch
     if not clean["interface"]:  # resolved configs name it only when it is used
         del clean["interface"]
+    uses_auto = arch == opts.AUTO or any(
+        clean.get(k) == opts.AUTO for k in AUTO_KEYS.get(arch, ())
+    )
+    if clean["auto"] is None:
+        del clean["auto"]
+    elif not uses_auto and clean["adapt"] is None:
+        raise SchemaError(
+            f"{path}.auto",
+            "only used with arch: auto, an option set to auto (sigmas: auto ...) or adapt",
+        )
+    for key in ("adapt", "grown"):
+        if not clean[key]:
+            del clean[key]
+            continue
+        if arch not in (*ADAPTIVE, opts.AUTO) or (key == "grown" and arch == opts.AUTO):
+            raise SchemaError(
+                f"{path}.{key}",
+                f"needs an architecture with one embedding or subnetwork per band "
+                f"({' | '.join(ADAPTIVE)}), not {arch}",
+            )
+        if arch == "mscale" and clean.get("variant") != 2:
+            raise SchemaError(f"{path}.{key}", "MscaleDNN grows by subnetworks: needs variant 2")
+        if clean.get("interface"):
+            raise SchemaError(f"{path}.{key}", "cannot be combined with interface inputs")
+    if arch == "mscale":
+        for i, (value, _seed) in enumerate(clean.get("grown", [])):
+            if isinstance(value, list):
+                raise SchemaError(f"{path}.grown[{i}][0]", "an MscaleDNN scale is one number")
     return clean
+
+
+def check_axes(model: Mapping[str, Any], space_dim: int, has_time: bool) -> None:
+    """Per-axis σ lists must have one entry per column their embedding sees: every input
+    (fourier, mff), the spatial axes (stmff ``sigmas_x``) or t (``sigmas_t``); they do
+    not combine with ``interface`` inputs."""
+    n_in = space_dim + int(has_time)
+    keys = {"sigma": n_in, "sigmas": n_in, "sigmas_x": space_dim, "sigmas_t": 1}
+    for key, n in keys.items():
+        value = model.get(key)
+        if value is None or value == opts.AUTO:
+            continue
+        entries = [value] if key == "sigma" else list(value)
+        for i, v in enumerate(entries):
+            if not isinstance(v, list):
+                continue
+            where = f"model.{key}" if key == "sigma" else f"model.{key}[{i}]"
+            if len(v) != n:
+                raise SchemaError(
+                    where, f"a per-axis sigma needs {n} entries (one per input column), "
+                    f"got {len(v)}",
+                )
+            if model.get("interface"):
+                raise SchemaError(where, "a per-axis sigma cannot be combined with interface")
 
 
 def build_model(
@@ -116,17 +190,32 @@ def build_model(
     ``params`` are the problem's named numbers, usable in ``interface`` level sets.
     """
     spec = dict(spec)
+    unresolved = [k for k, v in spec.items() if v == opts.AUTO]
+    if unresolved:
+        raise SchemaError(
+            f"model.{unresolved[0]}",
+            "is auto: resolve it first (mscalepde.bands.resolve_auto, as solve does)",
+        )
+    spec.pop("auto", None)
+    spec.pop("adapt", None)  # used by the trainer's FrequencyAdapter, not the network
+    grown = spec.pop("grown", None) or []
     cls = ARCHITECTURES[spec.pop("arch", "mlp")]
     interface = interface_expressions(spec.pop("interface", None) or [], space_dim, params)
-    return cls(space_dim=space_dim, has_time=has_time, bounds=bounds, interface=interface, **spec)
+    model = cls(space_dim=space_dim, has_time=has_time, bounds=bounds, interface=interface, **spec)
+    for value, seed in grown:  # the bands model.adapt added in a run: the same blocks
+        model.grow(value, int(seed))
+    return model
 
 
 __all__ = [
+    "ADAPTIVE",
     "ARCHITECTURES",
+    "AUTO_KEYS",
     "COMMON_OPTIONS",
     "Architecture",
     "Registry",
     "build_model",
+    "check_axes",
     "interface_expressions",
     "validate_model_section",
 ]

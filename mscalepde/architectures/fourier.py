@@ -59,7 +59,7 @@ raised for fast spatial oscillations: the heat benchmark needs σ_x ≈ 276).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -83,10 +83,28 @@ class FourierFeatures(nn.Module):
     frozen, a parameter when ``trainable``; either way it is in the state dict as ``B``.
     """
 
-    def __init__(self, in_dim: int, features: int, sigma: float, trainable: bool = False):
+    def __init__(
+        self,
+        in_dim: int,
+        features: int,
+        sigma: float | Sequence[float],
+        trainable: bool = False,
+        key: str = "model.sigmas",
+    ):
         super().__init__()
-        b = torch.randn(features, in_dim) * float(sigma)
-        self.sigma = float(sigma)
+        b = torch.randn(features, in_dim)
+        if isinstance(sigma, (list, tuple)):  # one σ per input axis: B_ij ~ N(0, σ_j²)
+            if len(sigma) != in_dim:
+                raise SchemaError(
+                    key,
+                    f"a per-axis sigma needs {in_dim} entries (one per input column), "
+                    f"got {len(sigma)}",
+                )
+            b = b * torch.tensor([float(v) for v in sigma])
+            self.sigma: float | list[float] = [float(v) for v in sigma]
+        else:
+            b = b * float(sigma)
+            self.sigma = float(sigma)
         self.trainable = bool(trainable)
         if self.trainable:
             self.B = nn.Parameter(b)
@@ -109,7 +127,36 @@ class FourierFeatures(nn.Module):
 
     def extra_repr(self) -> str:
         m, d = self.B.shape
-        return f"in_dim={d}, features={m}, sigma={self.sigma:g}, trainable={self.trainable}"
+        sig = (
+            f"{self.sigma:g}" if isinstance(self.sigma, float)
+            else "[" + ", ".join(f"{v:g}" for v in self.sigma) + "]"
+        )
+        return f"in_dim={d}, features={m}, sigma={sig}, trainable={self.trainable}"
+
+
+def _seeded(seed: int, build: Callable[[], nn.Module], like: Tensor) -> nn.Module:
+    """``build()`` with torch's generator seeded by ``seed`` (and restored after), moved
+    to ``like``'s dtype and device."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        module = build()
+    return module.to(dtype=like.dtype, device=like.device)
+
+
+def zero_head(width: int, like: Tensor) -> nn.Linear:
+    """A bias-free output layer with zero weights: adds nothing until trained."""
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten
+        head = nn.Linear(width, 1, bias=False).to(dtype=like.dtype, device=like.device)
+    with torch.no_grad():
+        head.weight.zero_()
+    return head
+
+
+def _with_extra_heads(out: Tensor, hidden: Sequence[Tensor], heads: nn.ModuleList) -> Tensor:
+    """u = W_out h_0 + b + Σ_j W_j h_j for the blocks added by ``grow``."""
+    for h, head in zip(hidden, heads, strict=True):
+        out = out + head(h)
+    return out
 
 
 class FourierNet(Architecture):
@@ -124,7 +171,7 @@ class FourierNet(Architecture):
         space_dim: int,
         has_time: bool,
         bounds: Sequence[tuple[float, float]],
-        sigma: float = 5.0,
+        sigma: float | Sequence[float] = 5.0,
         features: int = 64,
         trainable: bool = False,
         width: int = 100,
@@ -140,7 +187,9 @@ class FourierNet(Architecture):
             normalize=normalize,
             interface=interface,
         )
-        self.embedding = FourierFeatures(self.feature_dim, features, sigma, trainable)
+        self.embedding = FourierFeatures(
+            self.feature_dim, features, sigma, trainable, key="model.sigma"
+        )
         self.trunk = Trunk(self.embedding.out_dim, width, depth, activation)
         self.head = glorot_linear(width, 1)
 
@@ -164,7 +213,7 @@ class MultiscaleFourier(Architecture):
         space_dim: int,
         has_time: bool,
         bounds: Sequence[tuple[float, float]],
-        sigmas: Sequence[float] = (1.0, 5.0),
+        sigmas: Sequence[float | Sequence[float]] = (1.0, 5.0),
         features: int = 32,
         trainable: bool = False,
         width: int = 64,
@@ -181,21 +230,41 @@ class MultiscaleFourier(Architecture):
             interface=interface,
         )
         sigmas = opts.parse_sigmas(sigmas, "model.sigmas")
+        self.features, self.trainable, self.width = features, trainable, width
         self.embeddings = nn.ModuleList(
             FourierFeatures(self.feature_dim, features, s, trainable) for s in sigmas
         )
         self.trunk = Trunk(2 * features, width, depth, activation)
         self.head = glorot_linear(len(sigmas) * width, 1)
+        self.grown_heads = nn.ModuleList()  # one per embedding added by grow()
+
+    def band_values(self) -> list[float | list[float]]:
+        return [e.sigma for e in self.embeddings]
+
+    def _add_band(self, value: float | Sequence[float], seed: int) -> None:
+        """One more embedding (σ = ``value``) through the shared trunk, with a zero
+        output layer of its own."""
+        like = self.head.weight
+        self.embeddings.append(_seeded(
+            seed, lambda: FourierFeatures(self.feature_dim, self.features, value, self.trainable),
+            like,
+        ))
+        self.grown_heads.append(zero_head(self.width, like))
 
     def forward(self, x: Tensor) -> Tensor:
         xs = self.scale_inputs(x)
         hidden = [self.trunk(emb(xs)) for emb in self.embeddings]
-        return self.head(torch.cat(hidden, dim=-1))
+        m = len(hidden) - len(self.grown_heads)
+        out = self.head(torch.cat(hidden[:m], dim=-1))
+        return _with_extra_heads(out, hidden[m:], self.grown_heads)
 
     def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         xs = self.input_jet(x, spec)
-        hidden = Jet.cat([self.trunk.jet(emb.jet(xs)) for emb in self.embeddings])
-        return hidden.linear(self.head.weight, self.head.bias)
+        hidden = [self.trunk.jet(emb.jet(xs)) for emb in self.embeddings]
+        m = len(hidden) - len(self.grown_heads)
+        out = Jet.cat(hidden[:m]).linear(self.head.weight, self.head.bias)
+        extra = [h.linear(head.weight) for h, head in zip(hidden[m:], self.grown_heads)]
+        return Jet.sum([out, *extra])
 
 
 class SpatioTemporalFourier(Architecture):
@@ -210,8 +279,8 @@ class SpatioTemporalFourier(Architecture):
         space_dim: int,
         has_time: bool,
         bounds: Sequence[tuple[float, float]],
-        sigmas_x: Sequence[float] = (1.0, 5.0),
-        sigmas_t: Sequence[float] = (1.0,),
+        sigmas_x: Sequence[float | Sequence[float]] = (1.0, 5.0),
+        sigmas_t: Sequence[float | Sequence[float]] = (1.0,),
         features: int = 32,
         trainable: bool = False,
         width: int = 64,
@@ -235,14 +304,38 @@ class SpatioTemporalFourier(Architecture):
         )
         sigmas_x = opts.parse_sigmas(sigmas_x, "model.sigmas_x")
         sigmas_t = opts.parse_sigmas(sigmas_t, "model.sigmas_t")
+        self.features, self.trainable, self.width = features, trainable, width
         self.space_embeddings = nn.ModuleList(
-            FourierFeatures(self.feature_dim - 1, features, s, trainable) for s in sigmas_x
+            FourierFeatures(self.feature_dim - 1, features, s, trainable, key="model.sigmas_x")
+            for s in sigmas_x
         )
         self.time_embeddings = nn.ModuleList(
-            FourierFeatures(1, features, s, trainable) for s in sigmas_t
+            FourierFeatures(1, features, s, trainable, key="model.sigmas_t") for s in sigmas_t
         )
         self.trunk = Trunk(2 * features, width, depth, activation)
         self.head = glorot_linear(len(sigmas_x) * len(sigmas_t) * width, 1)
+        self.grown_heads = nn.ModuleList()  # one per spatial embedding added by grow()
+
+    def band_values(self) -> list[float | list[float]]:
+        return [e.sigma for e in self.space_embeddings]
+
+    def _add_band(self, value: float | Sequence[float], seed: int) -> None:
+        """One more spatial embedding (σ_x = ``value``); its products with every temporal
+        embedding go through a zero output layer of their own."""
+        like = self.head.weight
+        self.space_embeddings.append(_seeded(
+            seed,
+            lambda: FourierFeatures(self.feature_dim - 1, self.features, value, self.trainable),
+            like,
+        ))
+        self.grown_heads.append(zero_head(self.width * len(self.time_embeddings), like))
+
+    def _split(self, merged: list) -> tuple[list, list]:
+        """The products of the original spatial embeddings, and one group per grown one."""
+        nt = len(self.time_embeddings)
+        m = (len(self.space_embeddings) - len(self.grown_heads)) * nt
+        return merged[:m], [merged[m + i * nt : m + (i + 1) * nt]
+                            for i in range(len(self.grown_heads))]
 
     def forward(self, x: Tensor) -> Tensor:
         xs = self.scale_inputs(x)
@@ -251,7 +344,9 @@ class SpatioTemporalFourier(Architecture):
         hx = [self.trunk(emb(space)) for emb in self.space_embeddings]
         ht = [self.trunk(emb(time)) for emb in self.time_embeddings]
         merged = [a * b for a in hx for b in ht]
-        return self.head(torch.cat(merged, dim=-1))
+        base, grown = self._split(merged)
+        out = self.head(torch.cat(base, dim=-1))
+        return _with_extra_heads(out, [torch.cat(g, dim=-1) for g in grown], self.grown_heads)
 
     def jet(self, x: Tensor, spec: JetSpec) -> Jet:
         xs = self.input_jet(x, spec)
@@ -261,5 +356,7 @@ class SpatioTemporalFourier(Architecture):
             space = Jet.cat([space, xs.select(slice(t + 1, None))])
         hx = [self.trunk.jet(emb.jet(space)) for emb in self.space_embeddings]
         ht = [self.trunk.jet(emb.jet(time)) for emb in self.time_embeddings]
-        merged = Jet.cat([a * b for a in hx for b in ht])
-        return merged.linear(self.head.weight, self.head.bias)
+        base, grown = self._split([a * b for a in hx for b in ht])
+        out = Jet.cat(base).linear(self.head.weight, self.head.bias)
+        extra = [Jet.cat(g).linear(head.weight) for g, head in zip(grown, self.grown_heads)]
+        return Jet.sum([out, *extra])

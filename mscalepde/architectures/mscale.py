@@ -187,6 +187,31 @@ class MscaleDNN(Architecture):
                 self.subnets.append(trunk)
                 self.heads.append(mscale_init_(nn.Linear(width, 1)))
         self.group_sizes = group_sizes(width, n) if self.variant == 1 else [width] * n
+        self._sub = (width, depth, activation, residual)
+
+    def band_values(self) -> list[float]:
+        return [float(a) for a in self.scales.tolist()]
+
+    def _add_band(self, value: float, seed: int) -> None:
+        """One more subnetwork (variant 2) fed ``value``·x̃, with a zero output layer, so u
+        is unchanged."""
+        if self.variant != 2:
+            raise SchemaError("model.adapt", "MscaleDNN grows by subnetworks: needs variant 2")
+        width, depth, activation, residual = self._sub
+        like = self.heads[0].weight
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            trunk = Trunk(self.feature_dim, width, depth, activation, residual)
+            for layer in trunk.linears:
+                mscale_init_(layer)
+            head = nn.Linear(width, 1)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+        self.subnets.append(trunk.to(dtype=like.dtype, device=like.device))
+        self.heads.append(head.to(dtype=like.dtype, device=like.device))
+        self.scales = torch.cat([self.scales, self.scales.new_tensor([float(value)])])
+        self.group_sizes = [*self.group_sizes, width]
 
     @property
     def scale_vector(self) -> Tensor:

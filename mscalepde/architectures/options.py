@@ -49,11 +49,77 @@ def interface_option(value: Any, key: str) -> list[str]:
     return list(items)
 
 
+AUTO = "auto"
+
+#: ``model.auto``: the settings of the automatic choice (``mscalepde/bands.py``)
+AUTO_SETTINGS: dict[str, Option] = {
+    "delta": Option(
+        float_option(positive=True, maximum=0.5), 1e-4,
+        "energy fraction the selected modes may leave out (relative L2 error ~ sqrt(delta))",
+    ),
+    "floor": Option(
+        float_option(positive=True, maximum=1.0), 1e-3,
+        "modes below this amplitude relative to the largest are ignored",
+    ),
+    "gap": Option(
+        float_option(minimum=1.01), 2.0, "|k| ratio between neighbours that splits bands"
+    ),
+    "sigma_factor": Option(
+        float_option(positive=True), None,
+        "sigma of a higher band as a fraction of its frequency (default: by the equation)",
+    ),
+    "max_bands": Option(int_option(1, 16), 4, "at most this many bands"),
+}
+
+#: ``model.adapt``: in-training adaptation of the frequencies (``mscalepde/adapt.py``)
+ADAPT_SETTINGS: dict[str, Option] = {
+    "every": Option(int_option(1, 10_000_000), 500, "steps between re-estimates"),
+    "max_bands": Option(
+        int_option(1, 32), 8, "at most this many embeddings or subnetworks in all"
+    ),
+    "grid": Option(int_option(16, 1 << 16), None, "grid points per axis (default: by dimension)"),
+}
+
+
+def auto_settings_option(value: Any, key: str) -> dict[str, Any]:
+    from ..schema import validate_section
+
+    return validate_section(value, AUTO_SETTINGS, key)
+
+
+def adapt_option(value: Any, key: str) -> dict[str, Any] | None:
+    """``adapt: true`` (defaults), ``false``/``null`` (off) or a mapping of settings."""
+    from ..schema import validate_section
+
+    if value is False:
+        return None
+    if value is True:
+        value = {}
+    return validate_section(value, ADAPT_SETTINGS, key)
+
+
+def grown_option(value: Any, key: str) -> list[list[Any]]:
+    """``grown``: the bands ``model.adapt`` added, as ``[[value, seed], ...]`` (a run folder's
+    config.yaml writes it so that model.pt loads with the config alone)."""
+    if not isinstance(value, list):
+        raise SchemaError(key, f"expected a list of [value, seed] pairs, got {describe(value)}")
+    out = []
+    for i, item in enumerate(value):
+        where = join(key, i)
+        if not isinstance(item, list) or len(item) != 2:
+            raise SchemaError(where, f"expected [value, seed], got {describe(item)}")
+        out.append([parse_sigma(item[0], join(where, 0)), as_int(item[1], join(where, 1), 0)])
+    return out
+
+
 #: options every architecture accepts, beside its own
 COMMON_OPTIONS: dict[str, Option] = {
     "interface": Option(
         interface_option, [], "level sets phi(x) of material interfaces: |phi| as extra inputs"
     ),
+    "auto": Option(auto_settings_option, None, "settings of the automatic choice of frequencies"),
+    "adapt": Option(adapt_option, None, "add frequency bands during training (mff, stmff, mscale)"),
+    "grown": Option(grown_option, [], "bands added during training: [[value, seed], ...]"),
 }
 
 
@@ -69,9 +135,32 @@ def common_options(normalize: bool = True, activation: str = "tanh") -> dict[str
     }
 
 
-def parse_sigmas(value, key: str) -> list[float]:
-    """A non-empty list of positive σ (a single number is accepted as [σ])."""
-    return as_float_list(value, key, positive=True, min_len=1)
+def parse_sigma(value: Any, key: str) -> float | list[float]:
+    """One positive σ, or one per input axis (a list: anisotropic features)."""
+    if isinstance(value, (list, tuple)):
+        return as_float_list(value, key, positive=True, min_len=1)
+    return float_option(positive=True)(value, key)
+
+
+def parse_sigmas(value: Any, key: str) -> list[float | list[float]]:
+    """A non-empty list of σ (a single number is accepted as [σ]); each entry a positive
+    number or a list with one σ per input axis."""
+    if not isinstance(value, (list, tuple)):
+        return [parse_sigma(value, key)]
+    if not value:
+        raise SchemaError(key, "expected a non-empty list of sigma, got []")
+    return [parse_sigma(v, join(key, i)) for i, v in enumerate(value)]
+
+
+def auto_or(parse: Any) -> Any:
+    """A parser that also accepts ``auto`` (chosen from the spectrum, ``bands.py``)."""
+
+    def parse_or_auto(value: Any, key: str) -> Any:
+        if value == AUTO:
+            return AUTO
+        return parse(value, key)
+
+    return parse_or_auto
 
 
 def trunk_options(features: int, width: int, depth: int = 2, activation: str = "tanh") -> dict:
@@ -131,7 +220,7 @@ MLP = common_options(normalize=True)
 
 MSCALE: dict[str, Option] = {
     "scales": Option(
-        parse_scales,
+        auto_or(parse_scales),
         [float(2**i) for i in range(6)],
         "scales a_i: a list, or {kind: pow2 | linear, n: N} (default pow2, n = 6)",
     ),
@@ -152,18 +241,24 @@ MSCALE: dict[str, Option] = {
 }
 
 FOURIER: dict[str, Option] = {
-    "sigma": Option(float_option(positive=True), 5.0, "std of B, cycles per unit length"),
+    "sigma": Option(
+        auto_or(parse_sigma), 5.0, "std of B, cycles per unit length (or one per axis, or auto)"
+    ),
     **trunk_options(features=64, width=100),
 }
 
 MFF: dict[str, Option] = {
-    "sigmas": Option(parse_sigmas, [1.0, 5.0], "one embedding per sigma"),
+    "sigmas": Option(auto_or(parse_sigmas), [1.0, 5.0], "one embedding per sigma (or auto)"),
     **trunk_options(features=32, width=64),
 }
 
 STMFF: dict[str, Option] = {
-    "sigmas_x": Option(parse_sigmas, [1.0, 5.0], "spatial embeddings, one per sigma"),
-    "sigmas_t": Option(parse_sigmas, [1.0], "temporal embeddings, one per sigma"),
+    "sigmas_x": Option(
+        auto_or(parse_sigmas), [1.0, 5.0], "spatial embeddings, one per sigma (or auto)"
+    ),
+    "sigmas_t": Option(
+        auto_or(parse_sigmas), [1.0], "temporal embeddings, one per sigma (or auto)"
+    ),
     **trunk_options(features=32, width=64),
 }
 
