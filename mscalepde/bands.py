@@ -133,6 +133,7 @@ class Spectrum:
     kt: np.ndarray | None = None
     energy_t: np.ndarray | None = None
     seconds: float = 0.0
+    peak: float = 0.0  # max |u| sampled (before the lift): 0 only for a zero solution
 
     @property
     def lengths(self) -> list[float]:
@@ -237,6 +238,7 @@ def _spectrum_of(
     dom = problem.domain
     periodic = _periodic_axes(problem)
     lift_axes = [a for a in range(dom.space_dim) if not periodic[a]]
+    peak = float(np.max(np.abs(values))) if np.size(values) else 0.0
     values = remove_lift(values, lift_axes)
     kinds = ["fft" if p else "dst" for p in periodic] + (["dct"] if dom.has_time else [])
     c, w = _transform(values, kinds)
@@ -260,6 +262,7 @@ def _spectrum_of(
         kt=kt,
         energy_t=energy_t,
         seconds=time.perf_counter() - started,
+        peak=peak,
     )
 
 
@@ -288,6 +291,8 @@ def estimate_spectrum(problem: Problem) -> Spectrum:
         ref, how = _coarse_reference(problem)
     except ReferenceError as exc:
         return _source_spectrum(problem, started, why=str(exc))
+    except (RuntimeError, ValueError, ArithmeticError) as exc:  # e.g. autograd on a linear u
+        return _source_spectrum(problem, started, why=f"{type(exc).__name__}: {exc}")
     axes = _reference_axes(problem, ref)
     values = ref.on_grid(axes)
     n_text = "×".join(str(v) for v in ref.n) + (f", {ref.nt} time steps" if dom.has_time else "")
@@ -359,7 +364,7 @@ def _source_spectrum(problem: Problem, started: float, why: str) -> Spectrum:
             axes.append(np.array([t]))
         try:
             values = getattr(problem_data(problem), what)(axes)
-        except MscaleError as exc:
+        except (MscaleError, RuntimeError, ValueError, ArithmeticError) as exc:
             raise SpectrumError(
                 f"{problem.origin}: model: auto: no spectrum can be estimated: the "
                 f"classical solve failed ({why}) and {exc}"
@@ -647,13 +652,15 @@ def choose(problem: Problem, spectrum: Spectrum | None = None) -> Selection:
     model = problem.model
     settings = AutoSettings.from_mapping(model.get("auto"))
     spec = spectrum if spectrum is not None else estimate_spectrum(problem)
-    if not np.any(spec.energy > 0):
+    if not np.any(spec.energy > 0) and not spec.peak > 0:
         raise SpectrumError(
             f"{problem.origin}: model: auto: no spectrum can be estimated: the solution "
             f"is zero ({spec.detail})"
         )
     lengths = spec.lengths
-    bands = bands_of(spec.k, spec.energy, lengths, settings)
+    # rounding noise of the solve (a linear u leaves only that after the lift) is no band
+    noise = (1e-10 * spec.peak) ** 2
+    bands = bands_of(spec.k, np.where(spec.energy > noise, spec.energy, 0.0), lengths, settings)
     bands_t: list[Band] = []
     if spec.kt is not None and spec.energy_t is not None and spec.time is not None:
         bands_t = bands_of([spec.kt], spec.energy_t, [spec.time[1] - spec.time[0]], settings)

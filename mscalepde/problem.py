@@ -742,6 +742,11 @@ def _validate(data: Any, origin: str) -> Problem:
             raise SchemaError("model.adapt", "needs an equation (poisson or heat), not pde: fit")
         if any(bc.type == "periodic" for bc in boundary.values()):
             raise SchemaError("model.adapt", "does not support periodic boundaries")
+        cap = {1: 8191, 2: 1023, 3: 127}[domain.space_dim]
+        if (model["adapt"].get("grid") or 0) > cap:
+            raise SchemaError(
+                "model.adapt.grid", f"at most {cap} points per axis in {domain.space_dim}D"
+            )
     train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")

@@ -97,6 +97,15 @@ class SolveResult:
         return predict(self.model, np.asarray(points, dtype=float), dtype=p.dtype, device=p.device)
 
 
+def config_with_growth(config: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """The run's config with ``model.grown`` naming what ``model.adapt`` added, so that
+    ``model.pt`` loads with ``config.yaml`` alone."""
+    grown = [[plain_value(v), seed] for v, seed in model.__dict__.get("growth", [])]
+    if not grown:
+        return dict(config)
+    return {**config, "model": {**config["model"], "grown": grown}}
+
+
 class RunWriter(Callback):
     """Writes checkpoints into the run folder during training: ``checkpoint.pt`` (the
     complete state, :mod:`mscalepde.checkpoint`), and ``model.pt`` and ``history.csv`` as
@@ -106,6 +115,7 @@ class RunWriter(Callback):
         self.run_dir = run_dir
         self.config = config
         self.monitor = monitor
+        self._grown = 0  # growths config.yaml names
 
     def write_checkpoint(self, trainer: Trainer) -> None:
         monitor = self.monitor.state_dict() if self.monitor is not None else None
@@ -113,6 +123,10 @@ class RunWriter(Callback):
 
     def on_checkpoint(self, trainer: Trainer, step: int) -> None:
         self.write_checkpoint(trainer)
+        grown = len(trainer.model.__dict__.get("growth", []))
+        if grown != self._grown:  # model.pt grew: config.yaml must say so
+            write_yaml(self.run_dir / "config.yaml", config_with_growth(self.config, trainer.model))
+            self._grown = grown
         save_state(self.run_dir / "model.pt", trainer.model)
         atomic_write_text(self.run_dir / "history.csv", trainer.history.to_csv())
 
@@ -272,6 +286,9 @@ def solve(
             raise ResumeError(
                 f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
             ) from None
+        if writer is not None and model.__dict__.get("growth"):  # replayed from the checkpoint
+            write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
+            writer._grown = len(model.growth)
     status, message = "ok", ""
     interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
@@ -323,8 +340,7 @@ def solve(
     result = SolveResult(problem, model, trainer.history, summary, evaluator, run_dir)
     if run_dir is not None:
         if grown:  # config.yaml names the grown network, so model.pt loads with it
-            config = {**problem.config, "model": {**problem.config["model"], "grown": grown}}
-            write_yaml(run_dir / "config.yaml", config)
+            write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
         write_run(result, selection)
     if status == "diverged":
         raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))

@@ -526,3 +526,41 @@ def test_network_plus_error_estimate_is_the_discrete_solution_whatever_the_netwo
     assert np.abs(h + e - target).max() < 5e-3
     added = adapter.check(net)
     assert [round(float(v), 3) for v, _ in added] == [round(math.sqrt(20.0), 3)]
+
+
+def test_a_linear_solution_gets_the_low_band_and_a_malformed_grown_is_one_line():
+    cfg = _poisson("1 + x", [[0, 1]])
+    cfg["source"] = 0  # the lift removes all of u = 1 + x: only the low band is left
+    resolved, sel = resolve_auto(problem_from_dict(cfg))
+    assert sel.arch == "mlp" and len(sel.bands) == 1 and sel.bands[0].added
+    with pytest.raises(SpectrumError, match="no spectrum can be estimated"):  # one line
+        resolve_auto(problem_from_dict(_poisson("1 + x", [[0, 1]])))  # source: auto fails
+    cfg = _poisson("sin(pi*x)", [[0, 1]], {"arch": "mff", "sigmas": [1], "grown": [[[1, 2], 3]]})
+    with pytest.raises(ProblemError) as info:
+        problem_from_dict(cfg)
+    assert info.value.key == "model.grown[0][0]"
+    cfg["model"]["grown"] = [[2.0, 2**70]]
+    with pytest.raises(ProblemError, match="model.grown"):
+        problem_from_dict(cfg)
+    cfg["model"] = {"arch": "mff", "adapt": {"grid": 60000}}
+    with pytest.raises(ProblemError, match="model.adapt.grid"):
+        problem_from_dict(_poisson("sin(pi*x)*sin(pi*y)", [[0, 1], [0, 1]], cfg["model"]))
+
+
+def test_config_names_the_growth_while_the_run_goes_on(tmp_path):
+    """A checkpoint after a growth rewrites config.yaml with model.grown, so the run
+    folder loads (load_run) before the run ends."""
+    from mscalepde.runfolder import load_run
+
+    cfg = _adapt_problem()
+    cfg["train"]["checkpoint_every"] = 30
+    seen = {}
+
+    class LoadAt(Callback):
+        def on_step(self, trainer, step):
+            if step == 31:
+                _, model = load_run(tmp_path / "run")
+                seen["bands"] = model.band_values()
+
+    result = solve(problem_from_dict(cfg), out=tmp_path / "run", callbacks=[LoadAt()])
+    assert seen["bands"] == result.model.band_values()

@@ -174,6 +174,14 @@ def check_axes(model: Mapping[str, Any], space_dim: int, has_time: bool) -> None
                 )
             if model.get("interface"):
                 raise SchemaError(where, "a per-axis sigma cannot be combined with interface")
+    grown_n = {"mff": n_in, "stmff": space_dim}.get(str(model.get("arch")))
+    for i, (value, _seed) in enumerate(model.get("grown") or []):
+        if isinstance(value, list) and grown_n is not None and len(value) != grown_n:
+            raise SchemaError(
+                f"model.grown[{i}][0]",
+                f"a per-axis sigma needs {grown_n} entries (one per input column), "
+                f"got {len(value)}",
+            )
 
 
 def build_model(

@@ -108,7 +108,8 @@ def grown_option(value: Any, key: str) -> list[list[Any]]:
         where = join(key, i)
         if not isinstance(item, list) or len(item) != 2:
             raise SchemaError(where, f"expected [value, seed], got {describe(item)}")
-        out.append([parse_sigma(item[0], join(where, 0)), as_int(item[1], join(where, 1), 0)])
+        seed = as_int(item[1], join(where, 1), 0, 2**63 - 1)
+        out.append([parse_sigma(item[0], join(where, 0)), seed])
     return out
 
 
