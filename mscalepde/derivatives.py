@@ -164,6 +164,18 @@ def _forward(
     return out if create_graph else out.detached()
 
 
+def _grad_or_zero(
+    y: Tensor, x: Tensor, create_graph: bool, retain_graph: bool | None = None
+) -> Tensor:
+    """∂(Σ y)/∂x, or zeros when y does not depend on x (no graph, or not through x)."""
+    if not y.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(
+        y.sum(), x, create_graph=create_graph, retain_graph=retain_graph, allow_unused=True
+    )
+    return torch.zeros_like(x) if g is None else g
+
+
 def _autograd(field: Field, points: Tensor, req: _Request, create_graph: bool) -> Derivatives:
     """Reverse mode: ∇_X u with ``create_graph``, then one more backward per spatial
     dimension for the second derivatives ∂²u/∂x_i² (when any is needed)."""
@@ -172,14 +184,14 @@ def _autograd(field: Field, points: Tensor, req: _Request, create_graph: bool) -
     with torch.enable_grad():
         x = points.detach().requires_grad_(True)
         value = field(x).reshape(-1)
-        (first,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph or need_second)
+        # a field constant in x (an expression such as ``1``) has no graph: ∇u = 0; a
+        # linear one (``1 + x``) has a constant gradient without a graph: ∂²u = 0
+        first = _grad_or_zero(value, x, create_graph or need_second)
         spatial = first[:, :space_dim]
         diag: list[Tensor] = []
         if need_second:
             for i in range(space_dim):
-                (hess,) = torch.autograd.grad(
-                    spatial[:, i].sum(), x, create_graph=create_graph, retain_graph=True
-                )
+                hess = _grad_or_zero(spatial[:, i], x, create_graph, retain_graph=True)
                 diag.append(hess[:, i])
         op = None
         if operator is not None:
