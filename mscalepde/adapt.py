@@ -75,6 +75,7 @@ class FrequencyAdapter(Callback):
         if dom.has_time:
             self.axes.append(np.linspace(*dom.time, TIME_NODES))  # type: ignore[call-overload]
         self.lengths = [hi - lo for lo, hi in dom.box]
+        self.a_bar = B.mean_diffusivity(problem, self.axes[:dim])  # ā, once
         self.arch = str(problem.model["arch"])
         self.done = False
         self._source: np.ndarray | None = None
@@ -158,7 +159,7 @@ class FrequencyAdapter(Callback):
         dim = prob.domain.space_dim
         if self._source is None:
             self._source = B.problem_data(prob).source(self.axes)
-        a_bar = B.mean_diffusivity(prob, self.axes[:dim])
+        a_bar = self.a_bar
         lap = np.zeros([n - 2 for n in h.shape[:dim]] + list(h.shape[dim:]))
         inner = [slice(1, -1)] * dim
         for ax in range(dim):
@@ -179,7 +180,7 @@ class FrequencyAdapter(Callback):
         prob = self.problem
         dim = prob.domain.space_dim
         space = list(range(dim))
-        a_bar = B.mean_diffusivity(prob, self.axes[:dim])
+        a_bar = self.a_bar
         lam = np.zeros(r.shape[:dim])
         for ax in space:
             n = r.shape[ax]

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .architectures import ADAPTIVE, AUTO_KEYS, validate_model_section
+from .architectures import ADAPTIVE, AUTO_KEYS, is_auto, validate_model_section
 from .architectures.options import AUTO
 from .errors import MscaleError
 
@@ -624,13 +624,6 @@ def format_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(format_value(x) for x in v) + "]"
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def is_auto(model: Mapping[str, Any]) -> bool:
-    """Whether a validated model section asks for an automatic choice."""
-    if model.get("arch") == AUTO:
-        return True
-    return any(model.get(k) == AUTO for k in AUTO_KEYS.get(str(model.get("arch")), ()))
 
 
 def bands_of(

@@ -99,6 +99,13 @@ AUTO_KEYS: dict[str, tuple[str, ...]] = {
 ADAPTIVE = ("mff", "stmff", "mscale")
 
 
+def is_auto(model: Mapping[str, Any]) -> bool:
+    """Whether a model section asks for an automatic choice (``arch: auto`` or one of
+    :data:`AUTO_KEYS` set to ``auto``; resolved by :func:`mscalepde.bands.resolve_auto`)."""
+    arch = str(model.get("arch"))
+    return arch == opts.AUTO or any(model.get(k) == opts.AUTO for k in AUTO_KEYS.get(arch, ()))
+
+
 def validate_model_section(raw: Any, path: str = "model") -> dict[str, Any]:
     """Validate a ``model`` mapping: ``arch`` plus that architecture's own options and
     :data:`COMMON_OPTIONS`. ``arch: auto`` takes only the common options."""
@@ -121,12 +128,9 @@ def validate_model_section(raw: Any, path: str = "model") -> dict[str, Any]:
     clean["arch"] = arch
     if not clean["interface"]:  # resolved configs name it only when it is used
         del clean["interface"]
-    uses_auto = arch == opts.AUTO or any(
-        clean.get(k) == opts.AUTO for k in AUTO_KEYS.get(arch, ())
-    )
     if clean["auto"] is None:
         del clean["auto"]
-    elif not uses_auto and clean["adapt"] is None:
+    elif not is_auto(clean) and clean["adapt"] is None:
         raise SchemaError(
             f"{path}.auto",
             "only used with arch: auto, an option set to auto (sigmas: auto ...) or adapt",
@@ -224,6 +228,7 @@ __all__ = [
     "Registry",
     "build_model",
     "check_axes",
+    "is_auto",
     "interface_expressions",
     "validate_model_section",
 ]
