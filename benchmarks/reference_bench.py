@@ -84,7 +84,7 @@ def fd3d_child(solver: str, n: int) -> dict:
     import resource
     import time
 
-    import mscalepde.reference_fd as F
+    import mscalepde.reference.fd as F
 
     timings = {"solve": 0.0}
     original = F.LinearSolver.solve

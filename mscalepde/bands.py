@@ -285,7 +285,7 @@ def estimate_spectrum(problem: Problem) -> Spectrum:
         axes = _sample_axes(problem, sizes, nt)
         values = problem_data(problem).exact(axes)
         return _spectrum_of(problem, values, "exact", "the fit target", started)
-    from .reference_fd import ReferenceError
+    from .reference.fd import ReferenceError
 
     try:
         ref, how = _coarse_reference(problem)
@@ -340,7 +340,7 @@ def _coarse_reference(problem: Problem) -> tuple[Any, str]:
 def problem_data(problem: Problem) -> Any:
     """The reference solvers' view of the problem's data on tensor grids (``source: auto``
     by the training derivative path)."""
-    from .reference import _Data
+    from .reference.api import _Data
 
     return _Data(problem)
 

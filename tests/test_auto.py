@@ -154,7 +154,7 @@ def test_remove_lift_vanishes_on_every_face():
 def test_source_spectrum_when_no_classical_solve(monkeypatch):
     """Where the reference fails, û ≈ f̂/(ā|k|²): the bands come from the source."""
     from mscalepde import bands
-    from mscalepde.reference_fd import ReferenceError
+    from mscalepde.reference.fd import ReferenceError
 
     def fail(problem):
         raise ReferenceError("solver refused")

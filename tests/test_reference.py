@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mscalepde.reference as R
+import mscalepde.reference.api as R
 from mscalepde.problem import load_problem, problem_from_dict
 from mscalepde.reference import (
     Reference,

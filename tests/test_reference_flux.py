@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mscalepde.problem import problem_from_dict
-from mscalepde.reference import (
+from mscalepde.reference.api import (
     ReferenceError,
     _Data,
     classical_baseline,

@@ -60,7 +60,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .reference_fd import AXIS_NAMES, ReferenceError, time_levels
+from .fd import AXIS_NAMES, ReferenceError, time_levels
 
 #: Largest number of unknowns solved by sparse LU (per space dimension); CG above.
 FLUX_DIRECT_LIMIT = {1: 10_000_000, 2: 300_000, 3: 30_000}
@@ -143,7 +143,7 @@ class FluxSpace:
 
     ``data`` provides ``source(grids)``, ``face(face, grids)``, ``alpha(face, grids)``,
     ``initial(grids)``, ``exact(grids)`` and ``time_dependent_source`` (grids: the 1D
-    coordinate arrays, plus the times last for heat), as :class:`mscalepde.reference._Data`.
+    coordinate arrays, plus the times last for heat), as :class:`mscalepde.reference.api._Data`.
     """
 
     problem: Any
@@ -308,7 +308,7 @@ class FluxSpace:
         import torch
 
         if t not in self._points:
-            from .geometry import grid_points
+            from ..geometry import grid_points
 
             pts = grid_points(self._grids(self.coords, t))
             if len(self._points) > 4:

@@ -30,7 +30,7 @@ the network's time). The full description is ``docs/reference.md``; in short:
 - general operators (a variable or anisotropic diffusivity, a reaction, a Robin face):
   ``method: auto`` and ``fd`` use finite differences in flux form with harmonic-mean face
   diffusivities, Newton's method for a semilinear reaction and the method of lines for
-  heat (:mod:`mscalepde.reference_flux`; ``Reference.method`` is ``fd-flux`` and
+  heat (:mod:`mscalepde.reference.flux`; ``Reference.method`` is ``fd-flux`` and
   ``settings['solver_note']`` names the solver and Newton's iterations); ``spectral``,
   ``order: 4``, ``solver: fast`` and ``time_method: chebyshev`` refuse such problems.
 - all-Neumann/periodic Poisson: the constant is fixed by the mean of ``exact`` (grid
@@ -55,10 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MscaleError
-from .geometry import grid_points
-from .problem import REFERENCE_OPTIONS, Problem
-from .reference_fd import (
+from ..errors import MscaleError
+from ..geometry import grid_points
+from ..problem import REFERENCE_OPTIONS, Problem
+from .fd import (
     AXIS_NAMES,
     MAX_STORED_LEVELS,
     Axis1D,
@@ -73,12 +73,12 @@ from .reference_fd import (
     mode_product,
     time_levels,
 )
-from .reference_flux import METHOD_NAME as FLUX_METHOD
-from .reference_flux import FluxSpace
-from .reference_flux import describe as describe_flux
-from .reference_flux import solve_heat as flux_heat
-from .reference_flux import solve_poisson as flux_poisson
-from .reference_spectral import (
+from .flux import METHOD_NAME as FLUX_METHOD
+from .flux import FluxSpace
+from .flux import describe as describe_flux
+from .flux import solve_heat as flux_heat
+from .flux import solve_poisson as flux_poisson
+from .spectral import (
     as_tensor_grid,
     barycentric_matrix,
     chebyshev_axis,
@@ -88,7 +88,7 @@ from .reference_spectral import (
     tail_ratio,
     trig_matrix,
 )
-from .schema import SchemaError, validate_section
+from ..schema import SchemaError, validate_section
 
 REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
 FD_DEFAULT_N = {"poisson": {1: 2049, 2: 257, 3: 65}, "heat": {1: 513, 2: 129, 3: 33}}
@@ -182,7 +182,7 @@ class Reference:
 
     def save(self, path: str | Path) -> Path:
         """Write ``reference.npz`` atomically (no pickled objects)."""
-        from .runfolder import atomic_write_with
+        from ..runfolder import atomic_write_with
 
         path = Path(path)
         data = self.to_npz_dict()
@@ -311,8 +311,8 @@ class _Data:
         derivative path, as ``Objective._source``) or ∂exact/∂x_axis, in float64."""
         import torch
 
-        from .derivatives import derivatives
-        from .equations import expression_field, interior_derivatives
+        from ..derivatives import derivatives
+        from ..equations import expression_field, interior_derivatives
 
         assert self.p.exact is not None
         op = self.p.operator

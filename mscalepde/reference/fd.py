@@ -1,7 +1,7 @@
 """Finite differences, and the tensor-grid machinery shared by both reference methods.
 
 This module holds the one-dimensional finite-difference axes, the per-axis record
-(:class:`Axis1D`) that the spectral axes of :mod:`mscalepde.reference_spectral` fill in
+(:class:`Axis1D`) that the spectral axes of :mod:`mscalepde.reference.spectral` fill in
 too, the Kronecker-sum operator on a tensor grid (:class:`SpaceProblem`), its linear
 solvers (:class:`LinearSolver`: sparse LU, Jacobi-preconditioned CG, or fast
 diagonalisation :class:`Diagonalised`) and the time integrators of the heat equation
@@ -47,7 +47,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .errors import MscaleError
+from ..errors import MscaleError
+from .nodes import cheb_d1, cheb_nodes
 
 AXIS_NAMES = ("x", "y", "z")
 DIRECT_LIMIT = {1: 10_000_000, 2: 20_000, 3: 8_000}
@@ -545,8 +546,6 @@ def heat_chebyshev(
     span: tuple[float, float],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Collocation at nt + 1 Chebyshev–Lobatto times; one dense solve per spatial mode."""
-    from .reference_spectral import cheb_d1, cheb_nodes
-
     t0, t1 = span
     times = cheb_nodes(nt + 1, t0, t1)
     D = cheb_d1(nt + 1, t0, t1)
