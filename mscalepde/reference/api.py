@@ -58,6 +58,7 @@ import numpy as np
 from ..errors import MscaleError
 from ..geometry import grid_points
 from ..problem import REFERENCE_OPTIONS, Problem
+from ..schema import SchemaError, validate_section
 from .fd import (
     AXIS_NAMES,
     MAX_STORED_LEVELS,
@@ -88,7 +89,6 @@ from .spectral import (
     tail_ratio,
     trig_matrix,
 )
-from ..schema import SchemaError, validate_section
 
 REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
 FD_DEFAULT_N = {"poisson": {1: 2049, 2: 257, 3: 65}, "heat": {1: 513, 2: 129, 3: 33}}
