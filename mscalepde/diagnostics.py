@@ -291,6 +291,12 @@ def truth_function(problem: Problem, truth: TruthFn | None = None) -> TruthFn | 
     return lambda points: truth_values(problem, points)  # exact, else the reference
 
 
+def inside_function(problem: Problem) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The indicator of a domain that is not a box, as a function of spatial points."""
+    geometry = problem.domain.geometry
+    return None if geometry is None else geometry.shape.contains
+
+
 def slice_name(t: float | None) -> str:
     """``""`` for a steady problem, ``"t=0.5"`` for a time slice."""
     return "" if t is None else f"t={t:g}"
@@ -315,6 +321,7 @@ class DiagnosticGrid:
         *,
         filter_index: np.ndarray | None = None,
         seed: int = 0,
+        inside: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.box = tuple((float(lo), float(hi)) for lo, hi in box)
         self.settings = settings
@@ -333,6 +340,11 @@ class DiagnosticGrid:
             )
         mesh = np.meshgrid(*self.coords, indexing="ij")
         self.spatial = np.stack([g.ravel() for g in mesh], axis=1)
+        # a domain that is not a box: its indicator χ_Ω on the grid (DESIGN.md §6); both
+        # fields are multiplied by it before the transform, so Δ_F compares like with like
+        self.mask: np.ndarray | None = None
+        if inside is not None:
+            self.mask = np.asarray(inside(self.spatial), dtype=bool)
         blocks = []
         for t in self.times:
             blocks.append(
@@ -346,11 +358,15 @@ class DiagnosticGrid:
             self.filter_index = np.asarray(filter_index, dtype=np.int64)
         elif m <= 0:
             self.filter_index = np.zeros(0, dtype=np.int64)
-        elif m >= self.n:
-            self.filter_index = np.arange(self.n, dtype=np.int64)
-        else:
-            rng = np.random.default_rng(seed)
-            self.filter_index = np.sort(rng.choice(self.n, size=m, replace=False)).astype(np.int64)
+        else:  # the filter's points: grid points in Ω
+            pool = np.arange(self.n) if self.mask is None else np.flatnonzero(self.mask)
+            if m >= len(pool):
+                self.filter_index = pool.astype(np.int64)
+            else:
+                rng = np.random.default_rng(seed)
+                self.filter_index = np.sort(rng.choice(pool, size=m, replace=False)).astype(
+                    np.int64
+                )
         self._kernel: np.ndarray | None = None
 
     @property
@@ -393,7 +409,12 @@ class DiagnosticGrid:
         fn = truth_function(problem, truth)
         if fn is None:
             raise MscaleError(NO_EXACT_NOTE)
-        values = np.asarray(fn(self.points), dtype=np.float64)
+        if self.mask is None:
+            values = np.asarray(fn(self.points), dtype=np.float64)
+            return values.reshape((self.n_slices, *self.shape))
+        full = np.tile(self.mask, self.n_slices)  # only Ω's points: the truth may not
+        values = np.zeros(len(self.points))  # exist outside (a FEM solution, a data file)
+        values[full] = np.asarray(fn(self.points[full]), dtype=np.float64).reshape(-1)
         return values.reshape((self.n_slices, *self.shape))
 
     def evaluate(
@@ -406,6 +427,8 @@ class DiagnosticGrid:
             h = predict(model, self.points, dtype=dtype, device=device)
         finally:
             model.train(was_training)
+        if self.mask is not None:
+            h = h * np.tile(self.mask, self.n_slices)
         return h.reshape((self.n_slices, *self.shape))
 
     def boundary_notes(
@@ -418,6 +441,13 @@ class DiagnosticGrid:
         """
         tr = self.settings.transform
         fn = truth_function(problem, truth_fn)
+        if self.mask is not None:
+            return [
+                "the domain is not a box: both fields are multiplied by its indicator on the "
+                "bounding box's grid before the transform, so a solution that is not zero "
+                "on the domain's boundary leaks into high frequencies (the same for the "
+                "network and the truth; docs/geometry.md)"
+            ]
         if tr == "dct" or fn is None:
             return []
         scale = float(np.max(np.abs(truth))) if np.size(truth) else 0.0
@@ -640,7 +670,9 @@ class SpectralMonitor(Callback):
 
     def setup(self) -> None:
         """Build the grid, the truth on it and its peaks (done by :meth:`on_start`)."""
-        self.grid = DiagnosticGrid(self.problem.domain.box, self.settings)
+        self.grid = DiagnosticGrid(
+            self.problem.domain.box, self.settings, inside=inside_function(self.problem)
+        )
         truth = self.grid.truth(self.problem, self.truth_fn)
         self.spectra = _Spectra(self.grid, truth, self.settings)
         self.histories = self.spectra.new_histories()
@@ -1376,7 +1408,7 @@ def diagnose_run(
             bad = [t for t in new.times if not t0 - 1e-12 <= t <= t1 + 1e-12]
             if bad:
                 raise MscaleError(f"diagnose: times: {bad[0]:g} is outside [{t0:g}, {t1:g}]")
-        dgrid = DiagnosticGrid(problem.domain.box, new)
+        dgrid = DiagnosticGrid(problem.domain.box, new, inside=inside_function(problem))
         truth_grid = dgrid.truth(problem, truth)
         p = next(model.parameters())
         h = dgrid.evaluate(model, dtype=p.dtype, device=p.device)

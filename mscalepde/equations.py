@@ -52,7 +52,8 @@ from torch import Tensor
 from .derivatives import Derivatives, Field, derivatives
 from .errors import ProblemError
 from .expressions import Expression
-from .geometry import Domain, sample_face, sample_initial, sample_interior, split_boundary_points
+from .geometry import Domain, sample_face, split_boundary_points
+from .geometry.sampling import sample_boundary, sample_initial, sample_interior
 from .jet import LinearTape, Operator
 from .operators import PDEOperator
 from .problem import Problem
@@ -417,12 +418,14 @@ class Objective:
                 x_hi[:, axis] = dom.box[axis][1]
                 self.periodic.append((self._tensor(x_lo), self._tensor(x_hi), axis))
                 continue
-            x = self._tensor(sample_face(dom, face, split[face], s, seed + 7919 * (j + 1)))
+            xs, ns = sample_boundary(dom, face, split[face], s, seed + 7919 * (j + 1))
+            x, normal = self._tensor(xs), self._tensor(ns)
             assert bc.value is not None
             key = f"boundary (face {face}).value"
-            normal = self._tensor(np.tile(dom.face_normal(face), (len(x), 1)))
             weight = torch.full_like(x[:, 0], dom.face_measure(face) / len(x))
-            axis = dom.face_axis(face)
+            # a shape's parts are oblique: only an isotropic a enters (validation refuses
+            # ritz with an anisotropic a on a shape), and its conormal factor is axis 0's
+            axis = dom.face_axis(face) if dom.is_box else 0
             # the conormal factor a_n of the face (Ritz's natural boundary terms)
             assert self.pde is not None
             a_n = self.pde.conormal_factor(x, self._coefficients(x), axis)

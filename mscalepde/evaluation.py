@@ -7,6 +7,9 @@ points per axis chosen by the number of input columns D: 2001 (D = 1), 201 (D = 
 - relative L2: ‖u_θ − u*‖₂ / ‖u*‖₂ over the grid points (a discrete L2 norm);
 - max error: max |u_θ − u*| over the grid.
 
+On a domain that is not a box the grid is the bounding box's, and only its points in Ω
+count (``mask``); figures leave the others blank.
+
 Evaluation never builds a graph (``torch.inference_mode``) and runs in batches.
 """
 
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from .geometry import grid_points, tensor_grid
+from .geometry.sampling import inside_mask
 from .problem import Problem
 
 GRID_POINTS = {1: 2001, 2: 201, 3: 41, 4: 17}
@@ -69,13 +73,22 @@ class Evaluator:
         bounds = problem.domain.bounds
         n = GRID_POINTS[len(bounds)]
         self.axes = tensor_grid(bounds, [n] * len(bounds))
-        self.points = grid_points(self.axes)
+        grid = grid_points(self.axes)
+        self.mask = inside_mask(problem.domain, grid)  # all True on a box
+        self.points = grid[self.mask]
         self.truth = truth_values(problem, self.points)
         self.dtype = dtype
         self.device = device
 
     def predict(self, model: nn.Module) -> np.ndarray:
         return predict(model, self.points, dtype=self.dtype, device=self.device)
+
+    def on_grid(self, values: np.ndarray) -> np.ndarray:
+        """Values at :attr:`points` placed on the whole grid (NaN outside Ω), shaped by
+        :attr:`axes`."""
+        full = np.full(self.mask.shape, np.nan)
+        full[self.mask] = values
+        return full.reshape(tuple(len(a) for a in self.axes))
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
         was_training = model.training

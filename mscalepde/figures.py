@@ -61,7 +61,8 @@ def solution_figure(
     """Prediction, truth and error on a tensor grid (``prediction`` shaped like the grid).
 
     1 axis: curves; 2 axes (2D space, or 1D space × time): heat maps; 3 or more: the slice
-    at the final time (heat) or the middle of the last spatial axis.
+    at the final time (heat) or the middle of the last spatial axis. NaN entries (grid
+    points outside a domain that is not a box) are left blank.
     """
     fields = [prediction] + ([truth] if truth is not None else [])
     axes2, names2, fields2, note = _slice_to_2d(axes, names, fields)
@@ -91,8 +92,12 @@ def solution_figure(
         fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
         X, Y = np.meshgrid(axes2[0], axes2[1], indexing="ij")
         for ax, (label, f) in zip(axs[0], panels):
-            im = ax.pcolormesh(
-                X, Y, f, shading="auto", cmap="magma" if label.startswith("|") else "RdBu_r"
+            im = ax.pcolormesh(  # NaN (outside a shape's domain) stays blank
+                X,
+                Y,
+                np.ma.masked_invalid(f),
+                shading="auto",
+                cmap="magma" if label.startswith("|") else "RdBu_r",
             )
             fig.colorbar(im, ax=ax)
             ax.set_title(label)

@@ -37,11 +37,13 @@ from .architectures import (
     build_model,
     check_axes,
     interface_expressions,
+    is_auto,
     validate_model_section,
 )
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
+from .geometry.shapes import geometry_from_yaml, shape_to_yaml
 from .operators import PDEOperator
 from .phases import OPTIMIZERS, GaussNewtonSettings
 from .schema import (
@@ -646,25 +648,37 @@ def _validate(data: Any, origin: str) -> Problem:
 
     # domain
     if "domain" not in data:
-        raise SchemaError("domain", "is required (a mapping with 'box' and, for heat, 'time')")
-    dom = as_mapping(data["domain"], "domain")
-    check_unknown(dom, ("box", "time"), "domain")
-    if "box" not in dom:
-        raise SchemaError("domain.box", "is required: one [lo, hi] per spatial axis")
-    box_raw = dom["box"]
-    if (
-        isinstance(box_raw, (list, tuple))
-        and len(box_raw) == 2
-        and all(is_number(v) for v in box_raw)
-    ):
-        box_raw = [box_raw]  # 'box: [0, 1]' is accepted for 1D
-    if not isinstance(box_raw, (list, tuple)) or not 1 <= len(box_raw) <= 3:
         raise SchemaError(
-            "domain.box", f"expected 1 to 3 intervals [[lo, hi], ...], got {describe(box_raw)}"
+            "domain", "is required (a mapping with 'box' or 'shape' and, for heat, 'time')"
         )
-    box = tuple(
-        _interval(b, join("domain.box", i), "[lo, hi] with lo < hi") for i, b in enumerate(box_raw)
-    )
+    dom = as_mapping(data["domain"], "domain")
+    check_unknown(dom, ("box", "shape", "time"), "domain")
+    geometry = None
+    if "shape" in dom and "box" in dom:
+        raise SchemaError("domain.shape", "give either box or shape, not both")
+    if "shape" in dom:
+        geometry = geometry_from_yaml(dom["shape"], "domain.shape")
+        box = geometry.bounds
+    else:
+        if "box" not in dom:
+            raise SchemaError(
+                "domain.box", "is required: one [lo, hi] per spatial axis (or give domain.shape)"
+            )
+        box_raw = dom["box"]
+        if (
+            isinstance(box_raw, (list, tuple))
+            and len(box_raw) == 2
+            and all(is_number(v) for v in box_raw)
+        ):
+            box_raw = [box_raw]  # 'box: [0, 1]' is accepted for 1D
+        if not isinstance(box_raw, (list, tuple)) or not 1 <= len(box_raw) <= 3:
+            raise SchemaError(
+                "domain.box", f"expected 1 to 3 intervals [[lo, hi], ...], got {describe(box_raw)}"
+            )
+        box = tuple(
+            _interval(b, join("domain.box", i), "[lo, hi] with lo < hi")
+            for i, b in enumerate(box_raw)
+        )
     time = None
     if pde == "heat":
         if "time" not in dom:
@@ -674,7 +688,7 @@ def _validate(data: Any, origin: str) -> Problem:
         if pde == "poisson":
             raise SchemaError("domain.time", "only heat (and fit) problems have a time interval")
         time = _interval(dom["time"], "domain.time", "[t0, t1] with t0 < t1")
-    domain = Domain(box=box, time=time)
+    domain = Domain(box=box, time=time, geometry=geometry)
     variables = domain.variables
 
     # params and expressions
@@ -737,6 +751,14 @@ def _validate(data: Any, origin: str) -> Problem:
     model = validate_model_section(data.get("model"), "model")
     interface_expressions(model.get("interface", []), domain.space_dim, params)  # at load
     check_axes(model, domain.space_dim, domain.has_time)
+    if geometry is not None:
+        if model.get("adapt"):
+            raise SchemaError("model.adapt", "needs a box domain (its error estimate is on a grid)")
+        if is_auto(model):
+            raise SchemaError(
+                "model", "auto needs a box domain (its spectrum comes from a box solve); "
+                "give sigmas or scales"
+            )
     if model.get("adapt"):
         if pde == "fit":
             raise SchemaError("model.adapt", "needs an equation (poisson or heat), not pde: fit")
@@ -752,6 +774,11 @@ def _validate(data: Any, origin: str) -> Problem:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
     if train["loss"] == "ritz":
         _check_ritz(pde, boundary, train)
+        if geometry is not None and operator is not None and operator.anisotropic:
+            raise SchemaError(
+                "train.loss", "ritz on a shape needs an isotropic diffusivity (the conormal "
+                "flux n·(A∇u) of an oblique boundary is not a multiple of ∂u/∂n)"
+            )
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
     reference = validate_section(data.get("reference"), REFERENCE_OPTIONS, "reference")
     if diagnostics["times"] is not None:
@@ -776,7 +803,11 @@ def _validate(data: Any, origin: str) -> Problem:
         config["reaction"] = operator.reaction.text
     if pde != "fit":
         config["source"] = "auto" if source is None else source.text
-    config["domain"] = {"box": [list(b) for b in box]}
+    config["domain"] = (
+        {"box": [list(b) for b in box]}
+        if geometry is None
+        else {"shape": shape_to_yaml(geometry.shape)}
+    )
     if time is not None:
         config["domain"]["time"] = list(time)
     if exact is not None:
@@ -897,8 +928,9 @@ def _faces(value: Any, key: str, domain: Domain) -> list[str]:
     if value == "all":
         return list(valid)
     items = [value] if isinstance(value, str) else value
+    what = "a face or a list of faces" if domain.is_box else "a part name or a list of names"
     if not isinstance(items, list) or not items:
-        raise SchemaError(key, f"expected all, a face or a list of faces, got {describe(value)}")
+        raise SchemaError(key, f"expected all, {what}, got {describe(value)}")
     out: list[str] = []
     for i, f in enumerate(items):
         if f == "all":
@@ -906,7 +938,13 @@ def _faces(value: Any, key: str, domain: Domain) -> list[str]:
             continue
         if not isinstance(f, str) or f not in valid:
             extra = ""
-            if isinstance(f, str) and f in face_names(3):
+            if domain.geometry is not None:
+                given = domain.geometry.shape.names()
+                if isinstance(f, str) and f in given:
+                    extra = f" ('{f}' names no part of the domain's boundary)"
+                elif isinstance(f, str) and f in face_names(3):
+                    extra = " (box faces are not parts of a shape: name the box)"
+            elif isinstance(f, str) and f in face_names(3):
                 extra = f" (a {domain.space_dim}D box has no face {f})"
             raise SchemaError(
                 join(key, i) if isinstance(value, list) else key,
@@ -945,6 +983,8 @@ def _boundary(
         elif entry.get("alpha") is not None:
             raise SchemaError(join(key, "alpha"), f"is only used by type: robin, not {btype}")
         if btype == "periodic":
+            if not domain.is_box:
+                raise SchemaError(join(key, "type"), "periodic conditions need a box domain")
             if entry.get("value") is not None:
                 raise SchemaError(join(key, "value"), "a periodic condition takes no value")
             for f in faces:
@@ -972,8 +1012,11 @@ def _boundary(
             origin_of[f] = i
     missing = [f for f in domain.faces if f not in resolved]
     if missing:
+        what = "face(s)" if domain.is_box else "boundary part(s)"
+        every = "every face" if domain.is_box else "every part of the boundary"
+        hint = "" if domain.is_box else " (parts of shapes without a name are 'unnamed')"
         raise SchemaError(
-            "boundary", f"no condition on face(s) {', '.join(missing)} (every face needs one)"
+            "boundary", f"no condition on {what} {', '.join(missing)} ({every} needs one){hint}"
         )
     for f, bc in resolved.items():
         partner = f[0] + ("+" if f.endswith("-") else "-")

@@ -479,15 +479,12 @@ def write_run(result: SolveResult, selection: Selection | None = None) -> None:
             spectrum_figure(figures / "spectrum.png", selection, problem.name)
         if len(result.history):
             history_figure(figures / "history.png", result.history, problem.name)
-        axes, truth = ev.axes, ev.truth
-        shape = tuple(len(a) for a in axes)
-        pred = ev.predict(result.model).reshape(shape)
         solution_figure(
             figures / "solution.png",
-            axes,
+            ev.axes,
             problem.variables,
-            pred,
-            truth.reshape(shape),
+            ev.on_grid(ev.predict(result.model)),
+            ev.on_grid(ev.truth),
             title=f"{problem.name} ({problem.model['arch']})",
         )
     except MscaleError:

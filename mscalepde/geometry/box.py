@@ -1,6 +1,8 @@
-"""Space–time boxes, their faces and point samplers.
+"""Space–time domains, box faces and point samplers.
 
-A domain is a box Ω = [a_1, b_1] × … × [a_d, b_d] (d = 1, 2, 3; axes named x, y, z),
+A domain is a box (or, with ``geometry``, a constructive shape inside its bounding box:
+:mod:`.shapes`; then ``box`` is that bounding box and ``faces`` are the shape's named
+boundary parts) Ω = [a_1, b_1] × … × [a_d, b_d] (d = 1, 2, 3; axes named x, y, z),
 optionally times a time interval [t0, t1] for evolution problems. Points are rows of an
 array with the spatial coordinates first and t last (the network's input layout).
 
@@ -20,8 +22,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .shapes import Geometry
 
 AXES = ("x", "y", "z")
 SAMPLERS = ("uniform", "sobol", "grid")
@@ -34,10 +40,15 @@ def face_names(space_dim: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Domain:
-    """A spatial box, optionally with a time interval."""
+    """A spatial box (or a shape with that bounding box), optionally with a time interval."""
 
     box: tuple[tuple[float, float], ...]
     time: tuple[float, float] | None = None
+    geometry: Geometry | None = None
+
+    @property
+    def is_box(self) -> bool:
+        return self.geometry is None
 
     @property
     def space_dim(self) -> int:
@@ -63,9 +74,14 @@ class Domain:
 
     @property
     def faces(self) -> list[str]:
+        """Box faces ``x-``, ``x+``, … or the shape's named boundary parts."""
+        if self.geometry is not None:
+            return list(self.geometry.parts)
         return face_names(self.space_dim)
 
     def face_axis(self, face: str) -> int:
+        if self.geometry is not None:
+            raise ValueError(f"'{face}' is a part of a shape, not a box face")
         return AXES.index(face[0])
 
     def face_normal(self, face: str) -> np.ndarray:
@@ -75,12 +91,21 @@ class Domain:
         return n
 
     @property
+    def time_span(self) -> float:
+        return 1.0 if self.time is None else self.time[1] - self.time[0]
+
+    @property
     def volume(self) -> float:
-        """The measure of the box times the time span (the interior quadrature's |Ω|)."""
+        """|Ω| times the time span (the interior quadrature's measure)."""
+        if self.geometry is not None:
+            return self.geometry.volume * self.time_span
         return math.prod(hi - lo for lo, hi in self.bounds)
 
     def face_measure(self, face: str) -> float:
-        """(d−1)-dimensional measure of the face times the time span (1 for a point)."""
+        """(d−1)-dimensional measure of the face (or part) times the time span (1 for a
+        point)."""
+        if self.geometry is not None:
+            return self.geometry.part_measure(face) * self.time_span
         axis = self.face_axis(face)
         m = 1.0
         for i, (lo, hi) in enumerate(self.bounds):
