@@ -8,7 +8,9 @@ points per axis chosen by the number of input columns D: 2001 (D = 1), 201 (D = 
 - max error: max |u_θ − u*| over the grid.
 
 On a domain that is not a box the grid is the bounding box's, and only its points in Ω
-count (``mask``); figures leave the others blank.
+count (``mask``); figures leave the others blank. With ``truth: {file: ...}`` the errors
+are measured at the file's points against its values instead (no interpolation); the grid
+then serves the figures only.
 
 Evaluation never builds a graph (``torch.inference_mode``) and runs in batches.
 """
@@ -50,8 +52,11 @@ def predict(
 
 
 def truth_values(problem: Problem, points: np.ndarray) -> np.ndarray:
-    """The exact solution at ``points`` (float64); without ``exact``, the cached
+    """The truth at ``points`` (float64): a ``truth`` data file's values interpolated
+    linearly (:mod:`mscalepde.datafile`), else the exact solution, else the cached
     classical reference solution (:mod:`mscalepde.reference`)."""
+    if problem.truth is not None:
+        return problem.truth(points)
     if problem.exact is None:
         from .reference import reference_values
 
@@ -75,13 +80,27 @@ class Evaluator:
         self.axes = tensor_grid(bounds, [n] * len(bounds))
         grid = grid_points(self.axes)
         self.mask = inside_mask(problem.domain, grid)  # all True on a box
-        self.points = grid[self.mask]
-        self.truth = truth_values(problem, self.points)
+        self.grid_points = grid[self.mask]
+        self.problem = problem
+        if problem.truth is not None:
+            self.points, self.truth = problem.truth.points, problem.truth.values
+        else:
+            self.points = self.grid_points
+            self.truth = truth_values(problem, self.points)
         self.dtype = dtype
         self.device = device
 
     def predict(self, model: nn.Module) -> np.ndarray:
         return predict(model, self.points, dtype=self.dtype, device=self.device)
+
+    def figure_fields(self, model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        """The network and the truth on the whole grid (NaN outside Ω) for figures."""
+        pred = predict(model, self.grid_points, dtype=self.dtype, device=self.device)
+        if self.points is self.grid_points:
+            truth = self.truth
+        else:
+            truth = truth_values(self.problem, self.grid_points)
+        return self.on_grid(pred), self.on_grid(truth)
 
     def on_grid(self, values: np.ndarray) -> np.ndarray:
         """Values at :attr:`points` placed on the whole grid (NaN outside Ω), shaped by

@@ -100,6 +100,8 @@ def solution_figure(
                 cmap="magma" if label.startswith("|") else "RdBu_r",
             )
             fig.colorbar(im, ax=ax)
+            if "t" not in names2:  # a spatial slice: true proportions
+                ax.set_aspect("equal")
             ax.set_title(label)
             ax.set_xlabel(names2[0])
             ax.set_ylabel(names2[1])

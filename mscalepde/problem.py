@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
 from .architectures import (
@@ -40,6 +41,7 @@ from .architectures import (
     is_auto,
     validate_model_section,
 )
+from .datafile import TruthData, read_truth
 from .errors import ExpressionError, ProblemError
 from .expressions import Expression, parse_expression, parse_params
 from .geometry import SAMPLERS, Domain, face_names
@@ -87,10 +89,19 @@ TOP_KEYS = (
     "train",
     "diagnostics",
     "reference",
+    "truth",
 )
 MAX_FILE_BYTES = 1 << 20
 #: Top-level keys that do not change the equation, domain or data (not fingerprinted).
-NOT_EQUATION_KEYS = ("name", "description", "model", "train", "diagnostics", "reference")
+NOT_EQUATION_KEYS = (
+    "name",
+    "description",
+    "model",
+    "train",
+    "diagnostics",
+    "reference",
+    "truth",
+)
 
 
 def _decay(value: Any, key: str) -> dict[str, Any] | None:
@@ -357,6 +368,7 @@ class Problem:
     description: str = ""
     origin: str = "<dict>"
     config: dict[str, Any] = field(default_factory=dict)
+    truth: TruthData | None = None  # truth: {file: ...}: errors at the file's points
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -791,6 +803,8 @@ def _validate(data: Any, origin: str) -> Problem:
                     f"expected a time in [{time[0]:g}, {time[1]:g}], got {tv:g}",
                 )
 
+    truth = _truth(data.get("truth"), origin, domain) if data.get("truth") is not None else None
+
     config: dict[str, Any] = {"name": name}
     if description:
         config["description"] = description
@@ -826,6 +840,8 @@ def _validate(data: Any, origin: str) -> Problem:
     config["diagnostics"] = diagnostics
     if data.get("reference") is not None:
         config["reference"] = reference
+    if truth is not None:
+        config["truth"] = {"file": str(truth.path), "sha256": truth.sha256}
 
     return Problem(
         name=name,
@@ -843,7 +859,39 @@ def _validate(data: Any, origin: str) -> Problem:
         description=description,
         origin=origin,
         config=config,
+        truth=truth,
     )
+
+
+def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:
+    """``truth: {file: PATH[, sha256: HEX]}``: the file read and checked against the
+    problem's columns and bounding box (a relative path is relative to the problem file)."""
+    spec = as_mapping(raw, "truth")
+    check_unknown(spec, ("file", "sha256"), "truth")
+    if "file" not in spec:
+        raise SchemaError("truth.file", "is required (a data file: columns x[, y, z][, t], u)")
+    name = as_str(spec["file"], "truth.file")
+    path = Path(name).expanduser()
+    if not path.is_absolute() and origin != "<dict>":
+        path = Path(origin).resolve().parent / path
+    data = read_truth(path.resolve(), domain.variables, "truth.file")
+    want = spec.get("sha256")
+    if want is not None and as_str(want, "truth.sha256") != data.sha256:
+        raise SchemaError(
+            "truth.sha256", f"{data.path} has changed since this configuration was written"
+        )
+    lo = np.array([b[0] for b in domain.bounds])
+    hi = np.array([b[1] for b in domain.bounds])
+    tol = 1e-6 * (hi - lo)
+    outside = np.any((data.points < lo - tol) | (data.points > hi + tol), axis=1)
+    if outside.any():
+        i = int(np.argmax(outside))
+        where = ", ".join(f"{v}={c:.6g}" for v, c in zip(domain.variables, data.points[i]))
+        raise SchemaError(
+            "truth.file",
+            f"{data.path}: point {where} (data row {i + 1}) is outside the domain's box",
+        )
+    return data
 
 
 def _diffusivity(raw: Any, domain: Domain, params: Mapping[str, float]) -> tuple[Expression, ...]:

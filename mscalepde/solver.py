@@ -479,12 +479,13 @@ def write_run(result: SolveResult, selection: Selection | None = None) -> None:
             spectrum_figure(figures / "spectrum.png", selection, problem.name)
         if len(result.history):
             history_figure(figures / "history.png", result.history, problem.name)
+        pred, truth = ev.figure_fields(result.model)
         solution_figure(
             figures / "solution.png",
             ev.axes,
             problem.variables,
-            ev.on_grid(ev.predict(result.model)),
-            ev.on_grid(ev.truth),
+            pred,
+            truth,
             title=f"{problem.name} ({problem.model['arch']})",
         )
     except MscaleError:

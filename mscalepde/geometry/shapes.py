@@ -400,9 +400,7 @@ class Geometry:
     def part_measure(self, name: str) -> float:
         """(d−1)-measure of the part ``name`` of ∂Ω (a count of points in 1D)."""
         return sum(
-            p.surface_measure() * a
-            for (p, n), a in zip(self.leaves, self._acceptance)
-            if n == name
+            p.surface_measure() * a for (p, n), a in zip(self.leaves, self._acceptance) if n == name
         )
 
     @cached_property
@@ -515,7 +513,9 @@ def _polygon(raw: Any, key: str) -> Polygon:
                 raise SchemaError(join(key, k), "unknown key (a polygon takes vertices)")
         raw, key = spec.get("vertices"), join(key, "vertices")
     if not isinstance(raw, (list, tuple)) or len(raw) < 3:
-        raise SchemaError(key, f"expected a list of at least 3 vertices [x, y], got {describe(raw)}")
+        raise SchemaError(
+            key, f"expected a list of at least 3 vertices [x, y], got {describe(raw)}"
+        )
     verts = []
     for i, v in enumerate(raw):
         if not isinstance(v, (list, tuple)) or not all(is_number(c) for c in v):
@@ -543,9 +543,7 @@ def _polygon(raw: Any, key: str) -> Polygon:
                 d1, d2 = other_a - shared, other_b - shared
                 cross = d1[0] * d2[1] - d1[1] * d2[0]
                 if np.all(d1 == 0) or np.all(d2 == 0) or (cross == 0 and d1 @ d2 > 0):
-                    raise SchemaError(
-                        key, f"the polygon is not simple: edges {i} and {j} overlap"
-                    )
+                    raise SchemaError(key, f"the polygon is not simple: edges {i} and {j} overlap")
                 continue
             if _segments_cross(a1, a2, b1, b2):
                 raise SchemaError(
@@ -587,7 +585,8 @@ def _parse(raw: Any, key: str) -> Shape:
     if name is not None:
         if not isinstance(name, str) or not name.replace("_", "a").replace("-", "a").isalnum():
             raise SchemaError(
-                join(key, "name"), f"expected a name of letters, digits, _ and -, got {describe(name)}"
+                join(key, "name"),
+                f"expected a name of letters, digits, _ and -, got {describe(name)}",
             )
         if name in ("all", UNNAMED) or name[0] in "xyz" and name[1:] in ("-", "+"):
             raise SchemaError(join(key, "name"), f"'{name}' is reserved; choose another name")
@@ -603,7 +602,9 @@ def _parse(raw: Any, key: str) -> Shape:
         items = spec[kind]
         least = 2 if kind == "difference" else 1
         if not isinstance(items, list) or len(items) < least:
-            raise SchemaError(sub, f"expected a list of at least {least} shapes, got {describe(items)}")
+            raise SchemaError(
+                sub, f"expected a list of at least {least} shapes, got {describe(items)}"
+            )
         node = OPERATION_CLASSES[kind](tuple(_parse(s, join(sub, i)) for i, s in enumerate(items)))
     return dataclasses.replace(node, name=name)  # type: ignore[type-var]
 

@@ -651,6 +651,8 @@ def compute_reference(
     **overrides: Any,
 ) -> Reference:
     """Solve ``problem`` classically (see the module docstring); not cached."""
+    if not problem.domain.is_box:
+        raise ReferenceError(f"{problem.origin}: no classical solver for a shape yet")
     if problem.pde == "fit":
         raise ReferenceError(
             f"{problem.origin}: pde: fit has no equation to solve (its target is 'exact')"
@@ -862,6 +864,8 @@ def classical_baseline(
     """
     if problem.pde == "fit":
         raise ReferenceError("pde: fit has no classical solver baseline")
+    if not problem.domain.is_box:
+        raise ReferenceError(f"{problem.origin}: no classical solver for a shape yet")
     if target is not None and not math.isfinite(target):
         target = None  # a diverged network: report the equal-time error only
     if points is None:
@@ -947,6 +951,13 @@ def reference_truth(problem: Problem) -> Callable[[np.ndarray], np.ndarray]:
 
 def truth_info(problem: Problem) -> dict[str, Any]:
     """What the errors of a run are measured against (for ``summary.json``)."""
+    if problem.truth is not None:
+        return {
+            "truth": "file",
+            "file": str(problem.truth.path),
+            "sha256": problem.truth.sha256,
+            "points": len(problem.truth.values),
+        }
     if problem.exact is not None:
         return {"truth": "exact"}
     ref = get_reference(problem)

@@ -1,0 +1,159 @@
+"""Truth read from a data file: ``truth: {file: ref.dat}`` (DESIGN.md §6).
+
+The errors of a run are then measured at the file's points, against its values, with no
+interpolation (the evaluation grid is not used). Accepted formats:
+
+- **text** (``.txt``, ``.dat``, ``.csv``, anything else): one point per line, columns
+  x[, y[, z]][, t], u separated by whitespace or commas; lines starting with ``%`` or
+  ``#`` are comments (COMSOL and other FEM packages export this way). A first
+  non-comment line of names (``x,y,u``), or a comment line whose words are exactly the
+  problem's variables and ``u`` (COMSOL's ``% x  y  u (1)`` header; units in parentheses
+  are ignored), may reorder the columns;
+- **npz**: one array per variable (``x``, ``y``, …, ``t``) and ``u``, all of one length.
+
+The file's path is relative to the problem file. Its sha256 is recorded in the resolved
+configuration (``truth.sha256``); a later load of that configuration refuses a file that
+has changed. Spectral diagnostics need the truth on their grid: there the file's values are
+interpolated linearly (Delaunay; nearest value outside the points' convex hull), which
+the notes of the run say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .schema import SchemaError
+
+MAX_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, eq=False)
+class TruthData:
+    """Points (N, D) in the problem's column order and values (N,)."""
+
+    path: Path
+    points: np.ndarray
+    values: np.ndarray
+    sha256: str
+    _interp: list = field(default_factory=list, repr=False)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Values at other points: linear interpolation (nearest outside the hull)."""
+        if not self._interp:
+            if self.points.shape[1] == 1:
+                order = np.argsort(self.points[:, 0])
+                xs, us = self.points[order, 0], self.values[order]
+                self._interp.append(lambda p: np.interp(p[:, 0], xs, us))
+            else:
+                from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
+
+                lin = LinearNDInterpolator(self.points, self.values)
+                near = NearestNDInterpolator(self.points, self.values)
+
+                def fn(p: np.ndarray) -> np.ndarray:
+                    out = lin(p)
+                    bad = ~np.isfinite(out)
+                    if bad.any():
+                        out[bad] = near(p[bad])
+                    return out
+
+                self._interp.append(fn)
+        return np.asarray(self._interp[0](np.asarray(points, dtype=float)), dtype=float)
+
+
+def _names(words: Sequence[str]) -> list[str]:
+    return [re.sub(r"\(.*?\)", "", w).strip().lower() for w in words if not w.startswith("(")]
+
+
+def read_truth(path: Path, variables: Sequence[str], key: str = "truth.file") -> TruthData:
+    """Read and check a truth file for a problem with input columns ``variables``.
+
+    Raises :class:`SchemaError` (one line, naming ``key`` and the file) on a missing or
+    unreadable file, a wrong number of columns, non-numeric or non-finite entries."""
+    want = [*variables, "u"]
+    if not path.is_file():
+        raise SchemaError(key, f"{path}: no such file")
+    if path.stat().st_size > MAX_BYTES:
+        raise SchemaError(key, f"{path}: larger than 1 GiB")
+    raw = path.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = [n for n in want if n not in npz.files]
+                if missing:
+                    raise SchemaError(
+                        key,
+                        f"{path}: has arrays {', '.join(npz.files) or 'none'}; expected "
+                        f"{', '.join(want)} (missing {', '.join(missing)})",
+                    )
+                cols = [np.asarray(npz[n], dtype=float).reshape(-1) for n in want]
+        except SchemaError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable archive is one line
+            raise SchemaError(key, f"{path}: not a readable npz file ({exc})") from None
+        if len({len(c) for c in cols}) != 1:
+            raise SchemaError(key, f"{path}: the arrays {', '.join(want)} differ in length")
+        table = np.stack(cols, axis=1)
+    else:
+        table = _read_text(raw, path, want, key)
+    if len(table) == 0:
+        raise SchemaError(key, f"{path}: no data rows")
+    if not np.all(np.isfinite(table)):
+        row = int(np.argwhere(~np.isfinite(table))[0, 0])
+        raise SchemaError(key, f"{path}: a non-finite value in data row {row + 1}")
+    return TruthData(path, table[:, :-1].copy(), table[:, -1].copy(), sha)
+
+
+def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    rows: list[list[float]] = []
+    order: list[int] | None = None
+    last_comment: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if s[0] in "%#":
+            last_comment = _names(re.split(r"[\s,;]+", s[1:].strip()))
+            continue
+        parts = [p for p in re.split(r"[\s,;]+", s) if p]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            if rows or order is not None:
+                raise SchemaError(key, f"{path}: line {lineno}: not a row of numbers") from None
+            order = _column_order(_names(parts), want, path, key, lineno)
+            continue
+        if not rows and order is None and sorted(last_comment) == sorted(want):
+            order = [last_comment.index(n) for n in want]
+        if len(values) != len(want):
+            raise SchemaError(
+                key,
+                f"{path}: line {lineno} has {len(values)} columns; this problem needs "
+                f"{len(want)} ({', '.join(want)})",
+            )
+        rows.append(values)
+    table = np.array(rows, dtype=float).reshape(-1, len(want))
+    return table if order is None else table[:, order]
+
+
+def _column_order(
+    names: list[str], want: list[str], path: Path, key: str, lineno: int
+) -> list[int]:
+    if sorted(names) != sorted(want):
+        raise SchemaError(
+            key,
+            f"{path}: line {lineno}: columns {', '.join(names)} do not match this problem's "
+            f"{', '.join(want)}",
+        )
+    return [names.index(n) for n in want]
