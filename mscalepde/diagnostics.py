@@ -150,7 +150,8 @@ __all__ = [
 DEFAULT_GRID = {1: 512, 2: 128, 3: 32}
 DEFAULT_FILTER_POINTS = 2000
 FIELDS_BUDGET_BYTES = 64 << 20
-MAX_GRID_POINTS = 1 << 24  # per evaluation (all time slices together)
+MAX_GRID_POINTS = 1 << 24
+MAX_TABLE_ROWS = 40  # rows of the printed table per slice (lowest |k| first)  # per evaluation (all time slices together)
 FORMAT_VERSION = 1
 FIGURES = ("fprinciple", "spectra", "filter_errors", "band_errors")
 NO_EXACT_NOTE = (
@@ -947,7 +948,12 @@ def _format_rows(rows: Sequence[Mapping[str, Any]], threshold: float | None = No
         return "(no solution frequency found above the floor)"
     for name in seen:
         sub = [r for r in rows if r["slice"] == name]
-        text = format_table(_table_rows(sub), threshold)
+        text = format_table(_table_rows(sub[:MAX_TABLE_ROWS]), threshold)
+        if len(sub) > MAX_TABLE_ROWS:  # a masked (non-box) domain's leakage: many peaks
+            text += (
+                f"\n... and {len(sub) - MAX_TABLE_ROWS} more peaks at higher |k| "
+                "(all in spectral.npz; raise diagnostics.floor to list fewer)"
+            )
         parts.append(f"at {name.replace('=', ' = ')}:\n{text}" if name else text)
     return "\n\n".join(parts)
 

@@ -320,8 +320,14 @@ def _reference_order(value: Any, key: str) -> int:
     return int(value)
 
 
+def _element_order(value: Any, key: str) -> int:
+    if value not in (1, 2) or isinstance(value, bool):
+        raise SchemaError(key, f"expected 1 or 2 (P1 or P2 elements), got {describe(value)}")
+    return int(value)
+
+
 REFERENCE_OPTIONS: dict[str, Option] = {
-    "method": Option(choice_option("auto", "fd", "spectral"), "auto", "reference solver"),
+    "method": Option(choice_option("auto", "fd", "spectral", "fem"), "auto", "reference solver"),
     "n": Option(int_option(4, 1 << 20), None, "points per axis (default: by method)"),
     "order": Option(_reference_order, 2, "FD order: 2, or 4 by Richardson extrapolation"),
     "nt": Option(int_option(1, 10_000_000), None, "time steps (Chebyshev: nodes - 1)"),
@@ -332,6 +338,12 @@ REFERENCE_OPTIONS: dict[str, Option] = {
     "tol": Option(
         float_option(positive=True, maximum=1e-2), 1e-10, "spectral resolution / BDF tolerance"
     ),
+    "element": Option(_element_order, 2, "FEM (domain.shape): Lagrange order, P1 or P2"),
+    "h": Option(float_option(positive=True), None, "FEM: first mesh size (default diam / 16)"),
+    "fem_tol": Option(
+        float_option(positive=True, maximum=1e-1), 1e-6, "FEM: refine until this error"
+    ),
+    "fem_seconds": Option(float_option(positive=True), 120.0, "FEM: refinement time budget"),
 }
 
 
@@ -793,6 +805,13 @@ def _validate(data: Any, origin: str) -> Problem:
             )
     diagnostics = validate_section(data.get("diagnostics"), DIAGNOSTICS_OPTIONS, "diagnostics")
     reference = validate_section(data.get("reference"), REFERENCE_OPTIONS, "reference")
+    if geometry is not None and reference["method"] in ("fd", "spectral"):
+        raise SchemaError(
+            "reference.method",
+            f"{reference['method']} needs a box domain; a shape is solved by fem (or auto)",
+        )
+    if geometry is None and reference["method"] == "fem":
+        raise SchemaError("reference.method", "fem is for domain.shape; a box takes fd or spectral")
     if diagnostics["times"] is not None:
         if time is None:
             raise SchemaError("diagnostics.times", "only problems with a time interval have times")

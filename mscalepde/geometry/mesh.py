@@ -150,12 +150,19 @@ def _reentrant_corners(gmsh: Any, geometry: Geometry) -> list[tuple[int, float]]
             continue
         p = np.array(model.getValue(0, tag, []))[:2]
         tangents = []
+        scale = 1e-9 * diam
         for c in curves:
-            lo, hi = model.getParametrizationBounds(1, c)
-            ends = [t for _, t in model.getBoundary([(1, int(c))], oriented=False)]
-            if len(ends) != 2 or ends[0] == ends[1]:
+            lo, hi = model.getParametrizationBounds(1, int(c))
+            at_lo = np.array(model.getValue(1, int(c), [lo[0]]))[:2]
+            at_hi = np.array(model.getValue(1, int(c), [hi[0]]))[:2]
+            if np.linalg.norm(at_lo - at_hi) <= scale:
+                break  # a closed curve
+            if np.linalg.norm(at_lo - p) <= scale:
+                u, sign = lo[0], 1.0
+            elif np.linalg.norm(at_hi - p) <= scale:
+                u, sign = hi[0], -1.0
+            else:
                 break
-            u, sign = (lo[0], 1.0) if ends[0] == tag else (hi[0], -1.0)
             d = sign * np.array(model.getDerivative(1, int(c), [u]))[:2]
             tangents.append(d / np.linalg.norm(d))
         if len(tangents) != 2:

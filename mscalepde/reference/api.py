@@ -93,6 +93,7 @@ from .spectral import (
 REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
 FD_DEFAULT_N = {"poisson": {1: 2049, 2: 257, 3: 65}, "heat": {1: 513, 2: 129, 3: 33}}
 SPECTRAL_CAP = {1: 2049, 2: 129, 3: 49}
+FEM_METHOD = "fem"
 TIME_CAP = 129
 NONSMOOTH = re.compile(r"\b(abs|minimum|maximum|where|sqrt)\s*\(")
 
@@ -193,6 +194,8 @@ class Reference:
     def load(cls, path: str | Path) -> Reference:
         try:
             with np.load(path, allow_pickle=False) as z:
+                if str(z["method"]) == FEM_METHOD:
+                    return FemReference.from_npz(z)
                 variables = tuple(str(z["variables"]).split(","))
                 exact_error = float(z["exact_error"])
                 return cls(
@@ -271,6 +274,97 @@ class Reference:
                 knots.append(s.t)
             self._spline = NdBSpline(tuple(knots), c, 3)
         return self._spline
+
+
+@dataclass
+class FemReference(Reference):
+    """A finite-element reference on a domain that is not a box (:mod:`.fem`): ``n`` is
+    [number of DOFs], ``order`` the element order, ``solution`` the
+    :class:`~.fem.FemSolution` that :meth:`__call__` evaluates."""
+
+    solution: Any = None
+    h: float = float("nan")
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        out = super().to_npz_dict()
+        out.update(self.solution.to_arrays())
+        return out
+
+    @classmethod
+    def from_npz(cls, z: Any) -> FemReference:
+        from .fem import FemSolution
+
+        exact_error = float(z["exact_error"])
+        sol = FemSolution.from_arrays({k: z[k] for k in z.files if k.startswith("fem_")})
+        return cls(
+            variables=tuple(str(z["variables"]).split(",")),
+            axes=[],
+            kinds=[],
+            u=np.zeros(0),
+            method=FEM_METHOD,
+            n=[int(v) for v in np.atleast_1d(z["n"])],
+            nt=int(z["nt"]),
+            order=int(z["order"]),
+            time_method=str(z["time_method"]),
+            estimated_error=float(z["estimated_error"]),
+            seconds=float(z["seconds"]),
+            fingerprint=str(z["fingerprint"]),
+            settings=json.loads(str(z["settings_json"])),
+            exact_error=None if math.isnan(exact_error) else exact_error,
+            solution=sol,
+            h=sol.h,
+        )
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        return self.solution(points)
+
+    def on_grid(self, axes: list[np.ndarray]) -> np.ndarray:
+        return self.solution(grid_points(axes)).reshape(tuple(len(a) for a in axes))
+
+
+def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool) -> Reference:
+    """The finite-element reference of a shape (:func:`.fem.fem_reference`)."""
+    from .fem import fem_reference, solve_fem
+
+    started = time.perf_counter()
+    order = settings["element"]
+    if estimate:
+        sol, err, runs = fem_reference(
+            problem,
+            order=order,
+            h0=settings["h"],
+            tol=settings["fem_tol"],
+            max_seconds=settings["fem_seconds"],
+        )
+    else:  # one solve at the first mesh size (auto's coarse look, tests)
+        lo, hi = (np.array(b) for b in zip(*problem.domain.bounds[: problem.domain.space_dim]))
+        sol = solve_fem(problem, h=settings["h"] or float(np.linalg.norm(hi - lo)) / 16, order=order)
+        err, runs = float("nan"), [(sol.h, sol.n_dofs, sol.seconds, float("nan"))]
+    ref = FemReference(
+        variables=problem.variables,
+        axes=[],
+        kinds=[],
+        u=np.zeros(0),
+        method=FEM_METHOD,
+        n=[sol.n_dofs],
+        nt=sol.nt,
+        order=order,
+        time_method="bdf2" if problem.pde == "heat" else "",
+        estimated_error=err,
+        seconds=time.perf_counter() - started,
+        fingerprint=problem.fingerprint(),
+        settings={**settings, "fem_runs": [list(r) for r in runs]},
+        solution=sol,
+        h=sol.h,
+    )
+    if problem.exact is not None:
+        from ..geometry.sampling import sample_interior
+
+        pts = sample_interior(problem.domain, 4096, "sobol", 1)
+        env = {v: pts[:, i] for i, v in enumerate(problem.variables)}
+        ex = np.broadcast_to(problem.exact.numpy(env), (len(pts),)).astype(float)
+        ref.exact_error = _relative(ref(pts), ex)
+    return ref
 
 
 # --------------------------------------------------------------------------- data
@@ -651,8 +745,6 @@ def compute_reference(
     **overrides: Any,
 ) -> Reference:
     """Solve ``problem`` classically (see the module docstring); not cached."""
-    if not problem.domain.is_box:
-        raise ReferenceError(f"{problem.origin}: no classical solver for a shape yet")
     if problem.pde == "fit":
         raise ReferenceError(
             f"{problem.origin}: pde: fit has no equation to solve (its target is 'exact')"
@@ -661,6 +753,8 @@ def compute_reference(
         settings = reference_settings(problem, **overrides)
     else:
         settings = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
+    if not problem.domain.is_box:
+        return _fem_reference(problem, settings, estimate)
     started = time.perf_counter()
     dim = problem.domain.space_dim
     heat = problem.pde == "heat"
@@ -864,8 +958,6 @@ def classical_baseline(
     """
     if problem.pde == "fit":
         raise ReferenceError("pde: fit has no classical solver baseline")
-    if not problem.domain.is_box:
-        raise ReferenceError(f"{problem.origin}: no classical solver for a shape yet")
     if target is not None and not math.isfinite(target):
         target = None  # a diverged network: report the equal-time error only
     if points is None:
@@ -876,6 +968,8 @@ def classical_baseline(
             truth = np.asarray(problem.exact.numpy(env), dtype=float).reshape(-1)
         else:
             truth = get_reference(problem)(points)
+    if not problem.domain.is_box:
+        return _fem_baseline(problem, target, seconds, points, truth, max_seconds)
     settings = reference_settings(
         problem, method=method, order=2, time_method="cn" if problem.pde == "heat" else None
     )
@@ -931,6 +1025,68 @@ def classical_baseline(
     }
 
 
+def _fem_baseline(
+    problem: Problem,
+    target: float | None,
+    seconds: float | None,
+    points: np.ndarray,
+    truth: np.ndarray,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """:func:`classical_baseline` on a shape: P2 finite elements (meshing included in the
+    time) at h = diam/4, diam/8, … (``n`` is the number of DOFs)."""
+    from .fem import solve_fem
+
+    lo, hi = (np.array(b) for b in zip(*problem.domain.box))
+    h = float(np.linalg.norm(hi - lo)) / 4
+    heat = problem.pde == "heat"
+    growth = 2.0 ** (problem.domain.space_dim + 1.5 * heat)
+    solve_fem(problem, h=h, order=2)  # warm-up (imports, gmsh start)
+    runs: list[dict[str, Any]] = []
+    hit = equal = None
+    total, capped = 0.0, False
+    for _ in range(12):
+        start = time.perf_counter()
+        sol = solve_fem(problem, h=h, order=2)
+        elapsed = time.perf_counter() - start
+        run = {
+            "n": sol.n_dofs,
+            "nt": sol.nt,
+            "h": h,
+            "seconds": elapsed,
+            "rel_l2": _relative(sol(points), truth),
+        }
+        runs.append(run)
+        total += elapsed
+        if seconds is not None and elapsed <= seconds:
+            equal = run
+        if target is not None and hit is None and run["rel_l2"] <= target:
+            hit = run
+        predicted = max(elapsed, 1e-3) * growth
+        done_target = target is None or hit is not None
+        done_time = seconds is None or elapsed > seconds or predicted > 2.0 * seconds
+        if done_target and done_time:
+            break
+        if total + predicted > max_seconds:
+            capped = True
+            break
+        h /= 2
+    best = hit or runs[-1]
+    return {
+        "method": FEM_METHOD,
+        "target": target,
+        "reached": hit is not None,
+        "n": best["n"],
+        "nt": best["nt"],
+        "h": best["h"],
+        "seconds": best["seconds"],
+        "rel_l2": best["rel_l2"],
+        "equal_time": None if equal is None else {**equal, "budget": seconds},
+        "capped": capped,
+        "runs": runs,
+    }
+
+
 # --------------------------------------------------------------------------- integration
 
 
@@ -976,6 +1132,18 @@ def truth_info(problem: Problem) -> dict[str, Any]:
 
 def describe_reference(ref: Reference) -> list[str]:
     """Lines for ``mscalepde reference``."""
+    if isinstance(ref, FemReference):
+        sol = ref.solution
+        text = f"fem, P{ref.order} (h {ref.h:.3g}, {ref.n[0]} DOFs, {sol.n_elements} elements"
+        text += f", BDF2 in time (nt {ref.nt}))" if ref.nt else ")"
+        lines = [
+            f"method          {text}",
+            f"estimated error {ref.estimated_error:.3e} (relative L2, refinement study)",
+        ]
+        if ref.exact_error is not None:
+            lines.append(f"error vs exact  {ref.exact_error:.3e}")
+        lines.append(f"wall time       {ref.seconds:.3f} s")
+        return lines
     grid = " x ".join(str(v) for v in ref.n)
     if ref.nt:
         grid += f", {ref.time_method} in time (nt {ref.nt})"
@@ -1002,8 +1170,10 @@ def baseline_line(summary: Mapping[str, Any]) -> str | None:
     b = summary.get("classical_baseline")
     if not b or b.get("n") is None:
         return None
-    name = "FD" if b["method"] == "fd" else "spectral"
+    name = {"fd": "FD", FEM_METHOD: "FEM P2"}.get(b["method"], "spectral")
     grid = f"n={b['n']}" + (f", nt={b['nt']}" if b.get("nt") else "")
+    if b["method"] == FEM_METHOD:
+        grid = f"h={b['h']:.3g}, {b['n']} DOFs" + (f", nt={b['nt']}" if b.get("nt") else "")
     if b["reached"]:
         text = f"{name} ({grid}) reaches {b['rel_l2']:.1e} in {b['seconds']:.3g} s"
     else:
@@ -1017,7 +1187,8 @@ def baseline_line(summary: Mapping[str, Any]) -> str | None:
         ref_err = (summary.get("reference") or {}).get("estimated_error")
         if ref_err is not None and eq["rel_l2"] < 2.0 * ref_err:
             err = f"{err}, at the reference's own accuracy {ref_err:.1e}"
-        text += f"; in the network's {eq['budget']:.3g} s: {err} (n={eq['n']})"
+        where = f"{eq['n']} DOFs" if b["method"] == FEM_METHOD else f"n={eq['n']}"
+        text += f"; in the network's {eq['budget']:.3g} s: {err} ({where})"
     if b.get("capped"):
         text += " (sweep capped)"
     return f"classical baseline {text}"
