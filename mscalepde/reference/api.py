@@ -338,7 +338,8 @@ def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool
         )
     else:  # one solve at the first mesh size (auto's coarse look, tests)
         lo, hi = (np.array(b) for b in zip(*problem.domain.bounds[: problem.domain.space_dim]))
-        sol = solve_fem(problem, h=settings["h"] or float(np.linalg.norm(hi - lo)) / 16, order=order)
+        h = settings["h"] or float(np.linalg.norm(hi - lo)) / 16
+        sol = solve_fem(problem, h=h, order=order)
         err, runs = float("nan"), [(sol.h, sol.n_dofs, sol.seconds, float("nan"))]
     ref = FemReference(
         variables=problem.variables,
