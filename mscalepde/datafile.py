@@ -8,7 +8,9 @@ interpolation (the evaluation grid is not used). Accepted formats:
   ``#`` are comments (COMSOL and other FEM packages export this way). A first
   non-comment line of names (``x,y,u``), or a comment line whose words are exactly the
   problem's variables and ``u`` (COMSOL's ``% x  y  u (1)`` header; units in parentheses
-  are ignored), may reorder the columns;
+  are ignored), may reorder the columns. For heat, COMSOL's time-dependent export (a
+  header ``% x  y  u (1) @ t=0  u (1) @ t=0.1 …``, one u column per time) is read as one
+  row (x, y, t, u) per point and time;
 - **npz**: one array per variable (``x``, ``y``, …, ``t``) and ``u``, all of one length.
 
 The file's path is relative to the problem file. Its sha256 is recorded in the resolved
@@ -119,12 +121,26 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
     rows: list[list[float]] = []
     order: list[int] | None = None
     last_comment: list[str] = []
+    times: list[float] = []  # COMSOL's time-dependent export: one u column per time
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s:
             continue
         if s[0] in "%#":
             last_comment = _names(re.split(r"[\s,;]+", s[1:].strip()))
+            if "t" in want and not rows:
+                times = [float(v) for v in re.findall(r"@\s*t\s*=\s*([-+0-9.eE]+)", s)]
+            continue
+        if times:
+            values = _numbers(s, path, key, lineno)
+            space = len(want) - 2
+            if len(values) != space + len(times):
+                raise SchemaError(
+                    key,
+                    f"{path}: line {lineno} has {len(values)} columns; the header names "
+                    f"{space} coordinates and {len(times)} times",
+                )
+            rows.extend([*values[:space], t, u] for t, u in zip(times, values[space:]))
             continue
         parts = [p for p in re.split(r"[\s,;]+", s) if p]
         try:
@@ -145,6 +161,13 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
         rows.append(values)
     table = np.array(rows, dtype=float).reshape(-1, len(want))
     return table if order is None else table[:, order]
+
+
+def _numbers(s: str, path: Path, key: str, lineno: int) -> list[float]:
+    try:
+        return [float(p) for p in re.split(r"[\s,;]+", s) if p]
+    except ValueError:
+        raise SchemaError(key, f"{path}: line {lineno}: not a row of numbers") from None
 
 
 def _column_order(

@@ -798,7 +798,8 @@ def _validate(data: Any, origin: str) -> Problem:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
     if train["loss"] == "ritz":
         _check_ritz(pde, boundary, train)
-        if geometry is not None and operator is not None and operator.anisotropic:
+        natural = any(bc.type in ("neumann", "robin") for bc in boundary.values())
+        if geometry is not None and operator is not None and operator.anisotropic and natural:
             raise SchemaError(
                 "train.loss", "ritz on a shape needs an isotropic diffusivity (the conormal "
                 "flux n·(A∇u) of an oblique boundary is not a multiple of ∂u/∂n)"
@@ -823,6 +824,12 @@ def _validate(data: Any, origin: str) -> Problem:
                 )
 
     truth = _truth(data.get("truth"), origin, domain) if data.get("truth") is not None else None
+    if geometry is not None and geometry.dim == 1 and exact is None and truth is None:
+        raise SchemaError(
+            "domain.shape",
+            "a 1D shape needs 'exact' or 'truth: {file: ...}' (the finite-element reference "
+            "is 2D and 3D; a 1D box takes the box solvers)",
+        )
 
     config: dict[str, Any] = {"name": name}
     if description:
@@ -903,12 +910,19 @@ def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:
     hi = np.array([b[1] for b in domain.bounds])
     tol = 1e-6 * (hi - lo)
     outside = np.any((data.points < lo - tol) | (data.points > hi + tol), axis=1)
+    if domain.geometry is not None:  # inside the shape, or on its boundary (FEM nodes)
+        geo = domain.geometry
+        sd = domain.space_dim
+        near = np.zeros(len(data.points), dtype=bool)
+        for leaf, _ in geo.leaves:
+            near |= leaf.on_surface(data.points[:, :sd], 1e-6 * float(np.max(hi[:sd] - lo[:sd])))
+        outside |= ~(geo.shape.contains(data.points[:, :sd]) | near)
     if outside.any():
         i = int(np.argmax(outside))
         where = ", ".join(f"{v}={c:.6g}" for v, c in zip(domain.variables, data.points[i]))
         raise SchemaError(
             "truth.file",
-            f"{data.path}: point {where} (data row {i + 1}) is outside the domain's box",
+            f"{data.path}: point {where} (data row {i + 1}) is outside the domain",
         )
     return data
 

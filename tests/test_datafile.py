@@ -117,7 +117,7 @@ BAD = {
     "names": ("x,t,u\n0,0,1\n", "columns x, t, u do not match this problem's x, y, u"),
     "text": ("% header\n0.5 0.5 1\n0.5 oops 1\n", "line 3: not a row of numbers"),
     "nan": ("0.5 0.5 nan\n", "non-finite value in data row 1"),
-    "outside": ("5 0.5 1\n", "is outside the domain's box"),
+    "outside": ("5 0.5 1\n", "is outside the domain"),
     "empty": ("% nothing\n", "no data rows"),
 }
 
@@ -142,3 +142,27 @@ def test_missing_file_and_npz_arrays(tmp_path):
     np.savez(tmp_path / "r.npz", x=np.zeros(3), v=np.zeros(3))
     with pytest.raises(SchemaError, match="missing u"):
         read_truth(tmp_path / "r.npz", ("x",))
+
+
+def test_comsol_time_dependent_export(tmp_path):
+    """COMSOL writes one u column per time ('u (1) @ t=0.5'): one row per point and time."""
+    x = np.array([[0.1, 0.2], [0.3, 0.4]])
+    text = "% Model: heat.mph\n% x   y   u (1) @ t=0   u (1) @ t=0.5   u (1) @ t=1\n"
+    text += "0.1 0.2 1 2 3\n0.3 0.4 4 5 6\n"
+    (tmp_path / "h.txt").write_text(text)
+    data = read_truth(tmp_path / "h.txt", ("x", "y", "t"))
+    assert data.points.shape == (6, 3)
+    assert np.array_equal(data.points[:3, :2], np.repeat(x[:1], 3, axis=0))
+    assert np.array_equal(data.points[:3, 2], [0, 0.5, 1])
+    assert np.array_equal(data.values, [1, 2, 3, 4, 5, 6])
+    (tmp_path / "bad.txt").write_text(text.replace("0.3 0.4 4 5 6", "0.3 0.4 4 5"))
+    with pytest.raises(SchemaError, match="the header names 2 coordinates and 3 times"):
+        read_truth(tmp_path / "bad.txt", ("x", "y", "t"))
+
+
+def test_points_in_a_hole_are_refused(tmp_path, capsys):
+    (tmp_path / "ref.dat").write_text("0.1 0.1 1\n")  # inside the inner disk
+    path = tmp_path / "p.yaml"
+    path.write_text(PROBLEM.format(file="ref.dat"))
+    assert main(["check", str(path)]) == 2
+    assert "is outside the domain" in capsys.readouterr().out

@@ -247,6 +247,32 @@ train: {steps: 5}
 """
 
 BAD = {
+    "infinite_vertex": (
+        GOOD.replace(
+            "{box: [[-1, 1], [-1, 1]], name: outer}",
+            "{polygon: [[0, 0], [1, 0], [.inf, 1]], name: outer}",
+        ),
+        "domain.shape.difference[0].polygon[2]: expected a vertex [x, y] of finite numbers",
+    ),
+    "infinite_box": (
+        GOOD.replace("[[-1, 1], [-1, 1]]", "[[-1, .inf], [-1, 1]]"),
+        "domain.shape.difference[0].box[0]: expected [lo, hi] with lo < hi",
+    ),
+    "repeated_vertex": (
+        GOOD.replace(
+            "{box: [[-1, 1], [-1, 1]], name: outer}",
+            "{polygon: [[0, 0], [1, 0], [1, 0], [0, 1]], name: outer}",
+        ),
+        "polygon[2]: repeats vertex 1",
+    ),
+    "one_d_shape_without_truth": (
+        """pde: poisson
+domain: {shape: {difference: [{box: [[0, 3]]}, {ball: {center: [1], radius: 0.2}}]}}
+source: 1
+boundary: [{faces: all, type: dirichlet, value: 0}]
+""",
+        "domain.shape: a 1D shape needs 'exact' or 'truth: {file: ...}'",
+    ),
     "empty_domain": (
         GOOD.replace("difference:", "intersection:").replace(
             "[0.3, 0.3], radius: 0.2", "[3, 3], radius: 0.2"
@@ -330,3 +356,64 @@ def test_good_shape_file_loads(tmp_path):
     assert p.domain.volume == pytest.approx(4 - math.pi * 0.04, rel=1e-3)
     with pytest.raises(SchemaError):
         parse_shape({"polygon": [[0, 0], [1, 0]]})
+
+
+def test_a_part_of_an_ellipse_and_a_box_is_uniform():
+    """Rejection on the ellipse must not starve it when a part has other primitives."""
+    geo = geometry_from_yaml(
+        {
+            "difference": [
+                {"box": [[-2, 2], [-2, 2]], "name": "out"},
+                {
+                    "union": [
+                        {"ellipse": {"center": [-1, 0], "radii": [0.6, 0.1]}},
+                        {"box": [[0.5, 1.1], [-0.3, 0.3]]},
+                    ],
+                    "name": "h",
+                },
+            ]
+        }
+    )
+    ell = geo.leaves[1][0]
+    share = ell.surface_measure() / geo.part_measure("h")
+    x, _ = sample_boundary(Domain(box=geo.bounds, geometry=geo), "h", 20000, "uniform", 0)
+    on_ellipse = np.mean(x[:, 0] < 0)
+    assert abs(on_ellipse - share) < 5 * math.sqrt(share * (1 - share) / 20000)
+
+
+def test_part_measures_of_cut_surfaces_are_accurate():
+    # a box with a disk bulging out of its right side: 4 − chord + half circle
+    geo = geometry_from_yaml({"union": [{"box": [[0, 1], [0, 1]]}, disk(1, 0.5, 0.3)]})
+    assert geo.part_measure("unnamed") == pytest.approx(4 - 0.6 + math.pi * 0.3, rel=1e-4)
+    # a cube minus a corner cube (axis-aligned cuts through the faces): 6
+    geo = geometry_from_yaml({"difference": [{"box": [[0, 1]] * 3}, {"box": [[0.5, 1.5]] * 3}]})
+    assert geo.part_measure("unnamed") == pytest.approx(6.0, rel=1e-4)
+    # a cube minus a ball at a corner
+    geo = geometry_from_yaml(
+        {"difference": [{"box": [[0, 1]] * 3}, {"ball": {"center": [1, 1, 1], "radius": 0.5}}]}
+    )
+    exact = 6 - 3 * math.pi * 0.25 / 4 + 4 * math.pi * 0.25 / 8
+    assert geo.part_measure("unnamed") == pytest.approx(exact, rel=1e-4)
+
+
+def test_polygon_is_closed_like_a_box():
+    square = parse_shape({"polygon": [[0, 0], [2, 0], [2, 1], [0, 1]]})
+    edges = np.array([[2, 0.5], [1, 1], [0, 0.5], [1, 0], [2, 1]])
+    assert square.contains(edges).all()
+    assert not square.contains(np.array([[2.001, 0.5], [1, 1.001]])).any()
+
+
+def test_1d_heat_boundary_uses_every_point():
+    geo = geometry_from_yaml(
+        {
+            "difference": [
+                {"box": [[0, 3]]},
+                {"ball": {"center": [1], "radius": 0.25}},
+                {"ball": {"center": [2], "radius": 0.25}},
+            ]
+        }
+    )
+    dom = Domain(box=geo.bounds, time=(0.0, 1.0), geometry=geo)
+    x, n = sample_boundary(dom, "unnamed", 12, "uniform", 0)
+    assert sorted(set(x[:, 0].round(12))) == [0.0, 0.75, 1.25, 1.75, 2.25, 3.0]
+    assert x.shape == (12, 2)

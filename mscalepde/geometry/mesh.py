@@ -30,9 +30,12 @@ model is used and removed, and the options changed here are restored).
 from __future__ import annotations
 
 import math
+import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,11 +256,20 @@ def facet_parts(mesh: Any, geometry: Geometry, h: float) -> dict[str, np.ndarray
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in out.items() if v}
 
 
-def mesh_geometry(geometry: Geometry, h: float, order: int = 1, *, grade: bool = True) -> Any:
+def mesh_geometry(
+    geometry: Geometry, h: float, order: int = 1, *, grade: bool = True, isolate: bool = True
+) -> Any:
     """A scikit-fem mesh of Ω (module docstring): ``MeshTri1``/``MeshTri2`` in 2D,
     ``MeshTet1``/``MeshTet2`` in 3D, elements of size ≤ ``h`` and geometric order
     ``order`` (1 or 2), ``mesh.boundaries`` = {part name: boundary facet indices}.
-    ``grade`` grades the mesh towards re-entrant corners (2D). Raises :class:`MeshError`."""
+    ``grade`` grades the mesh towards re-entrant corners (2D). Raises :class:`MeshError`.
+
+    gmsh 4.15 can crash the whole process (a segmentation fault inside ``generate(3)``
+    for some coarse h on a cube minus balls, measured), which no ``try`` catches. With
+    ``isolate`` (the default) gmsh runs in a child process (``python -m
+    mscalepde.geometry.mesh``) that sends back the mesh arrays; a crash becomes a
+    :class:`MeshError`. The returned mesh has ``mesh_seconds``: the child's own meshing
+    time (process start-up excluded, so that the FEM baseline's timings stay honest)."""
     dim = geometry.dim
     if dim not in (2, 3):
         raise MeshError(f"meshes are 2D or 3D; this domain is {dim}D")
@@ -265,6 +277,88 @@ def mesh_geometry(geometry: Geometry, h: float, order: int = 1, *, grade: bool =
         raise MeshError(f"mesh order must be 1 or 2, got {order}")
     if not (h > 0 and math.isfinite(h)):
         raise MeshError(f"mesh size h must be a positive number, got {h}")
+    if not isolate:
+        start = time.perf_counter()
+        mesh = _mesh_here(geometry, h, order, grade=grade)
+        return _timed(mesh, time.perf_counter() - start)
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from .shapes import shape_to_yaml
+
+    with tempfile.TemporaryDirectory(prefix="mscalepde-mesh-") as tmp:
+        spec = Path(tmp) / "spec.json"
+        out = Path(tmp) / "mesh.npz"
+        spec.write_text(
+            json.dumps(
+                {"shape": shape_to_yaml(geometry.shape), "h": h, "order": order, "grade": grade}
+            )
+        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "mscalepde.geometry.mesh", str(spec), str(out)],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise MeshError(f"could not run the meshing process: {exc}") from None
+        if proc.returncode < 0:
+            raise MeshError(
+                f"gmsh crashed (signal {-proc.returncode}) meshing with h = {h:g}; "
+                "another mesh size (reference.h) usually avoids it"
+            )
+        if proc.returncode != 0 or not out.is_file():
+            lines = proc.stderr.strip().splitlines() or ["no message"]
+            raise MeshError(lines[-1].removeprefix("MeshError: ")[:300])
+        with np.load(out, allow_pickle=False) as z:
+            import skfem
+
+            mesh = getattr(skfem, str(z["cls"]))(np.array(z["p"]), np.array(z["t"]))
+            names = [str(n) for n in z["names"]]
+            parts = {n: np.array(z[f"part_{i}"]) for i, n in enumerate(names)}
+            seconds = float(z["seconds"])
+    return _timed(_with_parts(mesh, parts), seconds)
+
+
+def _timed(mesh: Any, seconds: float) -> Any:
+    object.__setattr__(mesh, "mesh_seconds", seconds)
+    return mesh
+
+
+def _child(spec_path: str, out_path: str) -> int:
+    """The meshing process: read the spec, mesh, write the arrays (exit 3 on MeshError)."""
+    import json
+
+    from .shapes import parse_shape
+
+    spec = json.loads(Path(spec_path).read_text())
+    geometry = Geometry(parse_shape(spec["shape"]))
+    start = time.perf_counter()
+    try:
+        mesh = _mesh_here(geometry, float(spec["h"]), int(spec["order"]), grade=spec["grade"])
+    except MeshError as exc:
+        print(f"MeshError: {exc}", file=sys.stderr)
+        return 3
+    seconds = time.perf_counter() - start
+    names = list(mesh.boundaries or {})
+    arrays = {
+        "cls": np.array(type(mesh).__name__),
+        "p": np.asarray(mesh.doflocs, dtype=np.float64),
+        "t": np.asarray(mesh.t, dtype=np.int64),
+        "names": np.array(names),
+        "seconds": np.array(seconds),
+        **{f"part_{i}": np.asarray(mesh.boundaries[n]) for i, n in enumerate(names)},
+    }
+    np.savez(out_path, **arrays)
+    return 0
+
+
+def _mesh_here(geometry: Geometry, h: float, order: int = 1, *, grade: bool = True) -> Any:
+    """:func:`mesh_geometry` in this process (gmsh may crash it: see there)."""
+    dim = geometry.dim
     try:
         with _gmsh_session() as gmsh:
             ents = _build(gmsh.model.occ, geometry.shape, dim)
@@ -303,3 +397,7 @@ def _with_parts(mesh: Any, parts: dict[str, np.ndarray]) -> Any:
 def parts_of(mesh: Any) -> Sequence[str]:
     """The part names a mesh from :func:`mesh_geometry` carries."""
     return tuple(mesh.boundaries or ())
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2]))

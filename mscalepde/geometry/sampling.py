@@ -31,6 +31,8 @@ from .shapes import Geometry
 
 #: batches are at least this large (a few calls of ``contains`` per draw)
 MIN_BATCH = 1024
+#: ... and at most this large (memory: a thin domain takes more batches instead)
+MAX_BATCH = 1 << 20
 #: give up after this many batches (a shape this thin is refused at load)
 MAX_BATCHES = 200
 
@@ -50,7 +52,7 @@ def _inside(
         m = int(np.ceil(n / _acceptance(geometry)))
         pts = _scale(unit_samples(m, len(bounds), "grid", seed), bounds)
         return pts[geometry.shape.contains(pts[:, :d])]
-    batch = max(MIN_BATCH, int(1.3 * n / _acceptance(geometry)) + 64)
+    batch = min(MAX_BATCH, max(MIN_BATCH, int(1.3 * n / _acceptance(geometry)) + 64))
     if sampler == "sobol":
         from scipy.stats import qmc
 
@@ -151,9 +153,9 @@ def sample_boundary(
     rng = np.random.default_rng(seed)
     x, normal = sample_part(domain.geometry, face, n, rng)
     if domain.time is not None:
-        if domain.space_dim == 1:  # each point times n/points times
-            reps = max(1, -(-n // len(x)))
-            x, normal = np.repeat(x, reps, axis=0)[:n], np.repeat(normal, reps, axis=0)[:n]
+        if domain.space_dim == 1:  # the part's points in turn, n in all
+            idx = np.arange(n) % len(x)
+            x, normal = x[idx], normal[idx]
         t0, t1 = domain.time
         t = t0 + (t1 - t0) * rng.random((len(x), 1))
         x = np.concatenate([x, t], axis=1)

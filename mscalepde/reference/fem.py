@@ -160,7 +160,30 @@ class _Locator:
         best_ref = np.zeros((self.dim, n))
         best_out = np.full(n, np.inf)
         todo = np.arange(n)
-        for j in range(self.k):
+        self._search(x, cand, todo, best_cell, best_ref, best_out)
+        # on graded meshes the containing cell can rank beyond K by centroid distance
+        # (measured: 3 of 77 000 points on the L-shape): widen the search for those
+        todo = np.flatnonzero(best_out > 1e-9)
+        wide = min(8 * self.k, self.mesh.t.shape[1])
+        if len(todo) and wide > self.k:
+            _, more = self.tree.query(x[todo], wide)
+            full = np.zeros((n, wide), dtype=np.int64)
+            full[todo] = np.asarray(more).reshape(len(todo), wide)
+            self._search(x, full, todo, best_cell, best_ref, best_out, start=self.k)
+        return best_cell, best_ref
+
+    def _search(
+        self,
+        x: np.ndarray,
+        cand: np.ndarray,
+        todo: np.ndarray,
+        best_cell: np.ndarray,
+        best_ref: np.ndarray,
+        best_out: np.ndarray,
+        start: int = 0,
+    ) -> None:
+        """Try candidates ``cand[:, start:]`` in turn for the points ``todo`` (in place)."""
+        for j in range(start, cand.shape[1]):
             if len(todo) == 0:
                 break
             cells = cand[todo, j]
@@ -173,7 +196,6 @@ class _Locator:
             best_ref[:, idx] = ref[:, better]
             best_out[idx] = out[better]
             todo = todo[best_out[todo] > 1e-12]
-        return best_cell, best_ref
 
     def weights(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Basis values (nbfun, n) and global DOFs (nbfun, n) at points x (n, dim)."""
@@ -305,10 +327,14 @@ class _Space:
         self.op = problem.operator
         self.heat = problem.pde == "heat"
         self.dim = geo.dim
+        started = time.perf_counter()
         try:
             self.mesh = mesh_geometry(geo, h, order)
         except MeshError as exc:
             raise ReferenceError(str(exc)) from None
+        # gmsh runs in a child process (a crash must not kill the run): its start-up is
+        # not part of the solver's cost, only the child's own meshing time is
+        self.overhead = time.perf_counter() - started - self.mesh.mesh_seconds
         self.elem = _element(self.dim, order)
         q = 2 * order + 1
         self.mapping = _mapping(self.mesh)
@@ -665,7 +691,7 @@ def solve_fem(problem: Problem, *, h: float, order: int = 2, nt: int | None = No
         mesh=space.mesh,
         values=values,
         times=times,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start - space.overhead,
         newton_iterations=stepper.iterations,
     )
 
@@ -700,10 +726,18 @@ def fem_reference(
     best: FemSolution | None = None
     estimate = float("nan")
     growth = 2.0**geo.dim
+    crashes = 0
     if problem.pde == "heat":
         growth *= 2.0 ** ((order + 1) / 2)
     while True:
-        sol = solve_fem(problem, h=h, order=order)
+        try:
+            sol = solve_fem(problem, h=h, order=order)
+        except ReferenceError as exc:  # gmsh crashed at this size: try a slightly smaller one
+            crashes += 1
+            if "gmsh crashed" not in str(exc) or crashes > 3:
+                raise
+            h *= 0.93
+            continue
         vals = sol(pts)
         if prev is not None:
             norm = float(np.linalg.norm(vals))
