@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -128,16 +128,16 @@ class Box(Primitive):
     def dim(self) -> int:  # type: ignore[override]
         return len(self.bounds)
 
-    @property
+    @cached_property
     def lo(self) -> np.ndarray:
         return np.array([b[0] for b in self.bounds])
 
-    @property
+    @cached_property
     def hi(self) -> np.ndarray:
         return np.array([b[1] for b in self.bounds])
 
     def contains(self, x: np.ndarray) -> np.ndarray:
-        return np.all((x >= self.lo) & (x <= self.hi), axis=1)
+        return ((x >= self.lo) & (x <= self.hi)).all(axis=1)
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
         return self.lo, self.hi
@@ -204,16 +204,21 @@ class Ellipsoid(Primitive):
     def dim(self) -> int:  # type: ignore[override]
         return len(self.center)
 
-    @property
+    @cached_property
     def c(self) -> np.ndarray:
         return np.array(self.center)
 
-    @property
+    @cached_property
     def r(self) -> np.ndarray:
         return np.array(self.radii)
 
+    @cached_property
+    def _inv_r2(self) -> np.ndarray:
+        return 1.0 / self.r**2
+
     def contains(self, x: np.ndarray) -> np.ndarray:
-        return (((x - self.c) / self.r) ** 2).sum(axis=1) <= 1.0
+        d = x - self.c
+        return (d * d) @ self._inv_r2 <= 1.0
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
         return self.c - self.r, self.c + self.r
@@ -299,7 +304,7 @@ class Polygon(Primitive):
 
     dim = 2  # type: ignore[assignment]
 
-    @property
+    @cached_property
     def v(self) -> np.ndarray:
         return np.array(self.vertices, dtype=float)
 
@@ -412,6 +417,27 @@ class Difference(_Operation):
         return self.parts[0].bbox()
 
 
+def _prune(shape: Shape, meets: Callable[[Shape], bool]) -> Shape | None:
+    """``shape`` with the primitives that ``meets`` rejects replaced by the empty set and
+    simplified (∪ ∅ and ∖ ∅ drop, ∩ ∅ is ∅); None for the empty set. Exact for points where
+    the rejected primitives are known to be empty (outside their boxes)."""
+    if isinstance(shape, Primitive):
+        return shape if meets(shape) else None
+    parts = [_prune(c, meets) for c in shape.children()]
+    if isinstance(shape, Union):
+        kept = tuple(p for p in parts if p is not None)
+        return None if not kept else kept[0] if len(kept) == 1 else Union(kept)
+    if isinstance(shape, Intersection):
+        if any(p is None for p in parts):
+            return None
+        return Intersection(tuple(p for p in parts if p is not None))
+    assert isinstance(shape, Difference)
+    if parts[0] is None:
+        return None
+    rest = tuple(p for p in parts[1:] if p is not None)
+    return parts[0] if not rest else Difference((parts[0], *rest))
+
+
 OPERATION_CLASSES: dict[str, type[_Operation]] = {
     "union": Union,
     "intersection": Intersection,
@@ -461,13 +487,34 @@ class Geometry:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Which surface points of primitive ``index`` lie on ∂Ω, and the domain's outward
         normal at them (see the module docstring)."""
+        tree, earlier = self._local[index]
         step = self.eps * normal
-        inner = self.shape.contains(x - step)
-        outer = self.shape.contains(x + step)
+        both = tree.contains(np.concatenate([x - step, x + step]))
+        inner, outer = both[: len(x)], both[len(x) :]
         keep = inner != outer
-        for earlier, _ in self.leaves[:index]:  # a coincident surface counts once
-            keep &= ~earlier.on_surface(x, 10 * self.eps)
+        for other in earlier:  # a coincident surface counts once
+            keep &= ~other.on_surface(x, 10 * self.eps)
         return keep, np.where(inner[:, None], normal, -normal)
+
+    @cached_property
+    def _local(self) -> tuple[tuple[Shape, tuple[Primitive, ...]], ...]:
+        """Per primitive i: the tree restricted to i's neighbourhood (primitives whose
+        boxes miss i's box, grown by 20 ε, are empty there and are pruned: the same
+        membership near i's surface at a fraction of the cost) and the earlier primitives
+        whose surfaces may coincide with i's (boxes that meet)."""
+        out = []
+        for i, (leaf, _) in enumerate(self.leaves):
+            lo, hi = leaf.bbox()
+            lo, hi = lo - 20 * self.eps, hi + 20 * self.eps
+
+            def meets(p: Shape, lo: np.ndarray = lo, hi: np.ndarray = hi) -> bool:
+                a, b = p.bbox()
+                return bool(np.all(a <= hi) and np.all(b >= lo))
+
+            tree = _prune(self.shape, meets)
+            earlier = tuple(p for p, _ in self.leaves[:i] if meets(p))
+            out.append((tree if tree is not None else self.shape, earlier))
+        return tuple(out)
 
     @cached_property
     def _acceptance(self) -> tuple[float, ...]:
