@@ -89,7 +89,9 @@ def solution_figure(
                 ("truth", fields2[1]),
                 ("|network − truth|", np.abs(fields2[0] - fields2[1])),
             ]
-        fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
+        fig, axs = plt.subplots(
+            1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False, layout="constrained"
+        )
         X, Y = np.meshgrid(axes2[0], axes2[1], indexing="ij")
         for ax, (label, f) in zip(axs[0], panels):
             im = ax.pcolormesh(  # NaN (outside a shape's domain) stays blank
@@ -105,7 +107,7 @@ def solution_figure(
             ax.set_title(label)
             ax.set_xlabel(names2[0])
             ax.set_ylabel(names2[1])
-        fig.suptitle(full_title, y=1.03)
+        fig.suptitle(full_title)
     save_figure(fig, path)
 
 
