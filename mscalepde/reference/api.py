@@ -48,7 +48,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -978,30 +978,48 @@ def classical_baseline(
     heat = problem.pde == "heat"
     cap = FD_DEFAULT_N if method == "fd" else {"poisson": SPECTRAL_CAP, "heat": SPECTRAL_CAP}
     limit = 4 * cap[problem.pde][dim] if method == "fd" else cap[problem.pde][dim]
-    runs: list[dict[str, Any]] = []
-    n = 5 if method == "fd" else 8
-    total = 0.0
-    hit: dict[str, Any] | None = None
-    equal: dict[str, Any] | None = None
+    n0 = 5 if method == "fd" else 8
     tm = "cn" if method == "fd" else "chebyshev"
-    _solve(problem, method, [n] * dim, 4 if heat else 0, tm, settings)  # warm-up (imports)
+    _solve(problem, method, [n0] * dim, 4 if heat else 0, tm, settings)  # warm-up (imports)
+
+    def fd_runs() -> Iterator[dict[str, Any]]:
+        n = n0
+        while n <= limit:
+            nt = (n - 1) if heat else 0
+            start = time.perf_counter()
+            sol = _solve(problem, method, [n] * dim, max(nt, 4) if heat else 0, tm, settings)
+            elapsed = time.perf_counter() - start
+            ref = _as_reference(problem, sol, method=method, n=[n] * dim)
+            yield {"n": n, "nt": nt, "seconds": elapsed, "rel_l2": _relative(ref(points), truth)}
+            n = 2 * n - 1 if method == "fd" else int(n * 1.5)
+
+    # the next solve costs about growth x this one (n and nt doubled; dense n^3)
     growth = 2.0 ** (dim + heat) if method == "fd" else 1.5**3
-    capped = False
-    while n <= limit:
-        nt = (n - 1) if heat else 0
-        start = time.perf_counter()
-        sol = _solve(problem, method, [n] * dim, max(nt, 4) if heat else 0, tm, settings)
-        elapsed = time.perf_counter() - start
-        ref = _as_reference(problem, sol, method=method, n=[n] * dim)
-        err = _relative(ref(points), truth)
-        run = {"n": n, "nt": nt, "seconds": elapsed, "rel_l2": err}
+    return _ladder(method, fd_runs(), growth, target, seconds, max_seconds)
+
+
+def _ladder(
+    method: str,
+    runs_in: Iterator[dict[str, Any]],
+    growth: float,
+    target: float | None,
+    seconds: float | None,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Take solves of growing resolution from ``runs_in`` (each ``{'n', 'nt', 'seconds',
+    'rel_l2'[, 'h']}``) until the target is reached and one solve outlasts ``seconds`` (the
+    next would cost ``growth`` × the last), or the total would pass ``max_seconds``."""
+    runs: list[dict[str, Any]] = []
+    hit = equal = None
+    total, capped = 0.0, False
+    for run in runs_in:
         runs.append(run)
+        elapsed = run["seconds"]
         total += elapsed
         if seconds is not None and elapsed <= seconds:
             equal = run
-        if target is not None and hit is None and err <= target:
+        if target is not None and hit is None and run["rel_l2"] <= target:
             hit = run
-        # the next solve costs about growth x this one (n and nt doubled; dense n^3)
         predicted = max(elapsed, 1e-3) * growth
         done_target = target is None or hit is not None
         done_time = seconds is None or elapsed > seconds or predicted > 2.0 * seconds
@@ -1010,9 +1028,8 @@ def classical_baseline(
         if total + predicted > max_seconds:
             capped = True
             break
-        n = 2 * n - 1 if method == "fd" else int(n * 1.5)
     best = hit or (runs[-1] if runs else {})
-    return {
+    out = {
         "method": method,
         "target": target,
         "reached": hit is not None,
@@ -1024,6 +1041,9 @@ def classical_baseline(
         "capped": capped,
         "runs": runs,
     }
+    if "h" in best:
+        out["h"] = best["h"]
+    return out
 
 
 def _fem_baseline(
@@ -1039,61 +1059,33 @@ def _fem_baseline(
     from .fem import solve_fem
 
     lo, hi = (np.array(b) for b in zip(*problem.domain.box))
-    h = float(np.linalg.norm(hi - lo)) / 8
     heat = problem.pde == "heat"
+
+    def fem_runs() -> Iterator[dict[str, Any]]:
+        h = float(np.linalg.norm(hi - lo)) / 8
+        warm = False
+        for _ in range(12):
+            try:
+                if not warm:  # warm-up (imports, the first assembly)
+                    solve_fem(problem, h=h, order=2)
+                    warm = True
+                sol = solve_fem(problem, h=h, order=2)
+            except ReferenceError as exc:
+                if "gmsh crashed" not in str(exc):
+                    raise
+                h *= 0.93  # a gmsh crash at this size: the next size up the ladder
+                continue
+            yield {
+                "n": sol.n_dofs,
+                "nt": sol.nt,
+                "h": h,
+                "seconds": sol.seconds,  # meshing + assembly + solve (not the child's start)
+                "rel_l2": _relative(sol(points), truth),
+            }
+            h /= 2
+
     growth = 2.0 ** (problem.domain.space_dim + 1.5 * heat)
-    runs: list[dict[str, Any]] = []
-    hit = equal = None
-    total, capped = 0.0, False
-    warm = False
-    for _ in range(12):
-        try:
-            if not warm:  # warm-up (imports, the first assembly)
-                solve_fem(problem, h=h, order=2)
-                warm = True
-            sol = solve_fem(problem, h=h, order=2)
-        except ReferenceError as exc:
-            if "gmsh crashed" not in str(exc):
-                raise
-            h *= 0.93  # a gmsh crash at this size: the next size up the ladder
-            continue
-        elapsed = sol.seconds  # meshing + assembly + solve (not the meshing process start)
-        run = {
-            "n": sol.n_dofs,
-            "nt": sol.nt,
-            "h": h,
-            "seconds": elapsed,
-            "rel_l2": _relative(sol(points), truth),
-        }
-        runs.append(run)
-        total += elapsed
-        if seconds is not None and elapsed <= seconds:
-            equal = run
-        if target is not None and hit is None and run["rel_l2"] <= target:
-            hit = run
-        predicted = max(elapsed, 1e-3) * growth
-        done_target = target is None or hit is not None
-        done_time = seconds is None or elapsed > seconds or predicted > 2.0 * seconds
-        if done_target and done_time:
-            break
-        if total + predicted > max_seconds:
-            capped = True
-            break
-        h /= 2
-    best = hit or runs[-1]
-    return {
-        "method": FEM_METHOD,
-        "target": target,
-        "reached": hit is not None,
-        "n": best["n"],
-        "nt": best["nt"],
-        "h": best["h"],
-        "seconds": best["seconds"],
-        "rel_l2": best["rel_l2"],
-        "equal_time": None if equal is None else {**equal, "budget": seconds},
-        "capped": capped,
-        "runs": runs,
-    }
+    return _ladder(FEM_METHOD, fem_runs(), growth, target, seconds, max_seconds)
 
 
 # --------------------------------------------------------------------------- integration
