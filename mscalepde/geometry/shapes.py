@@ -22,8 +22,9 @@ the part ``unnamed`` when there is none. Boundary conditions name these parts.
 **Measures.** |Ω| is exact for a primitive and estimated for a set operation by quasi
 Monte Carlo (2^18 scrambled Sobol' points in the bounding box, relative error ~1e-4);
 a part's surface measure is the exact surface measure of its primitives times the share of
-their uniform surface points that lies on ∂Ω (2^15 points per primitive). Both are
-deterministic (fixed seeds). Surface measure in 1D counts points.
+a deterministic quadrature of their surfaces that lies on ∂Ω
+(:meth:`Primitive.surface_quadrature`, about 2^16 nodes per primitive). Both are
+deterministic. Surface measure in 1D counts points.
 """
 
 from __future__ import annotations
