@@ -134,3 +134,33 @@ def test_masked_evaluation_grid_and_diagnostics():
     outside = ~grid.mask.reshape(grid.shape)
     assert np.all(u[outside] == 0) and np.all(h[outside] == 0)
     assert grid.mask[grid.filter_index].all()
+
+
+def test_heat_fem_reference_without_exact(tmp_path):
+    """Heat on a shape with no exact solution: the reference is BDF2 FEM, it is cached
+    with its time levels and evaluates identically after a reload."""
+    p = problem_from_dict(
+        {
+            "name": "heat_ann",
+            "pde": "heat",
+            "diffusivity": 0.2,
+            "domain": {"shape": ANNULUS, "time": [0, 0.5]},
+            "source": "1",
+            # compatible with both conditions: 0 on r = 1, u = ∂u/∂r = 0 on r = 0.5
+            "initial": "4*(1 - x**2 - y**2)*(x**2 + y**2 - 0.25)**2",
+            "boundary": [
+                {"faces": "outer", "type": "dirichlet", "value": 0},
+                {"faces": "inner", "type": "robin", "alpha": 2, "value": 0},
+            ],
+            "reference": {"h": 0.3, "fem_tol": 1e-3, "fem_seconds": 20},
+        }
+    )
+    ref = get_reference(p, directory=tmp_path)
+    assert isinstance(ref, FemReference) and ref.nt > 0 and ref.time_method == "bdf2"
+    assert ref.estimated_error < 1e-3
+    pts = np.array([[0.75, 0.0, 0.0], [0.0, -0.6, 0.25], [-0.9, 0.1, 0.5]])
+    # t = 0 gives the initial condition (up to the interpolation error of the P2 space)
+    r2 = 0.75**2
+    assert ref(pts[:1])[0] == pytest.approx(4 * (1 - r2) * (r2 - 0.25) ** 2, abs=1e-3)
+    back = Reference.load(ref.save(tmp_path / "h.npz"))
+    assert np.array_equal(back(pts), ref(pts))
