@@ -120,27 +120,32 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
         text = raw.decode("latin-1")
     rows: list[list[float]] = []
     order: list[int] | None = None
-    last_comment: list[str] = []
-    times: list[float] = []  # COMSOL's time-dependent export: one u column per time
+    header = ""  # the last comment line before the first data row
+    time_header = ""  # ... and the last one with COMSOL's '@ t=' columns
+    wide: tuple[list[int], list[float]] | None = None  # COMSOL: one u column per time
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s:
             continue
         if s[0] in "%#":
-            last_comment = _names(re.split(r"[\s,;]+", s[1:].strip()))
-            if "t" in want and not rows:
-                times = [float(v) for v in re.findall(r"@\s*t\s*=\s*([-+0-9.eE]+)", s)]
+            if not rows:
+                header = s[1:].strip()
+                if _EXPRESSION.search(header):
+                    time_header = header
             continue
-        if times:
+        if not rows and wide is None and "t" in want and time_header:
+            wide = _wide_header(time_header, want, path, key)
+        if wide is not None:
+            coords, times = wide
             values = _numbers(s, path, key, lineno)
-            space = len(want) - 2
-            if len(values) != space + len(times):
+            if len(values) != len(coords) + len(times):
                 raise SchemaError(
                     key,
                     f"{path}: line {lineno} has {len(values)} columns; the header names "
-                    f"{space} coordinates and {len(times)} times",
+                    f"{len(coords)} coordinates and {len(times)} times",
                 )
-            rows.extend([*values[:space], t, u] for t, u in zip(times, values[space:]))
+            x = [values[i] for i in coords]
+            rows.extend([*x, t, u] for t, u in zip(times, values[len(coords) :]))
             continue
         parts = [p for p in re.split(r"[\s,;]+", s) if p]
         try:
@@ -150,8 +155,9 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
                 raise SchemaError(key, f"{path}: line {lineno}: not a row of numbers") from None
             order = _column_order(_names(parts), want, path, key, lineno)
             continue
-        if not rows and order is None and sorted(last_comment) == sorted(want):
-            order = [last_comment.index(n) for n in want]
+        names = _names(re.split(r"[\s,;]+", header)) if header else []
+        if not rows and order is None and sorted(names) == sorted(want):
+            order = [names.index(n) for n in want]
         if len(values) != len(want):
             raise SchemaError(
                 key,
@@ -161,6 +167,42 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
         rows.append(values)
     table = np.array(rows, dtype=float).reshape(-1, len(want))
     return table if order is None else table[:, order]
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_EXPRESSION = re.compile(r"([A-Za-z_][\w.]*)\s*(\([^)]*\))?\s*@\s*t\s*=\s*([^\s,;]*)")
+
+
+def _wide_header(
+    header: str, want: list[str], path: Path, key: str
+) -> tuple[list[int], list[float]]:
+    """COMSOL's time-dependent header ``x y u (1) @ t=0 u (1) @ t=0.5 …``: the order of the
+    coordinate columns (as indices into the row) and the times of the u columns."""
+    groups = list(_EXPRESSION.finditer(header))
+    first = groups[0].start() if groups else len(header)
+    names = _names([w for w in re.split(r"[\s,;]+", header[:first]) if w])
+    space = want[:-2]
+    if sorted(names) != sorted(space):
+        raise SchemaError(
+            key,
+            f"{path}: the header's columns {', '.join(names) or 'none'} before the times do "
+            f"not match this problem's coordinates {', '.join(space)}",
+        )
+    exprs = list(dict.fromkeys(g.group(1) for g in groups))
+    if len(exprs) != 1:
+        raise SchemaError(
+            key,
+            f"{path}: the header has several expressions ({', '.join(exprs)}) per time; "
+            "export the solution only",
+        )
+    times = []
+    for g in groups:
+        if not _FLOAT.fullmatch(g.group(3)):
+            raise SchemaError(key, f"{path}: the header's time 't={g.group(3)}' is not a number")
+        times.append(float(g.group(3)))
+    if len(set(times)) != len(times):
+        raise SchemaError(key, f"{path}: the header repeats a time")
+    return [names.index(v) for v in space], times
 
 
 def _numbers(s: str, path: Path, key: str, lineno: int) -> list[float]:

@@ -915,14 +915,15 @@ def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:
         sd = domain.space_dim
         near = np.zeros(len(data.points), dtype=bool)
         for leaf, _ in geo.leaves:
-            near |= leaf.on_surface(data.points[:, :sd], 1e-6 * float(np.max(hi[:sd] - lo[:sd])))
+            near |= leaf.on_surface(data.points[:, :sd], 1e-5 * float(np.max(hi[:sd] - lo[:sd])))
         outside |= ~(geo.shape.contains(data.points[:, :sd]) | near)
     if outside.any():
         i = int(np.argmax(outside))
         where = ", ".join(f"{v}={c:.6g}" for v, c in zip(domain.variables, data.points[i]))
         raise SchemaError(
             "truth.file",
-            f"{data.path}: point {where} (data row {i + 1}) is outside the domain",
+            f"{data.path}: point {where} (data row {i + 1}) is outside the domain (by more "
+            "than 1e-5 of its size: if it is a boundary node, write more digits)",
         )
     return data
 

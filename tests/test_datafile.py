@@ -166,3 +166,27 @@ def test_points_in_a_hole_are_refused(tmp_path, capsys):
     path.write_text(PROBLEM.format(file="ref.dat"))
     assert main(["check", str(path)]) == 2
     assert "is outside the domain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "header, rows, message",
+    [
+        ("% y x u (1) @ t=0 u (1) @ t=1", "0.2 0.1 1 2", None),  # reordered coordinates
+        ("% x y T (K) @ t=0 T (K) @ t=1E0", "0.1 0.2 1 2", None),  # units, exponent
+        ("% x y u @ t=0 u @ t=1\n% exported by hand", "0.1 0.2 1 2", None),  # not the header
+        ("% x y u @ t=0 v @ t=0 u @ t=1 v @ t=1", "0.1 0.2 1 2 3 4", "several expressions"),
+        ("% x y u @ t=0 u @ t=end", "0.1 0.2 1 2", "is not a number"),
+        ("% x y u @ t=0 u @ t=0", "0.1 0.2 1 2", "repeats a time"),
+        ("% x z u @ t=0 u @ t=1", "0.1 0.2 1 2", "do not match this problem's coordinates"),
+    ],
+)
+def test_comsol_time_header_variants(tmp_path, header, rows, message):
+    path = tmp_path / "h.txt"
+    path.write_text(f"{header}\n{rows}\n")  # (a comment between header and rows: ignored)
+    if message is None:
+        data = read_truth(path, ("x", "y", "t"))
+        assert np.array_equal(data.points, [[0.1, 0.2, 0.0], [0.1, 0.2, 1.0]])
+        assert np.array_equal(data.values, [1, 2])
+    else:
+        with pytest.raises(SchemaError, match=message):
+            read_truth(path, ("x", "y", "t"))

@@ -164,3 +164,20 @@ def test_heat_fem_reference_without_exact(tmp_path):
     assert ref(pts[:1])[0] == pytest.approx(4 * (1 - r2) * (r2 - 0.25) ** 2, abs=1e-3)
     back = Reference.load(ref.save(tmp_path / "h.npz"))
     assert np.array_equal(back(pts), ref(pts))
+
+
+def test_meshing_in_a_child_process_round_trips():
+    """gmsh runs in a child process (a crash must not kill the run): the mesh that comes
+    back is the one an in-process call makes, with its parts."""
+    from mscalepde.geometry.mesh import mesh_geometry
+
+    geo = problem_from_dict(annulus()).domain.geometry
+    for order in (1, 2):
+        a = mesh_geometry(geo, 0.3, order)
+        b = mesh_geometry(geo, 0.3, order, isolate=False)
+        assert type(a) is type(b)
+        assert np.array_equal(a.doflocs, b.doflocs) and np.array_equal(a.t, b.t)
+        assert {k: v.tolist() for k, v in a.boundaries.items()} == {
+            k: v.tolist() for k, v in b.boundaries.items()
+        }
+        assert 0 < a.mesh_seconds < 5

@@ -417,3 +417,53 @@ def test_1d_heat_boundary_uses_every_point():
     x, n = sample_boundary(dom, "unnamed", 12, "uniform", 0)
     assert sorted(set(x[:, 0].round(12))) == [0.0, 0.75, 1.25, 1.75, 2.25, 3.0]
     assert x.shape == (12, 2)
+
+
+NESTED = [
+    HOLES,
+    TWO_DISKS,
+    LENS,
+    BOX_MINUS_BALLS,
+    {  # an island in a hole, an intersection pruned away, a far union member
+        "union": [
+            {
+                "difference": [
+                    {"box": [[0, 4], [0, 2]]},
+                    disk(1, 1, 0.6),
+                    {"intersection": [disk(3, 1, 0.5), {"box": [[2.5, 3.2], [0.5, 1.5]]}]},
+                ]
+            },
+            disk(1, 1, 0.3),
+            {"polygon": [[6, 0], [7, 0], [6.5, 1]]},
+        ]
+    },
+]
+
+
+@pytest.mark.parametrize("raw", NESTED)
+def test_pruned_trees_agree_with_the_whole_tree(raw):
+    """The boundary rule runs on a tree pruned per primitive: near that primitive (in its
+    box) it must classify every point as the whole tree does."""
+    geo = geometry_from_yaml(raw)
+    rng = np.random.default_rng(0)
+    for i, (leaf, _) in enumerate(geo.leaves):
+        tree, _ = geo._local[i]
+        x, n, _ = leaf.surface_quadrature(2000)
+        lo, hi = leaf.bbox()
+        pts = np.concatenate(
+            [x - geo.eps * n, x + geo.eps * n, lo + rng.random((2000, geo.dim)) * (hi - lo)]
+        )
+        assert np.array_equal(tree.contains(pts), geo.shape.contains(pts))
+
+
+def test_polygon_membership_is_fast():
+    import time
+
+    angles = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    poly = parse_shape({"polygon": np.stack([np.cos(angles), np.sin(angles)], 1).tolist()})
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, (100_000, 2))
+    start = time.perf_counter()
+    inside = poly.contains(x)
+    assert time.perf_counter() - start < 1.0
+    r = np.linalg.norm(x, axis=1)
+    assert inside[r < 0.99].all() and not inside[r > 1.0].any()

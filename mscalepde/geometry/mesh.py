@@ -30,6 +30,7 @@ model is used and removed, and the options changed here are restored).
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -82,8 +83,10 @@ def _gmsh_session() -> Iterator[Any]:
         owner = not gmsh.isInitialized()
         if owner:
             gmsh.initialize([], readConfigFiles=False, interruptible=False)
-        saved = {k: gmsh.option.getNumber(k) for k in (*_OPTIONS, "Mesh.MeshSizeMax",
-                                                         "Mesh.ElementOrder")}
+        saved = {
+            k: gmsh.option.getNumber(k)
+            for k in (*_OPTIONS, "Mesh.MeshSizeMax", "Mesh.ElementOrder")
+        }
         previous = gmsh.model.getCurrent() if not owner else ""
         gmsh.model.add(f"mscalepde-{threading.get_ident()}")
         try:
@@ -113,8 +116,7 @@ def _build(occ: Any, shape: Shape, dim: int) -> list[tuple[int, int]]:
         if dim == 2:
             if r[0] >= r[1]:
                 return [(2, occ.addDisk(c[0], c[1], 0.0, r[0], r[1]))]
-            return [(2, occ.addDisk(c[0], c[1], 0.0, r[1], r[0], zAxis=[0, 0, 1],
-                                    xAxis=[0, 1, 0]))]
+            return [(2, occ.addDisk(c[0], c[1], 0.0, r[1], r[0], zAxis=[0, 0, 1], xAxis=[0, 1, 0]))]
         tag = occ.addSphere(c[0], c[1], c[2], 1.0)
         if np.all(r == r[0]):
             occ.remove([(3, tag)], recursive=True)
@@ -222,8 +224,12 @@ def _to_skfem(gmsh: Any, dim: int, order: int) -> Any:
     remap = np.full(len(coords), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     p, t = coords[used].T.copy(), remap[t].T.copy()
-    cls = {(2, 1): skfem.MeshTri1, (2, 2): skfem.MeshTri2,
-           (3, 1): skfem.MeshTet1, (3, 2): skfem.MeshTet2}[(dim, order)]
+    cls = {
+        (2, 1): skfem.MeshTri1,
+        (2, 2): skfem.MeshTri2,
+        (3, 1): skfem.MeshTet1,
+        (3, 2): skfem.MeshTet2,
+    }[(dim, order)]
     return cls(p, t)
 
 
@@ -257,7 +263,13 @@ def facet_parts(mesh: Any, geometry: Geometry, h: float) -> dict[str, np.ndarray
 
 
 def mesh_geometry(
-    geometry: Geometry, h: float, order: int = 1, *, grade: bool = True, isolate: bool = True
+    geometry: Geometry,
+    h: float,
+    order: int = 1,
+    *,
+    grade: bool = True,
+    isolate: bool = True,
+    timeout: float = 600.0,
 ) -> Any:
     """A scikit-fem mesh of Ω (module docstring): ``MeshTri1``/``MeshTri2`` in 2D,
     ``MeshTet1``/``MeshTet2`` in 3D, elements of size ≤ ``h`` and geometric order
@@ -267,9 +279,10 @@ def mesh_geometry(
     gmsh 4.15 can crash the whole process (a segmentation fault inside ``generate(3)``
     for some coarse h on a cube minus balls, measured), which no ``try`` catches. With
     ``isolate`` (the default) gmsh runs in a child process (``python -m
-    mscalepde.geometry.mesh``) that sends back the mesh arrays; a crash becomes a
-    :class:`MeshError`. The returned mesh has ``mesh_seconds``: the child's own meshing
-    time (process start-up excluded, so that the FEM baseline's timings stay honest)."""
+    mscalepde.geometry.mesh``) that sends back the mesh arrays; a crash (or ``timeout``
+    seconds without an answer) becomes a :class:`MeshError`. The returned mesh has
+    ``mesh_seconds``: the child's own meshing time (its start-up and imports excluded, so
+    that the FEM baseline's timings stay honest)."""
     dim = geometry.dim
     if dim not in (2, 3):
         raise MeshError(f"meshes are 2D or 3D; this domain is {dim}D")
@@ -296,13 +309,28 @@ def mesh_geometry(
                 {"shape": shape_to_yaml(geometry.shape), "h": h, "order": order, "grade": grade}
             )
         )
+        # the child imports this very copy of the package (not whatever the working
+        # directory or site-packages would give), runs in the temporary folder and writes
+        # no core file when gmsh crashes
+        root = str(Path(__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "mscalepde.geometry.mesh", str(spec), str(out)],
                 capture_output=True,
                 text=True,
-                timeout=3600,
+                timeout=timeout,
+                cwd=tmp,
+                env=env,
+                preexec_fn=_no_core_files if os.name == "posix" else None,
             )
+        except subprocess.TimeoutExpired:
+            raise MeshError(
+                f"gmsh did not finish meshing with h = {h:g} in {timeout:g} s"
+            ) from None
         except (OSError, subprocess.SubprocessError) as exc:
             raise MeshError(f"could not run the meshing process: {exc}") from None
         if proc.returncode < 0:
@@ -323,6 +351,12 @@ def mesh_geometry(
     return _timed(_with_parts(mesh, parts), seconds)
 
 
+def _no_core_files() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def _timed(mesh: Any, seconds: float) -> Any:
     object.__setattr__(mesh, "mesh_seconds", seconds)
     return mesh
@@ -336,6 +370,13 @@ def _child(spec_path: str, out_path: str) -> int:
 
     spec = json.loads(Path(spec_path).read_text())
     geometry = Geometry(parse_shape(spec["shape"]))
+    # the child's cold start is not meshing time: import what meshing and the facet
+    # classification use, and estimate the parts, before the clock starts
+    import gmsh  # noqa: F401
+    import skfem  # noqa: F401
+    from scipy.stats import qmc  # noqa: F401
+
+    _ = geometry.parts
     start = time.perf_counter()
     try:
         mesh = _mesh_here(geometry, float(spec["h"]), int(spec["order"]), grade=spec["grade"])

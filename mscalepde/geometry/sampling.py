@@ -50,6 +50,10 @@ def _inside(
     d = geometry.dim
     if sampler == "grid":
         m = int(np.ceil(n / _acceptance(geometry)))
+        if m > MAX_BATCH * 16:
+            raise ValueError(
+                f"a grid of {n} points in this thin domain needs {m} grid points; use sobol"
+            )
         pts = _scale(unit_samples(m, len(bounds), "grid", seed), bounds)
         return pts[geometry.shape.contains(pts[:, :d])]
     batch = min(MAX_BATCH, max(MIN_BATCH, int(1.3 * n / _acceptance(geometry)) + 64))
@@ -71,7 +75,9 @@ def _inside(
         raise ValueError(f"unknown sampler '{sampler}'")
     found: list[np.ndarray] = []
     count = 0
-    for _ in range(MAX_BATCHES):
+    # enough batches for n points at the estimated acceptance, with a wide margin
+    batches = MAX_BATCHES + int(3 * n / (_acceptance(geometry) * batch))
+    for _ in range(batches):
         pts = _scale(draw(), bounds)
         pts = pts[geometry.shape.contains(pts[:, :d])]
         found.append(pts)

@@ -257,7 +257,7 @@ class Ellipsoid(Primitive):
             # the map u ↦ c + R u stretches the surface by det(R)‖R⁻¹u‖ (R = diag r):
             # accept with probability ‖R⁻¹u‖ / max‖R⁻¹u‖ (exactly 1 for a ball), until
             # exactly n (a part made of several primitives splits its draws by measure)
-            found: list[np.ndarray] = []
+            found: list[np.ndarray] = [np.zeros((0, d))]
             count = 0
             while count < n:
                 m = max(64, 2 * (n - count))
@@ -325,8 +325,14 @@ class Polygon(Primitive):
                 xc = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
             inside ^= crosses & (px < xc)
         # the even-odd rule leaves out some edge points: a polygon is closed, like a box
-        scale = float(np.abs(self.v).max()) or 1.0
-        return inside | self.on_surface(x, 1e-12 * scale)
+        # (the edge test only for the rejected points near the polygon: it costs a pass per
+        # edge)
+        tol = 1e-12 * (float(np.abs(self.v).max()) or 1.0)
+        lo, hi = self.bbox()
+        near = ~inside & np.all((x >= lo - tol) & (x <= hi + tol), axis=1)
+        if near.any():
+            inside[near] = self.on_surface(x[near], tol)
+        return inside
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
         return self.v.min(axis=0), self.v.max(axis=0)
@@ -694,6 +700,8 @@ def _polygon(raw: Any, key: str) -> Polygon:
     extent = float(np.ptp(v, axis=0).max())
     if poly.volume() <= 1e-10 * extent**2:
         raise SchemaError(key, "the polygon has zero area")
+    if poly.volume() / poly.surface_measure() <= 1e-6 * extent:  # mean width ~ 2·area/length
+        raise SchemaError(key, "the polygon is too thin (a sliver: its width is ~0)")
     return poly
 
 
@@ -730,7 +738,7 @@ def _parse(raw: Any, key: str) -> Shape:
         ):
             raise SchemaError(
                 join(key, "name"),
-                f"expected a name of letters, digits, _ and - (starting with a letter), got "
+                f"expected a name of letters, digits, _ and - (starting with a letter or _), got "
                 f"{describe(name)}",
             )
         if name in ("all", UNNAMED) or name[0] in "xyz" and name[1:] in ("-", "+"):

@@ -324,7 +324,7 @@ class FemReference(Reference):
 
 def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool) -> Reference:
     """The finite-element reference of a shape (:func:`.fem.fem_reference`)."""
-    from .fem import fem_reference, solve_fem
+    from .fem import fem_reference, solve_fem_retrying
 
     started = time.perf_counter()
     order = settings["element"]
@@ -339,7 +339,7 @@ def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool
     else:  # one solve at the first mesh size (auto's coarse look, tests)
         lo, hi = (np.array(b) for b in zip(*problem.domain.bounds[: problem.domain.space_dim]))
         h = settings["h"] or float(np.linalg.norm(hi - lo)) / 16
-        sol = solve_fem(problem, h=h, order=order)
+        sol = solve_fem_retrying(problem, h, order)
         err, runs = float("nan"), [(sol.h, sol.n_dofs, sol.seconds, float("nan"))]
     ref = FemReference(
         variables=problem.variables,
@@ -1056,25 +1056,17 @@ def _fem_baseline(
 ) -> dict[str, Any]:
     """:func:`classical_baseline` on a shape: P2 finite elements (meshing included in the
     time) at h = diam/8, diam/16, … (``n`` is the number of DOFs)."""
-    from .fem import solve_fem
+    from .fem import solve_fem_retrying
 
     lo, hi = (np.array(b) for b in zip(*problem.domain.box))
     heat = problem.pde == "heat"
 
     def fem_runs() -> Iterator[dict[str, Any]]:
         h = float(np.linalg.norm(hi - lo)) / 8
-        warm = False
+        solve_fem_retrying(problem, h)  # warm-up (imports, the first assembly)
         for _ in range(12):
-            try:
-                if not warm:  # warm-up (imports, the first assembly)
-                    solve_fem(problem, h=h, order=2)
-                    warm = True
-                sol = solve_fem(problem, h=h, order=2)
-            except ReferenceError as exc:
-                if "gmsh crashed" not in str(exc):
-                    raise
-                h *= 0.93  # a gmsh crash at this size: the next size up the ladder
-                continue
+            sol = solve_fem_retrying(problem, h)
+            h = sol.h
             yield {
                 "n": sol.n_dofs,
                 "nt": sol.nt,
