@@ -196,23 +196,12 @@ class Reference:
             with np.load(path, allow_pickle=False) as z:
                 if str(z["method"]) == FEM_METHOD:
                     return FemReference.from_npz(z)
-                variables = tuple(str(z["variables"]).split(","))
-                exact_error = float(z["exact_error"])
+                meta = _npz_meta(z)
                 return cls(
-                    variables=variables,
-                    axes=[np.array(z[v]) for v in variables],
+                    **meta,
+                    axes=[np.array(z[v]) for v in meta["variables"]],
                     kinds=str(z["kinds"]).split(","),
                     u=np.array(z["u"]),
-                    method=str(z["method"]),
-                    n=[int(v) for v in np.atleast_1d(z["n"])],
-                    nt=int(z["nt"]),
-                    order=int(z["order"]),
-                    time_method=str(z["time_method"]),
-                    estimated_error=float(z["estimated_error"]),
-                    seconds=float(z["seconds"]),
-                    fingerprint=str(z["fingerprint"]),
-                    settings=json.loads(str(z["settings_json"])),
-                    exact_error=None if math.isnan(exact_error) else exact_error,
                 )
         except FileNotFoundError:
             raise ReferenceError(f"{path}: no such file") from None
@@ -276,6 +265,24 @@ class Reference:
         return self._spline
 
 
+def _npz_meta(z: Any) -> dict[str, Any]:
+    """The fields every stored reference has (all but its grid or mesh)."""
+    exact_error = float(z["exact_error"])
+    return {
+        "variables": tuple(str(z["variables"]).split(",")),
+        "method": str(z["method"]),
+        "n": [int(v) for v in np.atleast_1d(z["n"])],
+        "nt": int(z["nt"]),
+        "order": int(z["order"]),
+        "time_method": str(z["time_method"]),
+        "estimated_error": float(z["estimated_error"]),
+        "seconds": float(z["seconds"]),
+        "fingerprint": str(z["fingerprint"]),
+        "settings": json.loads(str(z["settings_json"])),
+        "exact_error": None if math.isnan(exact_error) else exact_error,
+    }
+
+
 @dataclass
 class FemReference(Reference):
     """A finite-element reference on a domain that is not a box (:mod:`.fem`): ``n`` is
@@ -294,26 +301,8 @@ class FemReference(Reference):
     def from_npz(cls, z: Any) -> FemReference:
         from .fem import FemSolution
 
-        exact_error = float(z["exact_error"])
         sol = FemSolution.from_arrays({k: z[k] for k in z.files if k.startswith("fem_")})
-        return cls(
-            variables=tuple(str(z["variables"]).split(",")),
-            axes=[],
-            kinds=[],
-            u=np.zeros(0),
-            method=FEM_METHOD,
-            n=[int(v) for v in np.atleast_1d(z["n"])],
-            nt=int(z["nt"]),
-            order=int(z["order"]),
-            time_method=str(z["time_method"]),
-            estimated_error=float(z["estimated_error"]),
-            seconds=float(z["seconds"]),
-            fingerprint=str(z["fingerprint"]),
-            settings=json.loads(str(z["settings_json"])),
-            exact_error=None if math.isnan(exact_error) else exact_error,
-            solution=sol,
-            h=sol.h,
-        )
+        return cls(**_npz_meta(z), axes=[], kinds=[], u=np.zeros(0), solution=sol, h=sol.h)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         return self.solution(points)
