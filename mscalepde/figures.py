@@ -102,7 +102,8 @@ def solution_figure(
                 cmap="magma" if label.startswith("|") else "RdBu_r",
             )
             fig.colorbar(im, ax=ax)
-            if "t" not in names2:  # a spatial slice: true proportions
+            ratio = float(np.ptp(axes2[0]) / max(float(np.ptp(axes2[1])), 1e-300))
+            if "t" not in names2 and 0.25 <= ratio <= 4:  # a spatial slice: true proportions
                 ax.set_aspect("equal")
             ax.set_title(label)
             ax.set_xlabel(names2[0])

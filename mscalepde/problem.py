@@ -908,7 +908,7 @@ def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:
         )
     lo = np.array([b[0] for b in domain.bounds])
     hi = np.array([b[1] for b in domain.bounds])
-    tol = 1e-6 * (hi - lo)
+    tol = 1e-5 * (hi - lo)
     outside = np.any((data.points < lo - tol) | (data.points > hi + tol), axis=1)
     if domain.geometry is not None:  # inside the shape, or on its boundary (FEM nodes)
         geo = domain.geometry
