@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,17 +49,20 @@ UNNAMED = "unnamed"
 EMPTY_TOLERANCE = 1e-4
 
 
-class Shape:
-    """A node of the tree. Subclasses give ``dim``, ``contains``, ``bbox``, ``leaves``."""
+class Shape(ABC):
+    """A node of the tree. Subclasses give ``dim``, ``contains`` and ``bbox``; operations
+    also ``children``."""
 
     name: str | None
     dim: int
 
-    def contains(self, x: np.ndarray) -> np.ndarray:  # (n, d) -> bool (n,)
-        raise NotImplementedError
+    @abstractmethod
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """Membership of the points x (n, d): a bool array (n,); the closed set."""
 
+    @abstractmethod
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """The corners (lo, hi) of a box containing the shape (tight for primitives)."""
 
     def children(self) -> tuple[Shape, ...]:
         return ()
@@ -83,23 +87,26 @@ class Shape:
 class Primitive(Shape):
     """A shape with an explicit surface: exact measure, uniform surface samples, normals."""
 
+    @abstractmethod
     def volume(self) -> float:
-        raise NotImplementedError
+        """The exact d-dimensional measure."""
 
+    @abstractmethod
     def surface_measure(self) -> float:
-        raise NotImplementedError
+        """The exact (d−1)-dimensional measure of the surface (2 points in 1D)."""
 
+    @abstractmethod
     def sample_surface(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n points uniform by surface measure and their outward normals."""
-        raise NotImplementedError
 
+    @abstractmethod
     def on_surface(self, x: np.ndarray, tol: float) -> np.ndarray:
-        raise NotImplementedError
+        """Which points lie within ``tol`` of the surface."""
 
+    @abstractmethod
     def surface_quadrature(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """About n deterministic surface nodes (midpoint rules), their outward normals and
         weights summing to the surface measure (the two end points, weight 1, in 1D)."""
-        raise NotImplementedError
 
 
 def _surface_nodes(k: int, m: int) -> np.ndarray:
