@@ -155,9 +155,10 @@ def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
                 raise SchemaError(key, f"{path}: line {lineno}: not a row of numbers") from None
             order = _column_order(_names(parts), want, path, key, lineno)
             continue
-        names = _names(re.split(r"[\s,;]+", header)) if header else []
-        if not rows and order is None and sorted(names) == sorted(want):
-            order = [names.index(n) for n in want]
+        if not rows and order is None and header:  # COMSOL's '% x y u (1)' header
+            names = _names(re.split(r"[\s,;]+", header))
+            if sorted(names) == sorted(want):
+                order = [names.index(n) for n in want]
         if len(values) != len(want):
             raise SchemaError(
                 key,

@@ -678,6 +678,11 @@ class SpectralMonitor(Callback):
         self.spectra = _Spectra(self.grid, truth, self.settings)
         self.histories = self.spectra.new_histories()
         self.notes.extend(self.grid.boundary_notes(self.problem, truth, self.truth_fn))
+        if self.truth_fn is None and self.problem.truth is not None:
+            self.notes.append(
+                "the truth on the diagnostic grid is the data file's values interpolated "
+                "linearly (the errors are at the file's own points)"
+            )
         for name, p in zip(self.names, self.spectra.peaks, strict=True):
             if not p:
                 where = f" at {name}" if name else ""

@@ -262,6 +262,40 @@ def interior_derivatives(
     )
 
 
+def exact_source(op: PDEOperator, field: Field, x64: Tensor) -> Tensor:
+    """``source: auto``: f = L u* of the exact solution (as a ``field``,
+    :func:`expression_field`) at float64 points, detached, by the training derivative
+    path."""
+    d = interior_derivatives(op, field, x64, create_graph=False)
+    return op.apply(d, x64, op.coefficients(x64)).detach()
+
+
+def exact_data(
+    op: PDEOperator | None,
+    exact: Expression,
+    variables: Sequence[str],
+    points: np.ndarray,
+    space_dim: int,
+    *,
+    gradient: bool,
+    chunk: int = 1 << 17,
+) -> np.ndarray:
+    """L u* (N,) or the spatial gradient ∇u* (N, space_dim) of ``exact`` at numpy points,
+    float64, in chunks: the data the reference solvers derive from ``exact``."""
+    field = expression_field(exact, variables)
+    out = np.empty((len(points), space_dim) if gradient else len(points))
+    for s in range(0, len(points), chunk):
+        x = torch.as_tensor(points[s : s + chunk], dtype=torch.float64)
+        if gradient:
+            d = derivatives(field, x, space_dim=space_dim, grad=True, create_graph=False)
+            assert d.grad is not None
+            out[s : s + chunk] = d.grad.detach().numpy()
+        else:
+            assert op is not None
+            out[s : s + chunk] = exact_source(op, field, x).numpy()
+    return out
+
+
 class Objective:
     """Collocation points, their data, and the loss terms of a problem.
 
@@ -365,9 +399,7 @@ class Objective:
             return self._data(p.source, x)
         assert p.exact is not None and self.pde is not None
         field = expression_field(p.exact, self.variables)
-        x64 = x.to(torch.float64)
-        d = interior_derivatives(self.pde, field, x64, create_graph=False)
-        return self.pde.apply(d, x64, self.pde.coefficients(x64)).detach().to(self.dtype)
+        return exact_source(self.pde, field, x.to(torch.float64)).to(self.dtype)
 
     def _coefficients(self, x: Tensor) -> Tensor:
         """The diffusivity data at points (:meth:`PDEOperator.coefficients`), refused where

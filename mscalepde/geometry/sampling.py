@@ -37,7 +37,8 @@ MAX_BATCH = 1 << 20
 MAX_BATCHES = 200
 
 
-def _acceptance(geometry: Geometry) -> float:
+def _volume_share(geometry: Geometry) -> float:
+    """|Ω| over its bounding box's volume: the share of box points a rejection keeps."""
     lo, hi = (np.array(b) for b in zip(*geometry.bounds))
     return max(geometry.volume / float(np.prod(hi - lo)), 1e-6)
 
@@ -48,15 +49,16 @@ def _inside(
     """Exactly n points of Ω × extra (extra: time interval or nothing)."""
     bounds = list(geometry.bounds) + extra
     d = geometry.dim
+    share = _volume_share(geometry)
     if sampler == "grid":
-        m = int(np.ceil(n / _acceptance(geometry)))
+        m = int(np.ceil(n / share))
         if m > MAX_BATCH * 16:
             raise ValueError(
                 f"a grid of {n} points in this thin domain needs {m} grid points; use sobol"
             )
         pts = _scale(unit_samples(m, len(bounds), "grid", seed), bounds)
         return pts[geometry.shape.contains(pts[:, :d])]
-    batch = min(MAX_BATCH, max(MIN_BATCH, int(1.3 * n / _acceptance(geometry)) + 64))
+    batch = min(MAX_BATCH, max(MIN_BATCH, int(1.3 * n / share) + 64))
     if sampler == "sobol":
         from scipy.stats import qmc
 
@@ -76,7 +78,7 @@ def _inside(
     found: list[np.ndarray] = []
     count = 0
     # enough batches for n points at the estimated acceptance, with a wide margin
-    batches = MAX_BATCHES + int(3 * n / (_acceptance(geometry) * batch))
+    batches = MAX_BATCHES + int(3 * n / (share * batch))
     for _ in range(batches):
         pts = _scale(draw(), bounds)
         pts = pts[geometry.shape.contains(pts[:, :d])]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -814,8 +814,3 @@ def shape_to_yaml(shape: Shape) -> dict[str, Any]:
     if shape.name is not None:
         out["name"] = shape.name
     return out
-
-
-def all_names(geometry: Geometry) -> Sequence[str]:
-    """Names a boundary condition may use: the parts carrying boundary."""
-    return geometry.parts

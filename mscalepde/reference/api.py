@@ -313,7 +313,7 @@ class FemReference(Reference):
 
 def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool) -> Reference:
     """The finite-element reference of a shape (:func:`.fem.fem_reference`)."""
-    from .fem import fem_reference, solve_fem_retrying
+    from .fem import default_h, fem_reference, solve_fem_retrying
 
     started = time.perf_counter()
     order = settings["element"]
@@ -326,9 +326,7 @@ def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool
             max_seconds=settings["fem_seconds"],
         )
     else:  # one solve at the first mesh size (auto's coarse look, tests)
-        lo, hi = (np.array(b) for b in zip(*problem.domain.bounds[: problem.domain.space_dim]))
-        h = settings["h"] or float(np.linalg.norm(hi - lo)) / 16
-        sol = solve_fem_retrying(problem, h, order)
+        sol = solve_fem_retrying(problem, settings["h"] or default_h(problem), order)
         err, runs = float("nan"), [(sol.h, sol.n_dofs, sol.seconds, float("nan"))]
     ref = FemReference(
         variables=problem.variables,
@@ -393,32 +391,19 @@ class _Data:
     def _torch(self, grids: list[np.ndarray], what: str, axis: int = -1) -> np.ndarray:
         """``source: auto`` (axis < 0: L u* for the problem's operator, by the training
         derivative path, as ``Objective._source``) or ∂exact/∂x_axis, in float64."""
-        import torch
-
-        from ..derivatives import derivatives
-        from ..equations import expression_field, interior_derivatives
+        from ..equations import exact_data
 
         assert self.p.exact is not None
-        op = self.p.operator
         shape = tuple(len(g) for g in grids)
-        pts = grid_points(grids)
-        field_fn = expression_field(self.p.exact, self.variables)
-        out = np.empty(len(pts))
-        chunk = 1 << 17
-        for s in range(0, len(pts), chunk):
-            x = torch.as_tensor(pts[s : s + chunk], dtype=torch.float64)
-            if axis >= 0:
-                d = derivatives(
-                    field_fn, x, space_dim=self.space_dim, grad=True, create_graph=False
-                )
-                assert d.grad is not None
-                val = d.grad[:, axis]
-            else:
-                assert op is not None
-                d = interior_derivatives(op, field_fn, x, create_graph=False)
-                val = op.apply(d, x, op.coefficients(x))
-            out[s : s + chunk] = val.detach().numpy()
-        return self._finite(out.reshape(shape), what)
+        out = exact_data(
+            self.p.operator,
+            self.p.exact,
+            self.variables,
+            grid_points(grids),
+            self.space_dim,
+            gradient=axis >= 0,
+        )
+        return self._finite((out[:, axis] if axis >= 0 else out).reshape(shape), what)
 
     def source(self, grids: list[np.ndarray]) -> np.ndarray:
         if self.p.source is not None:
@@ -1045,13 +1030,12 @@ def _fem_baseline(
 ) -> dict[str, Any]:
     """:func:`classical_baseline` on a shape: P2 finite elements (meshing included in the
     time) at h = diam/8, diam/16, … (``n`` is the number of DOFs)."""
-    from .fem import solve_fem_retrying
+    from .fem import default_h, solve_fem_retrying
 
-    lo, hi = (np.array(b) for b in zip(*problem.domain.box))
     heat = problem.pde == "heat"
 
     def fem_runs() -> Iterator[dict[str, Any]]:
-        h = float(np.linalg.norm(hi - lo)) / 8
+        h = default_h(problem, 8)
         solve_fem_retrying(problem, h)  # warm-up (imports, the first assembly)
         for _ in range(12):
             sol = solve_fem_retrying(problem, h)

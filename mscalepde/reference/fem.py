@@ -418,26 +418,19 @@ class _Space:
 
     def _torch(self, x: np.ndarray, t: float | None, what: str) -> np.ndarray:
         """L u* (what = 'source') or ∇u* (dim, ...) of ``exact`` at points x (dim, ...)."""
-        import torch
-
-        from ..derivatives import derivatives
-        from ..equations import expression_field, interior_derivatives
+        from ..equations import exact_data
 
         assert self.p.exact is not None
-        pts = self._points(x, t)
-        fn = expression_field(self.p.exact, self.p.domain.variables)
         grad = what != "source"
-        out = np.empty((len(pts), self.dim) if grad else len(pts))
-        for s in range(0, len(pts), _CHUNK):
-            xt = torch.as_tensor(pts[s : s + _CHUNK], dtype=torch.float64)
-            if grad:
-                d = derivatives(fn, xt, space_dim=self.dim, grad=True, create_graph=False)
-                assert d.grad is not None
-                out[s : s + _CHUNK] = d.grad.detach().numpy()
-            else:
-                d = interior_derivatives(self.op, fn, xt, create_graph=False)
-                val = self.op.apply(d, xt, self.op.coefficients(xt))
-                out[s : s + _CHUNK] = val.detach().numpy()
+        out = exact_data(
+            self.op,
+            self.p.exact,
+            self.p.domain.variables,
+            self._points(x, t),
+            self.dim,
+            gradient=grad,
+            chunk=_CHUNK,
+        )
         if grad:
             return self._finite(out.T.reshape(x.shape), what)
         return self._finite(out.reshape(x.shape[1:]), what)
@@ -700,6 +693,12 @@ def solve_fem(problem: Problem, *, h: float, order: int = 2, nt: int | None = No
 # --------------------------------------------------------------------------- refinement
 
 
+def default_h(problem: Problem, divisions: int = 16) -> float:
+    """The first mesh size of a refinement: the bounding box's diameter / ``divisions``."""
+    lo, hi = (np.array(b) for b in zip(*problem.domain.box))
+    return float(np.linalg.norm(hi - lo)) / divisions
+
+
 def solve_fem_retrying(
     problem: Problem, h: float, order: int = 2, attempts: int = 4
 ) -> FemSolution:
@@ -735,8 +734,7 @@ def fem_reference(
     geo = problem.domain.geometry
     if geo is None:
         raise ReferenceError("the FEM reference needs a domain shape (domain.shape)")
-    lo, hi = (np.array(b) for b in zip(*geo.bounds))
-    h = float(np.linalg.norm(hi - lo)) / 16 if h0 is None else float(h0)
+    h = default_h(problem) if h0 is None else float(h0)
     pts = sample_interior(problem.domain, EVAL_POINTS, "sobol", 0)
     start = time.perf_counter()
     runs: list[tuple[float, int, float, float]] = []
