@@ -16,9 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mscalepde.runfolder import atomic_write_bytes  # noqa: E402
-from mscalepde.spectral import SpectralHistory  # noqa: E402
-from mscalepde.spectral_figures import draw_fprinciple_heatmap  # noqa: E402
+from mscalepde.runfolder import atomic_write_bytes
+from mscalepde.spectral import SpectralHistory
+from mscalepde.spectral_figures import draw_fprinciple_heatmap
 
 
 def main() -> None:

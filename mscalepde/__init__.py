@@ -57,20 +57,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .allocator import retain_freed_memory
-    from .architectures import ARCHITECTURES, Architecture, build_model
-    from .errors import (
+    from mscalepde.allocator import retain_freed_memory
+    from mscalepde.architectures import ARCHITECTURES, Architecture, build_model
+    from mscalepde.errors import (
         ExpressionError,
         MscaleError,
         ProblemError,
         RunFolderError,
         TrainingError,
     )
-    from .expressions import Expression, parse_expression
-    from .problem import Problem, load_problem, problem_from_dict
-    from .runfolder import load_run
-    from .solver import SolveResult, make_model, resume_run, solve
-    from .trainer import Trainer, TrainSettings
+    from mscalepde.expressions import Expression, parse_expression
+    from mscalepde.problem import Problem, load_problem, problem_from_dict
+    from mscalepde.runfolder import load_run
+    from mscalepde.solver import SolveResult, make_model, resume_run, solve
+    from mscalepde.trainer import Trainer, TrainSettings
 
 __all__ = [
     "ARCHITECTURES",

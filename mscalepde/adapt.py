@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import bands as B
-from .trainer import Callback
+from mscalepde import bands as B
+from mscalepde.trainer import Callback
 
 if TYPE_CHECKING:
-    from .problem import Problem
-    from .trainer import Trainer
+    from mscalepde.problem import Problem
+    from mscalepde.trainer import Trainer
 
 #: grid points per axis (interior, without the faces), by spatial dimension
 ADAPT_GRID = {1: 1023, 2: 127, 3: 31}
@@ -119,8 +119,8 @@ class FrequencyAdapter(Callback):
         """(lift-free h, e) on the interior grid (module docstring); h takes the
         Dirichlet data on its Dirichlet faces first, so that for a linear problem with
         constant coefficients h + e is the finite-difference solution, whatever h."""
-        from .evaluation import predict
-        from .geometry import grid_points
+        from mscalepde.evaluation import predict
+        from mscalepde.geometry import grid_points
 
         p = next(model.parameters())
         shape = [len(a) for a in self.axes]

@@ -59,12 +59,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .architectures import ADAPTIVE, AUTO_KEYS, is_auto, validate_model_section
-from .architectures.options import AUTO
-from .errors import MscaleError
+from mscalepde.architectures import ADAPTIVE, AUTO_KEYS, is_auto, validate_model_section
+from mscalepde.architectures.options import AUTO
+from mscalepde.errors import MscaleError
 
 if TYPE_CHECKING:
-    from .problem import Problem
+    from mscalepde.problem import Problem
 
 
 #: a solution whose selected modes stay within this many cycles per box length (every
@@ -285,7 +285,7 @@ def estimate_spectrum(problem: Problem) -> Spectrum:
         axes = _sample_axes(problem, sizes, nt)
         values = problem_data(problem).exact(axes)
         return _spectrum_of(problem, values, "exact", "the fit target", started)
-    from .reference.fd import ReferenceError
+    from mscalepde.reference.fd import ReferenceError
 
     try:
         ref, how = _coarse_reference(problem)
@@ -330,7 +330,7 @@ def _reference_axes(problem: Problem, ref: Any) -> list[np.ndarray]:
 def _coarse_reference(problem: Problem) -> tuple[Any, str]:
     """The truth reference when the problem has no ``exact`` (cached: the errors need it
     anyway), else the same solve without its refinement study."""
-    from .reference import compute_reference, get_reference
+    from mscalepde.reference import compute_reference, get_reference
 
     if problem.exact is None:
         return get_reference(problem), "the cached"
@@ -340,7 +340,7 @@ def _coarse_reference(problem: Problem) -> tuple[Any, str]:
 def problem_data(problem: Problem) -> Any:
     """The reference solvers' view of the problem's data on tensor grids (``source: auto``
     by the training derivative path)."""
-    from .reference.api import _Data
+    from mscalepde.reference.api import _Data
 
     return _Data(problem)
 
@@ -639,7 +639,7 @@ def choose(problem: Problem, spectrum: Spectrum | None = None) -> Selection:
     ``Selection.seconds`` is the selection's own work: the reference solvers' modules are
     imported before the clock starts (a one-time cost of about 0.5 s that every run pays
     anyway for its classical baseline line)."""
-    from . import reference  # noqa: F401 - see the docstring
+    from mscalepde import reference
 
     started = time.perf_counter()
     model = problem.model
@@ -774,7 +774,7 @@ def resolve_auto(problem: Problem) -> tuple[Problem, Selection | None]:
     and the :class:`Selection` (None when nothing was ``auto``)."""
     import copy
 
-    from .problem import problem_from_dict
+    from mscalepde.problem import problem_from_dict
 
     if not is_auto(problem.model):
         return problem, None
@@ -787,7 +787,7 @@ def resolve_auto(problem: Problem) -> tuple[Problem, Selection | None]:
 def save_spectrum(path: Any, spectrum: Spectrum) -> None:
     """``spectrum.npz``: the wavenumbers per axis (``k_x``, …; ``k_t``), the energy
     arrays and the origin, written atomically."""
-    from .runfolder import atomic_write_with
+    from mscalepde.runfolder import atomic_write_with
 
     data: dict[str, np.ndarray] = {
         f"k_{a}": np.asarray(k) for a, k in zip("xyz", spectrum.k)

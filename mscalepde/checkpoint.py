@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import MscaleError, first_line
-from .problem import Problem
-from .runfolder import atomic_write_with
-from .trainer import TrainSettings
+from mscalepde.errors import MscaleError, first_line
+from mscalepde.problem import Problem
+from mscalepde.runfolder import atomic_write_with
+from mscalepde.trainer import TrainSettings
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1

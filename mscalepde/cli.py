@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import MscaleError
+from mscalepde.errors import MscaleError
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Physics-informed neural networks for multiscale Poisson and heat "
         "problems, with Frequency-Principle diagnostics.",
     )
-    from . import __version__
+    from mscalepde import __version__
 
     parser.add_argument("--version", action="version", version=f"mscalepde {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -144,7 +144,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .problem import load_problem
+    from mscalepde.problem import load_problem
 
     failed = 0
     for path in args.problems:
@@ -163,9 +163,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_reference(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .problem import load_problem
-    from .reference import cache_path, describe_reference, get_reference, reference_settings
-    from .runfolder import prepare_out_dir
+    from mscalepde.problem import load_problem
+    from mscalepde.reference import (
+        cache_path,
+        describe_reference,
+        get_reference,
+        reference_settings,
+    )
+    from mscalepde.runfolder import prepare_out_dir
 
     problem = load_problem(args.problem, args.overrides)
     chosen = {
@@ -186,14 +191,14 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace, stop: Any = None) -> int:
-    from .problem import load_problem
+    from mscalepde.problem import load_problem
 
     problem = load_problem(args.problem, _overrides(args))
     return _train(problem, args, stop, resume=args.resume)
 
 
 def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
-    from .solver import resume_problem
+    from mscalepde.solver import resume_problem
 
     problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
     print(f"resume    {args.run_dir} from step {checkpoint.step}")
@@ -202,9 +207,9 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
-    from .bands import resolve_auto
-    from .solver import solve
-    from .trainer import Callback, Trainer, TrainSettings, describe_phases
+    from mscalepde.bands import resolve_auto
+    from mscalepde.solver import solve
+    from mscalepde.trainer import Callback, Trainer, TrainSettings, describe_phases
 
     problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
     if selection is not None:
@@ -213,7 +218,7 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
     if problem.exact is None and problem.pde != "fit":
-        from .reference import get_reference
+        from mscalepde.reference import get_reference
 
         ref = get_reference(problem)  # cached; solve and the diagnostics reuse it
         grid = "x".join(str(v) for v in ref.n)
@@ -238,7 +243,7 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
-        from .diagnostics import format_report
+        from mscalepde.diagnostics import format_report
 
         print(format_report({**s["diagnostics"], "rows": s["frequencies"]}))
     print(f"run folder {result.run_dir}")
@@ -246,8 +251,8 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
 
 
 def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
-    from .bench import ModelSpec, is_sweep_file, load_sweep, run_bench, run_sweep
-    from .errors import ProblemError
+    from mscalepde.bench import ModelSpec, is_sweep_file, load_sweep, run_bench, run_sweep
+    from mscalepde.errors import ProblemError
 
     if args.workers < 1:
         raise ProblemError("--workers", "", f"expected an integer >= 1, got {args.workers}")
@@ -274,7 +279,7 @@ def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnostics import diagnose_run, format_report
+    from mscalepde.diagnostics import diagnose_run, format_report
 
     result = diagnose_run(
         args.run_dir, grid=args.grid, threshold=args.threshold, transform=args.transform,
@@ -303,7 +308,7 @@ def format_summary(s: dict) -> str:
         share = s["auto"].get("fraction_of_training")
         pct = f" ({100 * share:.1f} % of the training time)" if share is not None else ""
         lines.append(f"auto selection     {s['auto']['seconds']:.2f} s{pct}")
-    from .reference import baseline_line
+    from mscalepde.reference import baseline_line
 
     line = baseline_line(s)
     if line:
@@ -324,8 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command not in ("solve", "resume", "bench"):
         return _run(lambda: handlers[args.command](args))
-    from .allocator import retain_freed_memory
-    from .signals import StopRequest, graceful_stop
+    from mscalepde.allocator import retain_freed_memory
+    from mscalepde.signals import StopRequest, graceful_stop
 
     retain_freed_memory()  # no page faults in every training step (allocator.py)
     with graceful_stop(StopRequest()) as stop:  # SIGINT/SIGTERM: stop at a step boundary
@@ -334,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(command: Any) -> int:
     """Run a command; user errors and signals end in one line on stderr and an exit code."""
-    from .signals import EXIT_CODES
+    from mscalepde.signals import EXIT_CODES
 
     try:
         return command()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import SchemaError
+from mscalepde.schema import SchemaError
 
 MAX_BYTES = 1 << 30
 

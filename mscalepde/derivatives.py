@@ -37,7 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .jet import JetSpec, LinearTape, Operator
+from mscalepde.jet import JetSpec, LinearTape, Operator
 
 Field = Callable[[Tensor], Tensor]
 ENGINES = ("auto", "forward", "autograd")

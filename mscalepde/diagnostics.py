@@ -113,11 +113,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import MscaleError, RunFolderError
-from .evaluation import predict, truth_values
-from .problem import Problem
-from .runfolder import atomic_write_with
-from .spectral import (
+from mscalepde.errors import MscaleError, RunFolderError
+from mscalepde.evaluation import predict, truth_values
+from mscalepde.problem import Problem
+from mscalepde.runfolder import atomic_write_with
+from mscalepde.spectral import (
     TRANSFORMS,
     Peak,
     SpectralHistory,
@@ -133,7 +133,7 @@ from .spectral import (
     format_wavevector,
     transform_field,
 )
-from .trainer import Callback, Trainer
+from mscalepde.trainer import Callback, Trainer
 
 __all__ = [
     "DEFAULT_GRID",
@@ -1211,7 +1211,7 @@ def _write_figures(
     spectra_title: str | None = None,
 ) -> tuple[list[Path], str | None]:
     """Write the figures of every slice; returns the paths and a note on failure."""
-    from . import spectral_figures as sf
+    from mscalepde import spectral_figures as sf
 
     paths: list[Path] = []
     try:
@@ -1335,7 +1335,7 @@ def diagnose_run(
     def load() -> tuple[Problem, nn.Module]:
         nonlocal problem, model
         if problem is None or model is None:
-            from .runfolder import load_run
+            from mscalepde.runfolder import load_run
 
             problem, model = load_run(run_dir)
         return problem, model

@@ -49,14 +49,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .derivatives import Derivatives, Field, derivatives
-from .errors import ProblemError
-from .expressions import Expression
-from .geometry import Domain, sample_face, split_boundary_points
-from .geometry.sampling import sample_boundary, sample_initial, sample_interior
-from .jet import LinearTape, Operator
-from .operators import PDEOperator
-from .problem import Problem
+from mscalepde.derivatives import Derivatives, Field, derivatives
+from mscalepde.errors import ProblemError
+from mscalepde.expressions import Expression
+from mscalepde.geometry import Domain, sample_face, split_boundary_points
+from mscalepde.geometry.sampling import sample_boundary, sample_initial, sample_interior
+from mscalepde.jet import LinearTape, Operator
+from mscalepde.operators import PDEOperator
+from mscalepde.problem import Problem
 
 
 def expression_field(expr: Expression, variables: Sequence[str]) -> Field:

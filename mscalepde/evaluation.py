@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .geometry import grid_points, tensor_grid
-from .geometry.sampling import inside_mask
-from .problem import Problem
+from mscalepde.geometry import grid_points, tensor_grid
+from mscalepde.geometry.sampling import inside_mask
+from mscalepde.problem import Problem
 
 GRID_POINTS = {1: 2001, 2: 201, 3: 41, 4: 17}
 
@@ -58,7 +58,7 @@ def truth_values(problem: Problem, points: np.ndarray) -> np.ndarray:
     if problem.truth is not None:
         return problem.truth(points)
     if problem.exact is None:
-        from .reference import reference_values
+        from mscalepde.reference import reference_values
 
         return reference_values(problem, points)
     env = {v: points[:, i] for i, v in enumerate(problem.variables)}

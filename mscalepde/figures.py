@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .history import History  # noqa: E402
-from .runfolder import atomic_write_bytes  # noqa: E402
+from mscalepde.history import History
+from mscalepde.runfolder import atomic_write_bytes
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:

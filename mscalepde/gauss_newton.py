@@ -62,10 +62,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .equations import ResidualBlock
-from .errors import MscaleError, TrainingError
-from .jet import LinearTape
-from .phases import GaussNewtonSettings, settings_from_mapping
+from mscalepde.equations import ResidualBlock
+from mscalepde.errors import MscaleError, TrainingError
+from mscalepde.jet import LinearTape
+from mscalepde.phases import GaussNewtonSettings, settings_from_mapping
 
 GIB = float(1 << 30)
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .activations import Activation
+from mscalepde.activations import Activation
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .expressions import Expression
+from mscalepde.expressions import Expression
 
 if TYPE_CHECKING:  # torch is imported where it is used: loading a problem needs no torch
     from torch import Tensor
 
-    from .jet import Operator
+    from mscalepde.jet import Operator
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 #: Gauss–Legendre nodes and weights on [0, 1] (for the antiderivative R of r in u).
@@ -121,7 +121,7 @@ class PDEOperator:
     # ------------------------------------------------------------ derivative plan
     def stream_operator(self) -> Operator | None:
         """The single constant-coefficient stream [∂_t] − Σ_i a_i ∂_ii when a is constant."""
-        from .jet import Operator
+        from mscalepde.jet import Operator
 
         if not self.constant:
             return None

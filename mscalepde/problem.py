@@ -34,21 +34,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from .architectures import (
+from mscalepde.architectures import (
     build_model,
     check_axes,
     interface_expressions,
     is_auto,
     validate_model_section,
 )
-from .datafile import TruthData, read_truth
-from .errors import ExpressionError, ProblemError
-from .expressions import Expression, parse_expression, parse_params
-from .geometry import SAMPLERS, Domain, face_names
-from .geometry.shapes import geometry_from_yaml, shape_to_yaml
-from .operators import PDEOperator
-from .phases import OPTIMIZERS, GaussNewtonSettings
-from .schema import (
+from mscalepde.datafile import TruthData, read_truth
+from mscalepde.errors import ExpressionError, ProblemError
+from mscalepde.expressions import Expression, parse_expression, parse_params
+from mscalepde.geometry import SAMPLERS, Domain, face_names
+from mscalepde.geometry.shapes import geometry_from_yaml, shape_to_yaml
+from mscalepde.operators import PDEOperator
+from mscalepde.phases import OPTIMIZERS, GaussNewtonSettings
+from mscalepde.schema import (
     Option,
     SchemaError,
     as_choice,
@@ -68,7 +68,7 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
-    from .architectures.base import Architecture
+    from mscalepde.architectures.base import Architecture
 
 PDES = ("poisson", "heat", "fit")
 BOUNDARY_TYPES = ("dirichlet", "neumann", "robin", "periodic")
@@ -411,7 +411,7 @@ class Problem:
         from the spectrum first (:func:`mscalepde.bands.resolve_auto`)."""
         import torch
 
-        from .bands import is_auto, resolve_auto
+        from mscalepde.bands import is_auto, resolve_auto
 
         if is_auto(self.model):
             return resolve_auto(self)[0].make_model(dtype)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from .errors import RunFolderError
+from mscalepde.errors import RunFolderError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -81,7 +81,7 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
 def load_run(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
     """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder;
     returns ``(problem, model)`` with the model in eval mode."""
-    from .problem import load_problem
+    from mscalepde.problem import load_problem
 
     run_dir = Path(run_dir)
     problem = load_problem(run_dir / "config.yaml")

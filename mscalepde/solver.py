@@ -19,10 +19,10 @@ import numpy as np
 import scipy
 import torch
 
-from . import __version__
-from .architectures import Architecture
-from .bands import Selection, is_auto, resolve_auto, save_spectrum
-from .checkpoint import (
+from mscalepde import __version__
+from mscalepde.architectures import Architecture
+from mscalepde.bands import Selection, is_auto, resolve_auto, save_spectrum
+from mscalepde.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
     ResumeError,
@@ -30,14 +30,14 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .derivatives import engine_for
-from .equations import Objective
-from .errors import MscaleError, TrainingError, first_line
-from .evaluation import Evaluator, predict
-from .figures import history_figure, solution_figure, spectrum_figure
-from .history import History
-from .problem import Problem, apply_overrides, load_problem, problem_from_dict
-from .runfolder import (
+from mscalepde.derivatives import engine_for
+from mscalepde.equations import Objective
+from mscalepde.errors import MscaleError, TrainingError, first_line
+from mscalepde.evaluation import Evaluator, predict
+from mscalepde.figures import history_figure, solution_figure, spectrum_figure
+from mscalepde.history import History
+from mscalepde.problem import Problem, apply_overrides, load_problem, problem_from_dict
+from mscalepde.runfolder import (
     atomic_write_text,
     new_run_dir,
     prepare_out_dir,
@@ -45,8 +45,8 @@ from .runfolder import (
     write_json,
     write_yaml,
 )
-from .signals import Stopped, StopRequest
-from .trainer import Callback, Trainer, TrainSettings, plain_value
+from mscalepde.signals import Stopped, StopRequest
+from mscalepde.trainer import Callback, Trainer, TrainSettings, plain_value
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -255,7 +255,7 @@ def solve(
     if write:  # the folder is checked (writable) before any training
         run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
         write_yaml(run_dir / "config.yaml", problem.config)
-    from .diagnostics import SpectralMonitor
+    from mscalepde.diagnostics import SpectralMonitor
 
     monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
     if monitor is None and problem.diagnostics["enabled"]:
@@ -266,7 +266,7 @@ def solve(
     if writer is not None:
         cbs.insert(0, writer)
     if problem.model.get("adapt"):
-        from .adapt import FrequencyAdapter
+        from mscalepde.adapt import FrequencyAdapter
 
         cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
     bar = ProgressBar(problem.name) if progress else None
@@ -434,7 +434,7 @@ def _truth_and_baseline(
     reach the network's error on the evaluation grid, and its error in the same time."""
     if problem.pde == "fit":
         return {"truth": "exact"}
-    from .reference import classical_baseline, truth_info
+    from mscalepde.reference import classical_baseline, truth_info
 
     out = truth_info(problem)
     if not baseline:
@@ -466,7 +466,7 @@ def write_run(result: SolveResult, selection: Selection | None = None) -> None:
     atomic_write_text(run_dir / "history.csv", result.history.to_csv())
     write_json(run_dir / "summary.json", result.summary)
     if result.summary.get("truth") == "reference":
-        from .reference import get_reference
+        from mscalepde.reference import get_reference
 
         get_reference(result.problem).save(run_dir / "reference.npz")
     figures = run_dir / "figures"

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from .spectral import (  # noqa: E402
+from mscalepde.spectral import (
     Peak,
     SpectralHistory,
     SpectralSnapshot,

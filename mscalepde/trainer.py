@@ -77,10 +77,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from .errors import TrainingError, first_line
-from .history import History
-from .phases import GaussNewtonSettings
-from .signals import Stopped, StopRequest
+from mscalepde.errors import TrainingError, first_line
+from mscalepde.history import History
+from mscalepde.phases import GaussNewtonSettings
+from mscalepde.signals import Stopped, StopRequest
 
 STALL_ITERATIONS = 50  # L-BFGS stops after this many iterations without a decrease
 
@@ -859,8 +859,8 @@ class Trainer:
                 break
 
     def _make_gauss_newton(self, ph: Phase, index: int) -> tuple[Any, torch.dtype]:
-        from .gauss_newton import GaussNewton
-        from .phases import settings_from_mapping
+        from mscalepde.gauss_newton import GaussNewton
+        from mscalepde.phases import settings_from_mapping
 
         gs = settings_from_mapping({**ph.options, "steps": ph.steps})
         if "resample_every" not in ph.options:

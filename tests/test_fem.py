@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("skfem")
 pytest.importorskip("gmsh")
 
-from mscalepde.geometry.mesh import mesh_geometry  # noqa: E402
-from mscalepde.geometry.sampling import sample_interior  # noqa: E402
-from mscalepde.problem import Problem, problem_from_dict  # noqa: E402
-from mscalepde.reference.fd import ReferenceError  # noqa: E402
-from mscalepde.reference.fem import FemSolution, fem_reference, solve_fem  # noqa: E402
+from mscalepde.geometry.mesh import mesh_geometry
+from mscalepde.geometry.sampling import sample_interior
+from mscalepde.problem import Problem, problem_from_dict
+from mscalepde.reference.fd import ReferenceError
+from mscalepde.reference.fem import FemSolution, fem_reference, solve_fem
 
 ANNULUS = {"difference": [
     {"ball": {"center": [0, 0], "radius": 1}, "name": "outer"},

@@ -15,14 +15,14 @@ import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExpressionError
-from ..expressions import Expression, parse_expression
-from ..schema import Option, SchemaError, choice_option, validate_section
-from . import options as opts
-from .options import AXES, COMMON_OPTIONS
+from mscalepde.architectures import options as opts
+from mscalepde.architectures.options import AXES, COMMON_OPTIONS
+from mscalepde.errors import ExpressionError
+from mscalepde.expressions import Expression, parse_expression
+from mscalepde.schema import Option, SchemaError, choice_option, validate_section
 
 if TYPE_CHECKING:
-    from .base import Architecture
+    from mscalepde.architectures.base import Architecture
 
 
 class Registry(Mapping[str, "type[Architecture]"]):
@@ -58,7 +58,7 @@ ARCHITECTURES = Registry({
 
 def __getattr__(name: str) -> Any:
     if name == "Architecture":  # the base class (imports torch), on first use
-        from .base import Architecture
+        from mscalepde.architectures.base import Architecture
 
         return Architecture
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..expressions import Expression
-from ..jet import Jet, JetSpec
-from ..schema import Option
-from .options import AXES
+from mscalepde.architectures.options import AXES
+from mscalepde.expressions import Expression
+from mscalepde.jet import Jet, JetSpec
+from mscalepde.schema import Option
 
 
 class Architecture(nn.Module):

@@ -64,14 +64,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..expressions import Expression
-from ..jet import Jet, JetSpec
-from ..schema import (
-    SchemaError,
-)
-from . import options as opts
-from .base import Architecture
-from .mlp import Trunk, glorot_linear
+from mscalepde.architectures import options as opts
+from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.mlp import Trunk, glorot_linear
+from mscalepde.expressions import Expression
+from mscalepde.jet import Jet, JetSpec
+from mscalepde.schema import SchemaError
 
 TWO_PI = 2.0 * math.pi
 

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..activations import Activation, get_activation
-from ..expressions import Expression
-from ..jet import Jet, JetSpec
-from . import options as opts
-from .base import Architecture
+from mscalepde.activations import Activation, get_activation
+from mscalepde.architectures import options as opts
+from mscalepde.architectures.base import Architecture
+from mscalepde.expressions import Expression
+from mscalepde.jet import Jet, JetSpec
 
 
 def glorot_linear(fan_in: int, fan_out: int) -> nn.Linear:

@@ -76,15 +76,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..activations import Activation, get_activation
-from ..expressions import Expression
-from ..jet import Jet, JetSpec
-from ..schema import (
-    SchemaError,
-)
-from . import options as opts
-from .base import Architecture
-from .mlp import Trunk
+from mscalepde.activations import Activation, get_activation
+from mscalepde.architectures import options as opts
+from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.mlp import Trunk
+from mscalepde.expressions import Expression
+from mscalepde.jet import Jet, JetSpec
+from mscalepde.schema import SchemaError
 
 
 def group_sizes(width: int, n: int) -> list[int]:

@@ -12,7 +12,7 @@ import math  # noqa: F401 - used by option defaults of some architectures
 from collections.abc import Mapping
 from typing import Any
 
-from ..schema import (
+from mscalepde.schema import (
     Option,
     SchemaError,
     as_choice,
@@ -82,14 +82,14 @@ ADAPT_SETTINGS: dict[str, Option] = {
 
 
 def auto_settings_option(value: Any, key: str) -> dict[str, Any]:
-    from ..schema import validate_section
+    from mscalepde.schema import validate_section
 
     return validate_section(value, AUTO_SETTINGS, key)
 
 
 def adapt_option(value: Any, key: str) -> dict[str, Any] | None:
     """``adapt: true`` (defaults), ``false``/``null`` (off) or a mapping of settings."""
-    from ..schema import validate_section
+    from mscalepde.schema import validate_section
 
     if value is False:
         return None

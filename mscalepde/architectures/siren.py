@@ -30,12 +30,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..activations import get_activation
-from ..expressions import Expression
-from ..jet import Jet, JetSpec
-from . import options as opts
-from .base import Architecture
-from .mscale import ScaledActivation
+from mscalepde.activations import get_activation
+from mscalepde.architectures import options as opts
+from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.mscale import ScaledActivation
+from mscalepde.expressions import Expression
+from mscalepde.jet import Jet, JetSpec
 
 
 def siren_linear(fan_in: int, fan_out: int, first: bool, omega: float) -> nn.Linear:

@@ -14,10 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..runfolder import atomic_write_text, prepare_out_dir
-from .report import BenchRow, report, to_csv
-from .runs import RunSpec, execute, plan
-from .sweep import ModelSpec, Sweep, Variant, is_sweep_file, load_sweep, variants_from_specs
+from mscalepde.bench.report import BenchRow, report, to_csv
+from mscalepde.bench.runs import RunSpec, execute, plan
+from mscalepde.bench.sweep import (
+    ModelSpec,
+    Sweep,
+    Variant,
+    is_sweep_file,
+    load_sweep,
+    variants_from_specs,
+)
+from mscalepde.runfolder import atomic_write_text, prepare_out_dir
 
 
 def run_bench(
@@ -88,7 +95,7 @@ def _run(
 
 def write_results(out: Path, rows: Sequence[BenchRow], overrides: Sequence[str]) -> None:
     """``results.csv``, the figures and ``report.md`` (which links them)."""
-    from .figures import write_figures
+    from mscalepde.bench.figures import write_figures
 
     atomic_write_text(out / "results.csv", to_csv(rows))
     links = write_figures(out, rows)

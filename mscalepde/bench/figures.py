@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import plt, save_figure
+from mscalepde.figures import plt, save_figure
 
 GRID = 300  # points of the common time axis
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from ..errors import MscaleError, ProblemError, TrainingError, first_line
-from ..problem import load_problem
-from ..runfolder import atomic_write_text
-from .report import THRESHOLDS, BenchRow
-from .sweep import Variant
+from mscalepde.bench.report import THRESHOLDS, BenchRow
+from mscalepde.bench.sweep import Variant
+from mscalepde.errors import MscaleError, ProblemError, TrainingError, first_line
+from mscalepde.problem import load_problem
+from mscalepde.runfolder import atomic_write_text
 
 ROW_FILE = "bench_row.json"
 
@@ -156,8 +156,8 @@ def run_one(
 ) -> BenchRow:
     """Train one run (continuing from its checkpoint if it was cut short) and store its row.
     User-level failures become a row with ``status`` ``diverged`` or ``failed``."""
-    from ..checkpoint import CHECKPOINT_FILE, ResumeError
-    from ..solver import solve
+    from mscalepde.checkpoint import CHECKPOINT_FILE, ResumeError
+    from mscalepde.solver import solve
 
     _threads(threads)
     run_dir = Path(out) / "runs" / spec.tag
@@ -244,7 +244,7 @@ def execute(
     else:
         for i in pending:
             if stop:  # a signal between two runs: stop before the next one starts
-                from ..signals import Terminated
+                from mscalepde.signals import Terminated
 
                 raise Terminated(str(stop.reason))
             try:

@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ProblemError
-from ..schema import SchemaError, as_float, as_int, check_unknown, describe
+from mscalepde.errors import ProblemError
+from mscalepde.schema import SchemaError, as_float, as_int, check_unknown, describe
 
 SWEEP_KEYS = ("description", "problems", "models", "seeds", "budget", "set")
 VARIANT_KEYS = ("model", "train")

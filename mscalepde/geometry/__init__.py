@@ -9,7 +9,7 @@
   finite-element reference.
 """
 
-from .box import (
+from mscalepde.geometry.box import (
     AXES,
     SAMPLERS,
     Domain,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .shapes import Geometry
+    from mscalepde.geometry.shapes import Geometry
 
 AXES = ("x", "y", "z")
 SAMPLERS = ("uniform", "sobol", "grid")

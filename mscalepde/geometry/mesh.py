@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MscaleError
-from .shapes import (
+from mscalepde.errors import MscaleError
+from mscalepde.geometry.shapes import (
     Box,
     Difference,
     Ellipsoid,
@@ -299,7 +299,7 @@ def mesh_geometry(
     import sys
     import tempfile
 
-    from .shapes import shape_to_yaml
+    from mscalepde.geometry.shapes import shape_to_yaml
 
     with tempfile.TemporaryDirectory(prefix="mscalepde-mesh-") as tmp:
         spec = Path(tmp) / "spec.json"
@@ -366,7 +366,7 @@ def _child(spec_path: str, out_path: str) -> int:
     """The meshing process: read the spec, mesh, write the arrays (exit 3 on MeshError)."""
     import json
 
-    from .shapes import parse_shape
+    from mscalepde.geometry.shapes import parse_shape
 
     spec = json.loads(Path(spec_path).read_text())
     geometry = Geometry(parse_shape(spec["shape"]))

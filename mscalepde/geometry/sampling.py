@@ -24,10 +24,10 @@ import warnings
 
 import numpy as np
 
-from .box import AXES, Domain, _scale, sample_face, unit_samples
-from .box import sample_initial as _box_initial
-from .box import sample_interior as _box_interior
-from .shapes import Geometry
+from mscalepde.geometry.box import AXES, Domain, _scale, sample_face, unit_samples
+from mscalepde.geometry.box import sample_initial as _box_initial
+from mscalepde.geometry.box import sample_interior as _box_interior
+from mscalepde.geometry.shapes import Geometry
 
 #: batches are at least this large (a few calls of ``contains`` per draw)
 MIN_BATCH = 1024

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import SchemaError, as_float_list, as_mapping, describe, is_number, join
+from mscalepde.schema import SchemaError, as_float_list, as_mapping, describe, is_number, join
 
 PRIMITIVES = ("box", "ball", "ellipse", "ellipsoid", "polygon")
 OPERATIONS = ("union", "intersection", "difference")

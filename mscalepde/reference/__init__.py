@@ -13,7 +13,7 @@ has no ``exact``, and the classical baseline printed after a solve.
 See ``docs/reference.md``.
 """
 
-from .api import (
+from mscalepde.reference.api import (
     Reference,
     ReferenceError,
     baseline_line,

@@ -55,11 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MscaleError
-from ..geometry import grid_points
-from ..problem import REFERENCE_OPTIONS, Problem
-from ..schema import SchemaError, validate_section
-from .fd import (
+from mscalepde.errors import MscaleError
+from mscalepde.geometry import grid_points
+from mscalepde.problem import REFERENCE_OPTIONS, Problem
+from mscalepde.reference.fd import (
     AXIS_NAMES,
     MAX_STORED_LEVELS,
     Axis1D,
@@ -74,12 +73,12 @@ from .fd import (
     mode_product,
     time_levels,
 )
-from .flux import METHOD_NAME as FLUX_METHOD
-from .flux import FluxSpace
-from .flux import describe as describe_flux
-from .flux import solve_heat as flux_heat
-from .flux import solve_poisson as flux_poisson
-from .spectral import (
+from mscalepde.reference.flux import METHOD_NAME as FLUX_METHOD
+from mscalepde.reference.flux import FluxSpace
+from mscalepde.reference.flux import describe as describe_flux
+from mscalepde.reference.flux import solve_heat as flux_heat
+from mscalepde.reference.flux import solve_poisson as flux_poisson
+from mscalepde.reference.spectral import (
     as_tensor_grid,
     barycentric_matrix,
     chebyshev_axis,
@@ -89,6 +88,7 @@ from .spectral import (
     tail_ratio,
     trig_matrix,
 )
+from mscalepde.schema import SchemaError, validate_section
 
 REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
 FD_DEFAULT_N = {"poisson": {1: 2049, 2: 257, 3: 65}, "heat": {1: 513, 2: 129, 3: 33}}
@@ -183,7 +183,7 @@ class Reference:
 
     def save(self, path: str | Path) -> Path:
         """Write ``reference.npz`` atomically (no pickled objects)."""
-        from ..runfolder import atomic_write_with
+        from mscalepde.runfolder import atomic_write_with
 
         path = Path(path)
         data = self.to_npz_dict()
@@ -299,7 +299,7 @@ class FemReference(Reference):
 
     @classmethod
     def from_npz(cls, z: Any) -> FemReference:
-        from .fem import FemSolution
+        from mscalepde.reference.fem import FemSolution
 
         sol = FemSolution.from_arrays({k: z[k] for k in z.files if k.startswith("fem_")})
         return cls(**_npz_meta(z), axes=[], kinds=[], u=np.zeros(0), solution=sol, h=sol.h)
@@ -313,7 +313,7 @@ class FemReference(Reference):
 
 def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool) -> Reference:
     """The finite-element reference of a shape (:func:`.fem.fem_reference`)."""
-    from .fem import default_h, fem_reference, solve_fem_retrying
+    from mscalepde.reference.fem import default_h, fem_reference, solve_fem_retrying
 
     started = time.perf_counter()
     order = settings["element"]
@@ -346,7 +346,7 @@ def _fem_reference(problem: Problem, settings: Mapping[str, Any], estimate: bool
         h=sol.h,
     )
     if problem.exact is not None:
-        from ..geometry.sampling import sample_interior
+        from mscalepde.geometry.sampling import sample_interior
 
         pts = sample_interior(problem.domain, 4096, "sobol", 1)
         env = {v: pts[:, i] for i, v in enumerate(problem.variables)}
@@ -391,7 +391,7 @@ class _Data:
     def _torch(self, grids: list[np.ndarray], what: str, axis: int = -1) -> np.ndarray:
         """``source: auto`` (axis < 0: L u* for the problem's operator, by the training
         derivative path, as ``Objective._source``) or ∂exact/∂x_axis, in float64."""
-        from ..equations import exact_data
+        from mscalepde.equations import exact_data
 
         assert self.p.exact is not None
         shape = tuple(len(g) for g in grids)
@@ -1030,7 +1030,7 @@ def _fem_baseline(
 ) -> dict[str, Any]:
     """:func:`classical_baseline` on a shape: P2 finite elements (meshing included in the
     time) at h = diam/8, diam/16, … (``n`` is the number of DOFs)."""
-    from .fem import default_h, solve_fem_retrying
+    from mscalepde.reference.fem import default_h, solve_fem_retrying
 
     heat = problem.pde == "heat"
 

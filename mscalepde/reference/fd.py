@@ -47,8 +47,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..errors import MscaleError
-from .nodes import cheb_d1, cheb_nodes
+from mscalepde.errors import MscaleError
+from mscalepde.reference.nodes import cheb_d1, cheb_nodes
 
 AXIS_NAMES = ("x", "y", "z")
 DIRECT_LIMIT = {1: 10_000_000, 2: 20_000, 3: 8_000}

@@ -57,8 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from ..problem import Problem
-from .fd import ReferenceError
+from mscalepde.problem import Problem
+from mscalepde.reference.fd import ReferenceError
 
 __all__ = ["FemSolution", "fem_reference", "solve_fem"]
 
@@ -309,7 +309,7 @@ class _Space:
     def __init__(self, problem: Problem, h: float, order: int) -> None:
         import skfem
 
-        from ..geometry.mesh import MeshError, mesh_geometry
+        from mscalepde.geometry.mesh import MeshError, mesh_geometry
 
         geo = problem.domain.geometry
         if geo is None:
@@ -418,7 +418,7 @@ class _Space:
 
     def _torch(self, x: np.ndarray, t: float | None, what: str) -> np.ndarray:
         """L u* (what = 'source') or ∇u* (dim, ...) of ``exact`` at points x (dim, ...)."""
-        from ..equations import exact_data
+        from mscalepde.equations import exact_data
 
         assert self.p.exact is not None
         grad = what != "source"
@@ -729,7 +729,7 @@ def fem_reference(
     below ``tol`` or the next solve would not fit in ``max_seconds`` (total; cost × 2^d per
     halving, × the growth of nt for heat). Returns the finest solution, its estimated error
     and the runs (h, n_dofs, seconds, estimated error; NaN for the first)."""
-    from ..geometry.sampling import sample_interior
+    from mscalepde.geometry.sampling import sample_interior
 
     geo = problem.domain.geometry
     if geo is None:

@@ -60,7 +60,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .fd import AXIS_NAMES, ReferenceError, time_levels
+from mscalepde.reference.fd import AXIS_NAMES, ReferenceError, time_levels
 
 #: Largest number of unknowns solved by sparse LU (per space dimension); CG above.
 FLUX_DIRECT_LIMIT = {1: 10_000_000, 2: 300_000, 3: 30_000}
@@ -308,7 +308,7 @@ class FluxSpace:
         import torch
 
         if t not in self._points:
-            from ..geometry import grid_points
+            from mscalepde.geometry import grid_points
 
             pts = grid_points(self._grids(self.coords, t))
             if len(self._points) > 4:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from ..geometry import grid_points
-from .fd import Axis1D
-from .nodes import cheb_d1, cheb_nodes
+from mscalepde.geometry import grid_points
+from mscalepde.reference.fd import Axis1D
+from mscalepde.reference.nodes import cheb_d1, cheb_nodes
 
 
 def fourier_nodes(m: int, a: float, b: float) -> np.ndarray:
