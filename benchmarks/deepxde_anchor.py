@@ -40,10 +40,10 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mscalepde.derivatives import derivatives
+    from mscalepde.calculus.derivatives import derivatives
+    from mscalepde.diagnostics.evaluation import Evaluator
     from mscalepde.equations import Objective, expression_field, residual_operator
-    from mscalepde.evaluation import Evaluator
-    from mscalepde.problem import load_problem
+    from mscalepde.problem.validate import load_problem
 
     with contextlib.redirect_stdout(sys.stderr):
         import deepxde as dde

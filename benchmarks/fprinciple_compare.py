@@ -16,9 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mscalepde.runfolder import atomic_write_bytes
-from mscalepde.spectral import SpectralHistory
-from mscalepde.spectral_figures import draw_fprinciple_heatmap
+from mscalepde.diagnostics.figures import draw_fprinciple_heatmap
+from mscalepde.diagnostics.history import SpectralHistory
+from mscalepde.io import atomic_write_bytes
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     fig.subplots_adjust(hspace=0.75)
     mesh = None
     for i, (run, ax) in enumerate(zip(args.runs, axes[:, 0], strict=True)):
-        hist = SpectralHistory.from_npz(run / "spectral.npz")
+        hist = SpectralHistory.from_npz(run / "diagnostics.npz")
         s = json.loads((run / "summary.json").read_text())
         label = args.labels[i] if args.labels else s["arch"]
         title = f"{label}: final relative L2 {s['rel_l2']:.2e}"

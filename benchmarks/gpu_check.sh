@@ -30,8 +30,8 @@ fi
 "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . 2>&1 | tail -3
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # in case the editable install failed
 
-echo "== pytest tests/test_cuda.py"
-timeout -k 5 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 \
+echo "== pytest tests/run/test_cuda.py"
+timeout -k 5 150 "$PY" -m pytest -q -p no:cacheprovider tests/run/test_cuda.py 2>&1 \
   | tee "$OUT/pytest.txt" | tail -8
 echo "pytest ${PIPESTATUS[0]}" >>"$OUT/status.txt"
 

@@ -83,7 +83,7 @@ def main() -> int:
     if args.compare:
         before = json.loads(args.compare.read_text())
         bad = 0
-        print(f"\n| problem | before | after | relative difference |\n|---|---|---|---|")
+        print("\n| problem | before | after | relative difference |\n|---|---|---|---|")
         for key, old in before.items():
             new = results.get(key, {})
             if "rel_l2" not in old or "rel_l2" not in new:

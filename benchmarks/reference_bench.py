@@ -42,8 +42,8 @@ _set_threads(sys.argv)
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from mscalepde.problem import load_problem
-from mscalepde.reference import compute_reference
+from mscalepde.problem.validate import load_problem  # noqa: E402
+from mscalepde.reference.solve import compute_reference  # noqa: E402
 
 
 def problem_rows() -> list[dict]:

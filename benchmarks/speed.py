@@ -8,7 +8,7 @@ Usage::
     python benchmarks/speed.py --problems poisson1d,poisson2d --archs mlp,mff --threads 2
     python benchmarks/speed.py --device cuda --markdown
 
-What is timed is one full Adam step, exactly as :class:`mscalepde.trainer.Trainer` does it:
+What is timed is one full Adam step, exactly as :class:`mscalepde.training.trainer.Trainer` does it:
 ``zero_grad``, the loss terms ``objective.terms(model)``, the weighted sum, ``backward``,
 ``step`` (the trainer's Adam, ``fused`` where torch has it, for every engine of ours).
 Problems (manufactured exact solutions, Dirichlet data on all faces, ``source: auto``,
@@ -24,7 +24,7 @@ Architectures (about 30 k parameters each, like a 4 × 100 MLP): ``mlp`` (tanh, 
 
 Engines:
 
-- ``forward``: the forward-Laplacian engine (:mod:`mscalepde.jet`), eager;
+- ``forward``: the forward-Laplacian engine (:mod:`mscalepde.calculus.jet`), eager;
 - ``forward+compile``: the same with the loss function ``lambda: objective.terms(model)``
   wrapped in ``torch.compile`` as the trainer does (``mode="reduce-overhead"``, CUDA graphs,
   on CUDA). The compile time (the first step: forward and backward graphs) is reported in
@@ -232,7 +232,7 @@ def _early_environment(args: argparse.Namespace) -> None:
 
 def _allocator(args: argparse.Namespace) -> str:
     """Keep freed memory in the process (as the CLI does) unless ``--system-malloc``."""
-    from mscalepde.allocator import retain_freed_memory
+    from mscalepde.training.allocator import retain_freed_memory
 
     if getattr(args, "system_malloc", False):
         return "glibc defaults (--system-malloc)"
@@ -297,8 +297,8 @@ def prepare_engine(
     import torch
     from torch._dynamo.utils import counters
 
-    from mscalepde.solver import make_model
-    from mscalepde.trainer import make_adam
+    from mscalepde.run.pipeline import make_model
+    from mscalepde.training.trainer import make_adam
 
     derivative_engine, compiled = engine.split("+")[0], engine.endswith("+compile")
     model = make_model(problem, torch.float32).to(device)
@@ -469,7 +469,7 @@ def _deepxde_one(dde: Any, problem: Any, args: argparse.Namespace, device: Any) 
     import numpy as np
     import torch
 
-    from mscalepde.derivatives import derivatives
+    from mscalepde.calculus.derivatives import derivatives
     from mscalepde.equations import expression_field, pde_residual, residual_operator
 
     # the same points and data as our rows: the Objective is deterministic (Sobol, seed 0)
@@ -556,7 +556,7 @@ def deepxde_worker(spec_path: str) -> None:
     os.environ.setdefault("DDE_BACKEND", "pytorch")
     import torch
 
-    from mscalepde.problem import problem_from_dict
+    from mscalepde.problem.validate import problem_from_dict
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -695,7 +695,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from mscalepde.problem import problem_from_dict
+    from mscalepde.problem.validate import problem_from_dict
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,30 +15,30 @@ from typing import TYPE_CHECKING, Any
 # Public names and the module each comes from. They are imported on first use (PEP 562),
 # so that `mscalepde --help` and `mscalepde check` do not pay for importing torch
 # (benchmarks/README.md, "CLI start-up"). No module is named like a public function: the
-# solver lives in `solver.py`, because importing a submodule `solve` would rebind the
+# pipeline lives in `run/pipeline.py`, because importing a submodule `solve` would rebind the
 # package attribute `mscalepde.solve` to the module.
 _EXPORTS = {
     "ARCHITECTURES": "architectures",
-    "Architecture": "architectures",
+    "Architecture": "architectures.base",
     "build_model": "architectures",
     "ExpressionError": "errors",
     "MscaleError": "errors",
     "ProblemError": "errors",
     "RunFolderError": "errors",
     "TrainingError": "errors",
-    "Expression": "expressions",
-    "parse_expression": "expressions",
-    "Problem": "problem",
-    "load_problem": "problem",
-    "problem_from_dict": "problem",
-    "load_run": "runfolder",
-    "retain_freed_memory": "allocator",
-    "SolveResult": "solver",
-    "make_model": "solver",
-    "resume_run": "solver",
-    "solve": "solver",
-    "Trainer": "trainer",
-    "TrainSettings": "trainer",
+    "Expression": "expressions.expression",
+    "parse_expression": "expressions.expression",
+    "Problem": "problem.model",
+    "load_problem": "problem.validate",
+    "problem_from_dict": "problem.validate",
+    "load_run": "run.folder",
+    "retain_freed_memory": "training.allocator",
+    "SolveResult": "run.pipeline",
+    "make_model": "run.model",
+    "resume_run": "run.pipeline",
+    "solve": "run.pipeline",
+    "Trainer": "training.trainer",
+    "TrainSettings": "training.settings",
 }
 
 
@@ -57,8 +57,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from mscalepde.allocator import retain_freed_memory
-    from mscalepde.architectures import ARCHITECTURES, Architecture, build_model
+    from mscalepde.architectures import ARCHITECTURES, build_model
+    from mscalepde.architectures.base import Architecture
     from mscalepde.errors import (
         ExpressionError,
         MscaleError,
@@ -66,11 +66,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         RunFolderError,
         TrainingError,
     )
-    from mscalepde.expressions import Expression, parse_expression
-    from mscalepde.problem import Problem, load_problem, problem_from_dict
-    from mscalepde.runfolder import load_run
-    from mscalepde.solver import SolveResult, make_model, resume_run, solve
-    from mscalepde.trainer import Trainer, TrainSettings
+    from mscalepde.expressions.expression import Expression, parse_expression
+    from mscalepde.problem.model import Problem
+    from mscalepde.problem.validate import load_problem, problem_from_dict
+    from mscalepde.run.folder import load_run
+    from mscalepde.run.model import make_model
+    from mscalepde.run.pipeline import SolveResult, resume_run, solve
+    from mscalepde.training.allocator import retain_freed_memory
+    from mscalepde.training.settings import TrainSettings
+    from mscalepde.training.trainer import Trainer
 
 __all__ = [
     "ARCHITECTURES",

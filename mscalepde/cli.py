@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--times", type=float, nargs="+", help="heat: times of the slices")
     p.add_argument("--delta", type=float, help="variance of the Gaussian filter")
     p.add_argument("--bands", type=float, nargs="+", help="edges of the |k| bands")
-    p.add_argument("--out", help="write spectral.npz and figures here (default: the run folder)")
+    p.add_argument("--out", help="write diagnostics.npz and figures here (default: the run folder)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
 
     p = sub.add_parser(
@@ -144,7 +144,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mscalepde.problem import load_problem
+    from mscalepde.problem.validate import load_problem
 
     failed = 0
     for path in args.problems:
@@ -163,14 +163,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_reference(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mscalepde.problem import load_problem
-    from mscalepde.reference import (
-        cache_path,
-        describe_reference,
-        get_reference,
-        reference_settings,
-    )
-    from mscalepde.runfolder import prepare_out_dir
+    from mscalepde.problem.validate import load_problem
+    from mscalepde.reference.baseline import describe_reference
+    from mscalepde.reference.cache import cache_path, get_reference
+    from mscalepde.reference.solve import reference_settings
+    from mscalepde.run.folder import prepare_out_dir
 
     problem = load_problem(args.problem, args.overrides)
     chosen = {
@@ -191,14 +188,14 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace, stop: Any = None) -> int:
-    from mscalepde.problem import load_problem
+    from mscalepde.problem.validate import load_problem
 
     problem = load_problem(args.problem, _overrides(args))
     return _train(problem, args, stop, resume=args.resume)
 
 
 def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
-    from mscalepde.solver import resume_problem
+    from mscalepde.run.pipeline import resume_problem
 
     problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
     print(f"resume    {args.run_dir} from step {checkpoint.step}")
@@ -207,9 +204,10 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
-    from mscalepde.bands import resolve_auto
-    from mscalepde.solver import solve
-    from mscalepde.trainer import Callback, Trainer, TrainSettings, describe_phases
+    from mscalepde.frequencies.select import resolve_auto
+    from mscalepde.run.pipeline import solve
+    from mscalepde.training.settings import TrainSettings, describe_phases
+    from mscalepde.training.trainer import Callback, Trainer
 
     problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
     if selection is not None:
@@ -218,7 +216,7 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
     if problem.exact is None and problem.pde != "fit":
-        from mscalepde.reference import get_reference
+        from mscalepde.reference.cache import get_reference
 
         ref = get_reference(problem)  # cached; solve and the diagnostics reuse it
         grid = "x".join(str(v) for v in ref.n)
@@ -243,7 +241,7 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
-        from mscalepde.diagnostics import format_report
+        from mscalepde.diagnostics.report import format_report
 
         print(format_report({**s["diagnostics"], "rows": s["frequencies"]}))
     print(f"run folder {result.run_dir}")
@@ -279,7 +277,8 @@ def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from mscalepde.diagnostics import diagnose_run, format_report
+    from mscalepde.diagnostics.report import format_report
+    from mscalepde.run.diagnose import diagnose_run
 
     result = diagnose_run(
         args.run_dir, grid=args.grid, threshold=args.threshold, transform=args.transform,
@@ -308,7 +307,7 @@ def format_summary(s: dict) -> str:
         share = s["auto"].get("fraction_of_training")
         pct = f" ({100 * share:.1f} % of the training time)" if share is not None else ""
         lines.append(f"auto selection     {s['auto']['seconds']:.2f} s{pct}")
-    from mscalepde.reference import baseline_line
+    from mscalepde.reference.baseline import baseline_line
 
     line = baseline_line(s)
     if line:
@@ -329,8 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command not in ("solve", "resume", "bench"):
         return _run(lambda: handlers[args.command](args))
-    from mscalepde.allocator import retain_freed_memory
-    from mscalepde.signals import StopRequest, graceful_stop
+    from mscalepde.training.allocator import retain_freed_memory
+    from mscalepde.training.signals import StopRequest, graceful_stop
 
     retain_freed_memory()  # no page faults in every training step (allocator.py)
     with graceful_stop(StopRequest()) as stop:  # SIGINT/SIGTERM: stop at a step boundary
@@ -339,14 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(command: Any) -> int:
     """Run a command; user errors and signals end in one line on stderr and an exit code."""
-    from mscalepde.signals import EXIT_CODES
+    from mscalepde.training.signals import EXIT_CODES
 
     try:
         return command()
     except MscaleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt as exc:  # signals.Stopped / Terminated, or a plain Ctrl-C
+    except KeyboardInterrupt as exc:  # errors.Stopped / Terminated, or a plain Ctrl-C
         reason = getattr(exc, "reason", "SIGINT")
         code = EXIT_CODES.get(reason, 130)
         run_dir = getattr(exc, "run_dir", None)

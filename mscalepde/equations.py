@@ -2,7 +2,7 @@
 training).
 
 For a network u_θ and collocation points sampled by :mod:`mscalepde.geometry`, with the
-problem's operator L u = [u_t] − ∇·(a∇u) + r(x, [t,] u) (:mod:`mscalepde.operators`):
+problem's operator L u = [u_t] − ∇·(a∇u) + r(x, [t,] u) (:mod:`mscalepde.calculus.operators`):
 
 - interior residual r = L u_θ − f (``poisson``, ``heat``), r = u_θ − u* (``fit``, the
   target u* = ``exact``);
@@ -31,7 +31,7 @@ penalty makes the Dirichlet condition hold approximately (error O(1/β)). The en
 an error mode of wavenumber k by k², the residual by k⁴.
 
 The residuals are kept as :class:`ResidualBlock` s (one per kind of condition), so that the
-Gauss–Newton phase (:mod:`mscalepde.gauss_newton`) sees the same residual vector, row by
+Gauss–Newton phase (:mod:`mscalepde.training.gauss_newton`) sees the same residual vector, row by
 row, as the mean-square terms are built from.
 
 Data derived from ``exact`` is computed by the same derivative code as the network's:
@@ -49,14 +49,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mscalepde.derivatives import Derivatives, Field, derivatives
+from mscalepde.calculus.derivatives import Derivatives, Field, derivatives
+from mscalepde.calculus.jet import LinearTape, Operator
+from mscalepde.calculus.operators import PDEOperator
 from mscalepde.errors import ProblemError
-from mscalepde.expressions import Expression
+from mscalepde.expressions.expression import Expression
 from mscalepde.geometry import Domain, sample_face, split_boundary_points
 from mscalepde.geometry.sampling import sample_boundary, sample_initial, sample_interior
-from mscalepde.jet import LinearTape, Operator
-from mscalepde.operators import PDEOperator
-from mscalepde.problem import Problem
+from mscalepde.problem.model import Problem
 
 
 def expression_field(expr: Expression, variables: Sequence[str]) -> Field:
@@ -95,7 +95,8 @@ class ResidualBlock:
     the lower and upper faces, signs +1 and −1, for a periodic pair) and q_k is the k-th
     quantity ``select`` takes from the derivatives of u_θ at a point (u, n·∇u, L u, …).
     Every q_k(X_{j,i}) depends on its own point only, which is what lets the Gauss–Newton
-    phase build per-row Jacobians from one backward pass (:class:`~mscalepde.jet.LinearTape`).
+    phase build per-row Jacobians from one backward pass
+    (:class:`~mscalepde.calculus.jet.LinearTape`).
     """
 
     term: str

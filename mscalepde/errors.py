@@ -1,11 +1,15 @@
 """Exceptions of the package.
 
+Every exception class of the package is here, so that any layer can raise and catch them.
 Every error caused by user input derives from :class:`MscaleError`; the command line turns
 these into one line on stderr and exit code 2 (input errors) or 3 (training failures),
-never a traceback.
+never a traceback. :class:`Stopped` and :class:`Terminated` are the two ways a signal ends
+training (they derive from ``KeyboardInterrupt``, as Ctrl-C does).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -58,3 +62,51 @@ class RunFolderError(MscaleError):
     """A run folder cannot be written or read (disk full, permissions, missing files)."""
 
     exit_code = 4
+
+
+class SchemaError(ValueError):
+    """Validation failure at ``key`` (a dotted path) with a one-line ``message``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class MeshError(MscaleError):
+    """gmsh failed, or the mesh does not carry every boundary part."""
+
+
+class SpectrumError(MscaleError):
+    """No spectrum could be estimated (one line naming the key)."""
+
+
+class ReferenceSolveError(MscaleError):
+    """The reference solver cannot handle this problem or these settings."""
+
+
+class ResumeError(MscaleError):
+    """A run cannot be resumed (no checkpoint, another problem, changed settings)."""
+
+    exit_code = 2
+
+
+class Stopped(KeyboardInterrupt):
+    """Training stopped at a step boundary on request; a checkpoint was written.
+
+    ``reason`` is the signal's name, ``step`` the last completed step; ``run_dir`` is set by
+    ``solve`` when the run has a folder (the place to resume from)."""
+
+    def __init__(self, reason: str, step: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.step = step
+        self.run_dir: Path | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """A second signal (or one outside training): stop now, mid-step."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -20,14 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
-class SchemaError(ValueError):
-    """Validation failure at ``key`` (a dotted path) with a one-line ``message``."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        self.message = message
-        super().__init__(f"{key}: {message}" if key else message)
+from mscalepde.errors import SchemaError
 
 
 def describe(value: Any, limit: int = 60) -> str:

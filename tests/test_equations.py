@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mscalepde import parse_expression, problem_from_dict
-from mscalepde.derivatives import derivatives
+from mscalepde.calculus.derivatives import derivatives
 from mscalepde.equations import Objective, expression_field
 
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from mscalepde import ProblemError, load_problem
 from mscalepde.errors import ExpressionError
-from mscalepde.expressions import parse_expression
-from mscalepde.problem import TOP_KEYS
+from mscalepde.expressions.expression import parse_expression
+from mscalepde.problem.model import TOP_KEYS
 
 # bounded: about 4 s for the whole file on 2 cores; derandomized, so CI is reproducible
 FUZZ = settings(

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from mscalepde.architectures import options as opts
 from mscalepde.architectures.options import AXES, COMMON_OPTIONS
-from mscalepde.errors import ExpressionError
-from mscalepde.expressions import Expression, parse_expression
-from mscalepde.schema import Option, SchemaError, choice_option, validate_section
+from mscalepde.errors import ExpressionError, SchemaError
+from mscalepde.expressions.expression import Expression, parse_expression
+from mscalepde.schema import Option, choice_option, validate_section
 
 if TYPE_CHECKING:
     from mscalepde.architectures.base import Architecture
@@ -29,7 +29,7 @@ class Registry(Mapping[str, "type[Architecture]"]):
     """Architecture classes by name, imported lazily; :meth:`options` gives a schema
     without importing the class (nor torch)."""
 
-    def __init__(self, entries: Mapping[str, tuple[str, Mapping[str, Option]]]) -> None:
+    def __init__(self, entries: Mapping[str, tuple[str, Mapping[str, Option], bool]]) -> None:
         self._entries = dict(entries)
 
     def __getitem__(self, name: str) -> type[Architecture]:
@@ -45,23 +45,21 @@ class Registry(Mapping[str, "type[Architecture]"]):
     def options(self, name: str) -> Mapping[str, Option]:
         return self._entries[name][1]
 
+    def growable(self) -> tuple[str, ...]:
+        """The architectures that can grow bands (``model.adapt``): those whose class is a
+        :class:`~mscalepde.architectures.growable.Growable` (a test checks the flags)."""
+        return tuple(name for name, entry in self._entries.items() if entry[2])
+
 
 ARCHITECTURES = Registry({
-    "mlp": ("mlp:MLP", opts.MLP),
-    "mscale": ("mscale:MscaleDNN", opts.MSCALE),
-    "fourier": ("fourier:FourierNet", opts.FOURIER),
-    "mff": ("fourier:MultiscaleFourier", opts.MFF),
-    "stmff": ("fourier:SpatioTemporalFourier", opts.STMFF),
-    "siren": ("siren:Siren", opts.SIREN),
+    # name: (module:Class, options schema, growable)
+    "mlp": ("mlp:MLP", opts.MLP, False),
+    "mscale": ("mscale:MscaleDNN", opts.MSCALE, True),
+    "fourier": ("fourier:FourierNet", opts.FOURIER, False),
+    "mff": ("fourier:MultiscaleFourier", opts.MFF, True),
+    "stmff": ("fourier:SpatioTemporalFourier", opts.STMFF, True),
+    "siren": ("siren:Siren", opts.SIREN, False),
 })
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Architecture":  # the base class (imports torch), on first use
-        from mscalepde.architectures.base import Architecture
-
-        return Architecture
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def interface_expressions(
@@ -87,7 +85,7 @@ def interface_expressions(
     return tuple(out)
 
 
-#: the options that may be ``auto``, by architecture (``mscalepde/bands.py``)
+#: the options that may be ``auto``, by architecture (``mscalepde/frequencies/select.py``)
 AUTO_KEYS: dict[str, tuple[str, ...]] = {
     "fourier": ("sigma",),
     "mff": ("sigmas",),
@@ -96,12 +94,13 @@ AUTO_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 #: the architectures ``model.adapt`` can grow (one embedding / subnetwork per band)
-ADAPTIVE = ("mff", "stmff", "mscale")
+ADAPTIVE = ARCHITECTURES.growable()  # the architectures model.adapt can grow
 
 
 def is_auto(model: Mapping[str, Any]) -> bool:
     """Whether a model section asks for an automatic choice (``arch: auto`` or one of
-    :data:`AUTO_KEYS` set to ``auto``; resolved by :func:`mscalepde.bands.resolve_auto`)."""
+    :data:`AUTO_KEYS` set to ``auto``; resolved by
+    :func:`mscalepde.frequencies.select.resolve_auto`)."""
     arch = str(model.get("arch"))
     return arch == opts.AUTO or any(model.get(k) == opts.AUTO for k in AUTO_KEYS.get(arch, ()))
 
@@ -206,7 +205,7 @@ def build_model(
     if unresolved:
         raise SchemaError(
             f"model.{unresolved[0]}",
-            "is auto: resolve it first (mscalepde.bands.resolve_auto, as solve does)",
+            "is auto: resolve it first (mscalepde.frequencies.select.resolve_auto, as solve does)",
         )
     spec.pop("auto", None)
     spec.pop("adapt", None)  # used by the trainer's FrequencyAdapter, not the network

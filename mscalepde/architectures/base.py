@@ -29,14 +29,14 @@ parameters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from mscalepde.architectures.options import AXES
-from mscalepde.expressions import Expression
-from mscalepde.jet import Jet, JetSpec
+from mscalepde.calculus.jet import Jet, JetSpec
+from mscalepde.expressions.expression import Expression
 from mscalepde.schema import Option
 
 
@@ -130,31 +130,6 @@ class Architecture(nn.Module):
             ops.append(torch.zeros_like(value) if isinstance(out, int) else out.unsqueeze(-1))
         jet = Jet(value, grads, tuple(ops), spec)
         return jet.elementwise(value.abs(), torch.sign(value), torch.zeros_like(value))
-
-    def band_values(self) -> list[Any]:
-        """The σ (or scales) of the embeddings or subnetworks :meth:`grow` extends."""
-        raise NotImplementedError(f"{self.name} has no frequency bands to adapt")
-
-    def grow(self, value: Any, seed: int) -> list[str]:
-        """Add an embedding (σ = ``value``) or subnetwork (scale ``value``) whose output
-        weights are zero, so the network's function is unchanged (up to the summation
-        order of the output layer); ``seed`` draws its random parts without touching
-        torch's global generator. Existing parameters stay the same objects; returns the
-        names of the new ones. ``growth`` lists (value, seed) and ``growth_params`` the
-        new names of every call: a checkpoint replays them before loading parameters, and
-        Adam keeps each call's parameters in a parameter group of their own."""
-        before = {n for n, _ in self.named_parameters()}
-        self._add_band(value, int(seed))
-        added = [n for n, _ in self.named_parameters() if n not in before]
-        if "growth" not in self.__dict__:
-            self.growth: list[tuple[Any, int]] = []
-            self.growth_params: list[list[str]] = []
-        self.growth.append((value, int(seed)))
-        self.growth_params.append(added)
-        return added
-
-    def _add_band(self, value: Any, seed: int) -> None:
-        raise NotImplementedError(f"{self.name} cannot add frequency bands (model.adapt)")
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

@@ -45,7 +45,7 @@ parameter trained with the rest.
   heat1D code's ``tf.multiply(H_t, H_x)``, generalised to several σ as in the paper).
   Needs a time-dependent problem.
 
-Defaults (chosen on −u'' = f, u = sin 2πx + 0.1 sin 50πx on [0, 1], the DESIGN §4 problem,
+Defaults (chosen on −u'' = f, u = sin 2πx + 0.1 sin 50πx on [0, 1], the docs/design.md §4 problem,
 residual loss with boundary weight 1e5, 512 Sobol points, 200 Adam steps then 1500 L-BFGS
 iterations, float32): ``fourier`` σ = 5, 64 features, 2 × 100 tanh (rel. L2 0.9e-3 to
 3.1e-3 over three seeds, ≈ 28 s on one CPU thread); ``mff`` σ ∈ {1, 5}, 32 features per
@@ -60,16 +60,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from mscalepde.architectures import options as opts
 from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.growable import Growable
 from mscalepde.architectures.mlp import Trunk, glorot_linear
-from mscalepde.expressions import Expression
-from mscalepde.jet import Jet, JetSpec
-from mscalepde.schema import SchemaError
+from mscalepde.calculus.jet import Jet, JetSpec
+from mscalepde.errors import SchemaError
 
 TWO_PI = 2.0 * math.pi
 
@@ -166,9 +167,6 @@ class FourierNet(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds: Sequence[tuple[float, float]],
         sigma: float | Sequence[float] = 5.0,
         features: int = 64,
         trainable: bool = False,
@@ -176,15 +174,9 @@ class FourierNet(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         self.embedding = FourierFeatures(
             self.feature_dim, features, sigma, trainable, key="model.sigma"
         )
@@ -199,7 +191,7 @@ class FourierNet(Architecture):
         return h.linear(self.head.weight, self.head.bias)
 
 
-class MultiscaleFourier(Architecture):
+class MultiscaleFourier(Growable):
     """Multi-scale Fourier feature network (Wang, Wang, Perdikaris 2021): see the module doc."""
 
     name = "mff"
@@ -208,9 +200,6 @@ class MultiscaleFourier(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds: Sequence[tuple[float, float]],
         sigmas: Sequence[float | Sequence[float]] = (1.0, 5.0),
         features: int = 32,
         trainable: bool = False,
@@ -218,15 +207,9 @@ class MultiscaleFourier(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         sigmas = opts.parse_sigmas(sigmas, "model.sigmas")
         self.features, self.trainable, self.width = features, trainable, width
         self.embeddings = nn.ModuleList(
@@ -265,7 +248,7 @@ class MultiscaleFourier(Architecture):
         return Jet.sum([out, *extra])
 
 
-class SpatioTemporalFourier(Architecture):
+class SpatioTemporalFourier(Growable):
     """Spatio-temporal multi-scale Fourier features (Wang, Wang, Perdikaris 2021, heat)."""
 
     name = "stmff"
@@ -274,9 +257,6 @@ class SpatioTemporalFourier(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds: Sequence[tuple[float, float]],
         sigmas_x: Sequence[float | Sequence[float]] = (1.0, 5.0),
         sigmas_t: Sequence[float | Sequence[float]] = (1.0,),
         features: int = 32,
@@ -285,21 +265,15 @@ class SpatioTemporalFourier(Architecture):
         depth: int = 2,
         activation: str = "tanh",
         normalize: bool = False,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        if not has_time:
+        if not common.get("has_time"):
             raise SchemaError(
                 "model.arch",
                 "stmff embeds space and time separately and needs a time-dependent problem "
                 "(pde: heat); use mff for problems without time",
             )
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         sigmas_x = opts.parse_sigmas(sigmas_x, "model.sigmas_x")
         sigmas_t = opts.parse_sigmas(sigmas_t, "model.sigmas_t")
         self.features, self.trainable, self.width = features, trainable, width

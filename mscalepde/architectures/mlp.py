@@ -11,15 +11,14 @@ or never.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
-from mscalepde.activations import Activation, get_activation
 from mscalepde.architectures import options as opts
 from mscalepde.architectures.base import Architecture
-from mscalepde.expressions import Expression
-from mscalepde.jet import Jet, JetSpec
+from mscalepde.calculus.activations import Activation, get_activation
+from mscalepde.calculus.jet import Jet, JetSpec
 
 
 def glorot_linear(fan_in: int, fan_out: int) -> nn.Linear:
@@ -55,7 +54,7 @@ class Trunk(nn.Module):
         return h
 
     def jet(self, h: Jet) -> Jet:
-        """The same map on a forward-Laplacian jet (see :mod:`mscalepde.jet`)."""
+        """The same map on a forward-Laplacian jet (see :mod:`mscalepde.calculus.jet`)."""
         for layer in self.linears:
             z = h.linear(layer.weight, layer.bias).activation(self.activation)
             h = h + z if self.residual and z.width == h.width else z
@@ -71,22 +70,13 @@ class MLP(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds,
         width: int = 100,
         depth: int = 4,
         activation: str = "tanh",
         normalize: bool = True,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         self.trunk = Trunk(self.feature_dim, width, depth, activation)
         self.head = glorot_linear(width, 1)
 

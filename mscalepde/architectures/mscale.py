@@ -76,13 +76,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mscalepde.activations import Activation, get_activation
 from mscalepde.architectures import options as opts
-from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.growable import Growable
 from mscalepde.architectures.mlp import Trunk
-from mscalepde.expressions import Expression
-from mscalepde.jet import Jet, JetSpec
-from mscalepde.schema import SchemaError
+from mscalepde.calculus.activations import Activation, get_activation
+from mscalepde.calculus.jet import Jet, JetSpec
+from mscalepde.errors import SchemaError
 
 
 def group_sizes(width: int, n: int) -> list[int]:
@@ -134,7 +133,7 @@ def mscale_init_(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
-class MscaleDNN(Architecture):
+class MscaleDNN(Growable):
     """MscaleDNN, variants 1 and 2 (Liu, Cai, Xu 2020): see the module docstring."""
 
     name = "mscale"
@@ -143,9 +142,6 @@ class MscaleDNN(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds: Sequence[tuple[float, float]],
         scales: Sequence[float] | Mapping[str, Any] = (1, 2, 4, 8, 16, 32),
         variant: int = 2,
         width: int = 30,
@@ -153,15 +149,9 @@ class MscaleDNN(Architecture):
         activation: str = "sin",
         residual: bool = False,
         normalize: bool = True,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         scale_list = opts.parse_scales(scales if isinstance(scales, Mapping) else list(scales))
         self.variant = opts.parse_variant(variant)
         self.register_buffer("scales", torch.tensor(scale_list, dtype=torch.get_default_dtype()))
@@ -238,7 +228,7 @@ class MscaleDNN(Architecture):
         return out
 
     def jet(self, x: Tensor, spec: JetSpec) -> Jet:
-        """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.jet`)."""
+        """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.calculus.jet`)."""
         xs = self.input_jet(x, spec)
         if self.variant == 1:
             h = xs.linear(self.first.weight, self.first.bias).activation(self.first_activation)

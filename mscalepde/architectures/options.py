@@ -12,9 +12,9 @@ import math  # noqa: F401 - used by option defaults of some architectures
 from collections.abc import Mapping
 from typing import Any
 
+from mscalepde.errors import SchemaError
 from mscalepde.schema import (
     Option,
-    SchemaError,
     as_choice,
     as_float_list,
     as_int,
@@ -51,7 +51,7 @@ def interface_option(value: Any, key: str) -> list[str]:
 
 AUTO = "auto"
 
-#: ``model.auto``: the settings of the automatic choice (``mscalepde/bands.py``)
+#: ``model.auto``: the settings of the automatic choice (``mscalepde/frequencies/select.py``)
 AUTO_SETTINGS: dict[str, Option] = {
     "delta": Option(
         float_option(positive=True, maximum=0.5), 1e-4,
@@ -71,7 +71,7 @@ AUTO_SETTINGS: dict[str, Option] = {
     "max_bands": Option(int_option(1, 16), 4, "at most this many bands"),
 }
 
-#: ``model.adapt``: in-training adaptation of the frequencies (``mscalepde/adapt.py``)
+#: ``model.adapt``: in-training adaptation of the frequencies (``mscalepde/frequencies/adapt.py``)
 ADAPT_SETTINGS: dict[str, Option] = {
     "every": Option(int_option(1, 10_000_000), 500, "steps between re-estimates"),
     "max_bands": Option(
@@ -122,8 +122,6 @@ COMMON_OPTIONS: dict[str, Option] = {
     "adapt": Option(adapt_option, None, "add frequency bands during training (mff, stmff, mscale)"),
     "grown": Option(grown_option, [], "bands added during training: [[value, seed], ...]"),
 }
-
-
 
 
 def common_options(normalize: bool = True, activation: str = "tanh") -> dict[str, Option]:
@@ -181,7 +179,6 @@ def trunk_options(features: int, width: int, depth: int = 2, activation: str = "
     }
 
 
-
 SCALE_KINDS = ("pow2", "linear")
 
 
@@ -213,8 +210,6 @@ def parse_variant(value: Any, key: str = "model.variant") -> int:
     if isinstance(value, bool) or value not in (1, 2):
         raise SchemaError(key, f"expected 1 or 2, got {describe(value)}")
     return int(value)
-
-
 
 
 MLP = common_options(normalize=True)

@@ -25,17 +25,16 @@ cycles per unit of X̃ (per half-length of the box).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mscalepde.activations import get_activation
 from mscalepde.architectures import options as opts
 from mscalepde.architectures.base import Architecture
 from mscalepde.architectures.mscale import ScaledActivation
-from mscalepde.expressions import Expression
-from mscalepde.jet import Jet, JetSpec
+from mscalepde.calculus.activations import get_activation
+from mscalepde.calculus.jet import Jet, JetSpec
 
 
 def siren_linear(fan_in: int, fan_out: int, first: bool, omega: float) -> nn.Linear:
@@ -56,23 +55,14 @@ class Siren(Architecture):
     def __init__(
         self,
         *,
-        space_dim: int,
-        has_time: bool,
-        bounds: Sequence[tuple[float, float]],
         omega0: float = 30.0,
         omega0_hidden: float = 30.0,
         width: int = 100,
         depth: int = 3,
         normalize: bool = True,
-        interface: Sequence[Expression] = (),
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space_dim=space_dim,
-            has_time=has_time,
-            bounds=bounds,
-            normalize=normalize,
-            interface=interface,
-        )
+        super().__init__(normalize=normalize, **common)  # space_dim, has_time, bounds, interface
         self.linears = nn.ModuleList(
             siren_linear(
                 self.feature_dim if i == 0 else width,
@@ -95,7 +85,7 @@ class Siren(Architecture):
         return self.head(h)
 
     def jet(self, x: Tensor, spec: JetSpec) -> Jet:
-        """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.jet`)."""
+        """u, ∇u, Δu in one forward pass (see :mod:`mscalepde.calculus.jet`)."""
         h = self.input_jet(x, spec)
         for layer, act in zip(self.linears, self.activations, strict=True):
             h = h.linear(layer.weight, layer.bias).activation(act)

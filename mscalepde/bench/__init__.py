@@ -24,7 +24,8 @@ from mscalepde.bench.sweep import (
     load_sweep,
     variants_from_specs,
 )
-from mscalepde.runfolder import atomic_write_text, prepare_out_dir
+from mscalepde.io import atomic_write_text
+from mscalepde.run.folder import prepare_out_dir
 
 
 def run_bench(

@@ -5,8 +5,8 @@
   time t is that of its last history row at or before t (a staircase; after its end, its
   final error), so runs of different lengths and logging intervals share one time axis.
 - ``frequencies_<problem>.png``: the number of the solution's frequencies resolved
-  (Δ_F below the threshold, DESIGN.md §3) against training time, median over the seeds,
-  from each run's ``spectral.npz``: which model resolves which scale first.
+  (Δ_F below the threshold, docs/design.md §2) against training time, median over the seeds,
+  from each run's ``diagnostics.npz``: which model resolves which scale first.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mscalepde.figures import plt, save_figure
+from mscalepde.run.figures import plt, save_figure
 
 GRID = 300  # points of the common time axis
 
@@ -83,7 +83,7 @@ def _resolved(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(time, resolved count, peaks) at a run's diagnostic steps."""
     h = _history(run_dir)
     try:
-        with np.load(run_dir / "spectral.npz") as z:
+        with np.load(run_dir / "diagnostics.npz") as z:
             steps, dfr, thr = z["steps"], z["delta_f"], float(z["threshold"])
     except (OSError, KeyError, ValueError):
         return None

@@ -6,7 +6,7 @@ Dask distributed workers).
 and the *fingerprint* of its resolved settings (a hash of the validated problem, with the
 variant's label). A sweep started again skips every run whose row is there with the same
 fingerprint, and continues a run that was cut short from its checkpoint
-(:mod:`mscalepde.checkpoint`); a run whose settings changed gets a new tag. A run that fails
+(:mod:`mscalepde.run.checkpoint`); a run whose settings changed gets a new tag. A run that fails
 — diverges, raises, or its worker dies — is recorded with its error and the others go on.
 
 **Threads.** ``--workers N`` on this machine starts a Dask ``LocalCluster`` of N processes
@@ -32,8 +32,8 @@ import yaml
 from mscalepde.bench.report import THRESHOLDS, BenchRow
 from mscalepde.bench.sweep import Variant
 from mscalepde.errors import MscaleError, ProblemError, TrainingError, first_line
-from mscalepde.problem import load_problem
-from mscalepde.runfolder import atomic_write_text
+from mscalepde.io import atomic_write_text
+from mscalepde.problem.validate import load_problem
 
 ROW_FILE = "bench_row.json"
 
@@ -156,8 +156,9 @@ def run_one(
 ) -> BenchRow:
     """Train one run (continuing from its checkpoint if it was cut short) and store its row.
     User-level failures become a row with ``status`` ``diverged`` or ``failed``."""
-    from mscalepde.checkpoint import CHECKPOINT_FILE, ResumeError
-    from mscalepde.solver import solve
+    from mscalepde.errors import ResumeError
+    from mscalepde.run.checkpoint import CHECKPOINT_FILE
+    from mscalepde.run.pipeline import solve
 
     _threads(threads)
     run_dir = Path(out) / "runs" / spec.tag
@@ -244,7 +245,7 @@ def execute(
     else:
         for i in pending:
             if stop:  # a signal between two runs: stop before the next one starts
-                from mscalepde.signals import Terminated
+                from mscalepde.errors import Terminated
 
                 raise Terminated(str(stop.reason))
             try:

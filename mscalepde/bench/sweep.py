@@ -16,7 +16,7 @@ Problem paths are relative to the sweep file. A variant's ``model`` is merged in
 problem's model section (naming another ``arch`` starts from that architecture's defaults,
 as ``--set model.arch=`` does), its ``train`` into the train section, key by key. The budget
 becomes ``train.budget_seconds`` or ``train.budget_steps`` of every run
-(:mod:`mscalepde.trainer`): runs end at the step boundary where it is spent.
+(:mod:`mscalepde.training.trainer`): runs end at the step boundary where it is spent.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from mscalepde.errors import ProblemError
-from mscalepde.schema import SchemaError, as_float, as_int, check_unknown, describe
+from mscalepde.errors import ProblemError, SchemaError
+from mscalepde.schema import as_float, as_int, check_unknown, describe
 
 SWEEP_KEYS = ("description", "problems", "models", "seeds", "budget", "set")
 VARIANT_KEYS = ("model", "train")
@@ -213,7 +213,6 @@ class ModelSpec:
             except yaml.YAMLError:
                 section[key] = value
         return cls(label=text.strip(), section=section)
-
 
 
 def variants_from_specs(specs: Sequence[Any]) -> list[Variant]:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mscalepde.errors import MscaleError
+from mscalepde.errors import MeshError
 from mscalepde.geometry.shapes import (
     Box,
     Difference,
@@ -68,10 +68,6 @@ _OPTIONS: dict[str, float] = {
     "Mesh.SecondOrderLinear": 0,
     "Mesh.HighOrderOptimize": 0,
 }
-
-
-class MeshError(MscaleError):
-    """gmsh failed, or the mesh does not carry every boundary part."""
 
 
 @contextmanager
@@ -299,7 +295,7 @@ def mesh_geometry(
     import sys
     import tempfile
 
-    from mscalepde.geometry.shapes import shape_to_yaml
+    from mscalepde.geometry.shapes_yaml import shape_to_yaml
 
     with tempfile.TemporaryDirectory(prefix="mscalepde-mesh-") as tmp:
         spec = Path(tmp) / "spec.json"
@@ -366,7 +362,7 @@ def _child(spec_path: str, out_path: str) -> int:
     """The meshing process: read the spec, mesh, write the arrays (exit 3 on MeshError)."""
     import json
 
-    from mscalepde.geometry.shapes import parse_shape
+    from mscalepde.geometry.shapes_yaml import parse_shape
 
     spec = json.loads(Path(spec_path).read_text())
     geometry = Geometry(parse_shape(spec["shape"]))

@@ -1,46 +1,19 @@
 """Classical reference solutions: the truth a network is measured against when a problem
-has no ``exact``, and the classical baseline printed after a solve.
+has no ``exact``, and the classical baseline printed after a solve (docs/reference.md).
 
-- :mod:`.api` — the public entry: settings, the choice of method, the refinement error
-  estimate, the on-disk cache (:func:`get_reference`, :func:`compute_reference`, …);
+- :mod:`.options` — the ``reference`` section's schema (torch-free);
+- :mod:`.result` — a reference solution, its interpolation and its npz file;
+- :mod:`.data` — the problem's data sampled for the classical solvers;
+- :mod:`.solve` — the choice of method, the refinement and its error estimate;
+- :mod:`.cache` — the on-disk cache;
+- :mod:`.baseline` — the classical baseline after a solve;
+- :mod:`.truth` — what a run's errors are measured against;
 - :mod:`.fd` — finite differences on boxes (and the axis building blocks);
 - :mod:`.flux` — the flux-form finite-volume solver for variable coefficients;
-- :mod:`.spectral` — Chebyshev/Fourier collocation on boxes;
-- :mod:`.nodes` — Chebyshev nodes and differentiation (shared by fd and spectral);
-- :mod:`.fem` — finite elements (scikit-fem) on domains that are not boxes;
-- :mod:`.datafile` — truth read from a data file (``truth: {file: ...}``).
+- :mod:`.collocation` — Chebyshev/Fourier collocation on boxes;
+- :mod:`.nodes` — Chebyshev nodes and differentiation (shared by fd and collocation);
+- :mod:`.fem` — finite elements (scikit-fem) on domains that are not boxes.
 
-See ``docs/reference.md``.
+Import from the module that defines a name; this package file imports nothing, so that
+loading the torch-free :mod:`.options` pulls in no solver.
 """
-
-from mscalepde.reference.api import (
-    Reference,
-    ReferenceError,
-    baseline_line,
-    cache_dir,
-    cache_path,
-    classical_baseline,
-    compute_reference,
-    describe_reference,
-    get_reference,
-    reference_settings,
-    reference_truth,
-    reference_values,
-    truth_info,
-)
-
-__all__ = [
-    "Reference",
-    "ReferenceError",
-    "baseline_line",
-    "cache_dir",
-    "cache_path",
-    "classical_baseline",
-    "compute_reference",
-    "describe_reference",
-    "get_reference",
-    "reference_settings",
-    "reference_truth",
-    "reference_values",
-    "truth_info",
-]

@@ -1,7 +1,7 @@
 """Finite differences, and the tensor-grid machinery shared by both reference methods.
 
 This module holds the one-dimensional finite-difference axes, the per-axis record
-(:class:`Axis1D`) that the spectral axes of :mod:`mscalepde.reference.spectral` fill in
+(:class:`Axis1D`) that the spectral axes of :mod:`mscalepde.reference.collocation` fill in
 too, the Kronecker-sum operator on a tensor grid (:class:`SpaceProblem`), its linear
 solvers (:class:`LinearSolver`: sparse LU, Jacobi-preconditioned CG, or fast
 diagonalisation :class:`Diagonalised`) and the time integrators of the heat equation
@@ -47,16 +47,12 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mscalepde.errors import MscaleError
+from mscalepde.errors import ReferenceSolveError
 from mscalepde.reference.nodes import cheb_d1, cheb_nodes
 
 AXIS_NAMES = ("x", "y", "z")
 DIRECT_LIMIT = {1: 10_000_000, 2: 20_000, 3: 8_000}
 MAX_STORED_LEVELS = 129
-
-
-class ReferenceError(MscaleError):
-    """The reference solver cannot handle this problem or these settings."""
 
 
 @dataclass
@@ -318,7 +314,7 @@ class LinearSolver:
             d = S.diagonal()
             self.M = sp.diags(1.0 / d)
         else:
-            raise ReferenceError(f"unknown solver '{solver}'")
+            raise ReferenceSolveError(f"unknown solver '{solver}'")
 
     def solve(self, rhs: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
         shape = rhs.shape
@@ -351,7 +347,7 @@ class LinearSolver:
         )
         self.iterations += count[0]
         if info > 0:
-            raise ReferenceError(f"cg did not converge in {info} iterations")
+            raise ReferenceSolveError(f"cg did not converge in {info} iterations")
         return x.reshape(shape)
 
 
@@ -533,7 +529,7 @@ def heat_bdf(
         atol=max(tol, 1e-13) * scale,
     )
     if not sol.success:
-        raise ReferenceError(f"solve_ivp (BDF) failed: {sol.message}")
+        raise ReferenceSolveError(f"solve_ivp (BDF) failed: {sol.message}")
     return [sol.y[:, j].reshape(shape) for j in range(len(times))]
 
 

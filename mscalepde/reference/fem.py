@@ -1,9 +1,9 @@
 """Finite elements on constructive domains: the reference solution where the box solvers
-(:mod:`.fd`, :mod:`.flux`, :mod:`.spectral`) do not apply.
+(:mod:`.fd`, :mod:`.flux`, :mod:`.collocation`) do not apply.
 
 **Equation and weak form.** ``poisson``: −∇·(A∇u) + r(x, u) = f in Ω; ``heat``:
 u_t − ∇·(A∇u) + r(x, t, u) = f in Ω × (t0, t1], u(·, t0) = u_0; A = a(x[, t]) I or
-diag(a_1, …, a_d) (:class:`~mscalepde.operators.PDEOperator`). Find u_h ∈ V_h, u_h = g on
+diag(a_1, …, a_d) (:class:`~mscalepde.calculus.operators.PDEOperator`). Find u_h ∈ V_h, u_h = g on
 Γ_D (Dirichlet parts), such that for all v ∈ V_h with v = 0 on Γ_D
 
     ∫_Ω A∇u_h·∇v + r(x, u_h) v dx + Σ_Robin ∫ a α u_h v ds
@@ -15,7 +15,7 @@ conormal flux n·(A∇u), so g and α are multiplied by a(x) on the boundary (is
 by a_i on a face normal to axis i (anisotropic A; oblique Neumann/Robin parts are refused).
 ``value: exact`` data is derived from ``exact`` (u*, n·∇u*, n·∇u* + α u* with the mesh's
 outward normal n), ``source: auto`` is f = L u* — both by the training derivative path
-(:func:`mscalepde.derivatives.derivatives`, float64) at the quadrature points.
+(:func:`mscalepde.calculus.derivatives.derivatives`, float64) at the quadrature points.
 
 **Elements.** Lagrange P1 (``order=1``, straight simplices) or P2 (``order=2``,
 isoparametric: the mesh is second order, mid-edge nodes on the curved boundary), on the
@@ -57,8 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from mscalepde.problem import Problem
-from mscalepde.reference.fd import ReferenceError
+from mscalepde.errors import ReferenceSolveError
+from mscalepde.problem.model import Problem
 
 __all__ = ["FemSolution", "fem_reference", "solve_fem"]
 
@@ -242,7 +242,7 @@ class FemSolution:
         d = self.space_dim
         want = d + (0 if self.times is None else 1)
         if pts.shape[1] != want:
-            raise ReferenceError(
+            raise ReferenceSolveError(
                 f"expected points with {want} columns ({', '.join(self.variables)}), "
                 f"got {pts.shape[1]}"
             )
@@ -280,7 +280,7 @@ class FemSolution:
     def from_arrays(cls, d: dict[str, np.ndarray], problem: Problem | None = None) -> FemSolution:
         variables = tuple(str(d["fem_variables"]).split(","))
         if problem is not None and tuple(problem.domain.variables) != variables:
-            raise ReferenceError(
+            raise ReferenceSolveError(
                 f"the stored FEM solution has variables {variables}, the problem "
                 f"{tuple(problem.domain.variables)}"
             )
@@ -309,20 +309,23 @@ class _Space:
     def __init__(self, problem: Problem, h: float, order: int) -> None:
         import skfem
 
-        from mscalepde.geometry.mesh import MeshError, mesh_geometry
+        from mscalepde.errors import MeshError
+        from mscalepde.geometry.mesh import mesh_geometry
 
         geo = problem.domain.geometry
         if geo is None:
-            raise ReferenceError("the FEM reference needs a domain shape (domain.shape)")
+            raise ReferenceSolveError("the FEM reference needs a domain shape (domain.shape)")
         if geo.dim not in (2, 3):
-            raise ReferenceError(f"the FEM reference is 2D or 3D; this domain is {geo.dim}D")
+            raise ReferenceSolveError(f"the FEM reference is 2D or 3D; this domain is {geo.dim}D")
         if order not in (1, 2):
-            raise ReferenceError(f"FEM order must be 1 or 2, got {order}")
+            raise ReferenceSolveError(f"FEM order must be 1 or 2, got {order}")
         if problem.pde not in ("poisson", "heat") or problem.operator is None:
-            raise ReferenceError(f"the FEM reference solves poisson and heat, not {problem.pde}")
+            raise ReferenceSolveError(
+                f"the FEM reference solves poisson and heat, not {problem.pde}"
+            )
         for name, bc in problem.boundary.items():
             if bc.type not in ("dirichlet", "neumann", "robin"):
-                raise ReferenceError(f"the FEM reference cannot impose a {bc.type} condition "
+                raise ReferenceSolveError(f"the FEM reference cannot impose a {bc.type} condition "
                                      f"(part {name})")
         self.p = problem
         self.op = problem.operator
@@ -332,7 +335,7 @@ class _Space:
         try:
             self.mesh = mesh_geometry(geo, h, order)
         except MeshError as exc:
-            raise ReferenceError(str(exc)) from None
+            raise ReferenceSolveError(str(exc)) from None
         # gmsh runs in a child process (a crash must not kill the run): its start-up is
         # not part of the solver's cost, only the child's own meshing time is
         self.overhead = time.perf_counter() - started - self.mesh.mesh_seconds
@@ -349,7 +352,7 @@ class _Space:
         self.part_dofs: dict[str, np.ndarray] = {}  # Dirichlet parts' DOFs
         for name, bc in problem.boundary.items():
             if name not in parts:
-                raise ReferenceError(f"the boundary part '{name}' is not on the mesh")
+                raise ReferenceSolveError(f"the boundary part '{name}' is not on the mesh")
             if bc.type == "dirichlet":
                 dirichlet.append(parts[name])
                 self.part_dofs[name] = np.asarray(
@@ -379,7 +382,7 @@ class _Space:
             return
         n = np.abs(self.facet_n[name])  # (dim, nf, nq)
         if np.any(n.max(axis=0) < 1 - 1e-8):
-            raise ReferenceError(
+            raise ReferenceSolveError(
                 f"an anisotropic diffusivity with a {self.p.boundary[name].type} condition on "
                 f"the oblique boundary part '{name}' is not supported by the FEM reference"
             )
@@ -413,7 +416,7 @@ class _Space:
 
     def _finite(self, values: np.ndarray, what: str) -> np.ndarray:
         if not np.all(np.isfinite(values)):
-            raise ReferenceError(f"{self.p.origin}: {what} is not finite on the FEM mesh")
+            raise ReferenceSolveError(f"{self.p.origin}: {what} is not finite on the FEM mesh")
         return values
 
     def _torch(self, x: np.ndarray, t: float | None, what: str) -> np.ndarray:
@@ -440,7 +443,9 @@ class _Space:
         pts = self._points(x, t)
         a = self.op.diffusivity_values(pts)
         if np.any(a <= 0) or not np.all(np.isfinite(a)):
-            raise ReferenceError(f"{self.p.origin}: the diffusivity is not positive on the mesh")
+            raise ReferenceSolveError(
+                f"{self.p.origin}: the diffusivity is not positive on the mesh"
+            )
         return a.T.reshape((a.shape[1], *x.shape[1:]))
 
     def _conormal(self, name: str, t: float | None) -> np.ndarray:
@@ -601,7 +606,7 @@ class _Stepper:
                 return u
             if np.linalg.norm(du) <= NEWTON_TOL * max(np.linalg.norm(u), 1e-300):
                 return u
-        raise ReferenceError(
+        raise ReferenceSolveError(
             f"{s.p.origin}: Newton's method for the reaction did not converge in "
             f"{NEWTON_MAX} iterations (last relative update "
             f"{np.linalg.norm(du) / max(np.linalg.norm(u), 1e-300):.1e})"
@@ -647,7 +652,7 @@ def default_nt(problem: Problem, h: float, order: int) -> int:
 
 def solve_fem(problem: Problem, *, h: float, order: int = 2, nt: int | None = None) -> FemSolution:
     """The P1/P2 finite-element solution at mesh size h (module docstring); ``nt`` time
-    steps for heat (default :func:`default_nt`). Raises :class:`ReferenceError`."""
+    steps for heat (default :func:`default_nt`). Raises :class:`ReferenceSolveError`."""
     start = time.perf_counter()
     space = _Space(problem, h, order)
     stepper = _Stepper(space)
@@ -664,12 +669,12 @@ def solve_fem(problem: Problem, *, h: float, order: int = 2, nt: int | None = No
         t0, t1 = problem.domain.time
         nt = default_nt(problem, h, order) if nt is None else int(nt)
         if nt < 1:
-            raise ReferenceError(f"nt must be at least 1, got {nt}")
+            raise ReferenceSolveError(f"nt must be at least 1, got {nt}")
         times = t0 + (t1 - t0) * np.arange(nt + 1) / nt
         dt = (t1 - t0) / nt
         init = problem.initial if problem.initial is not None else problem.exact
         if init is None:
-            raise ReferenceError(f"{problem.origin}: heat needs an initial condition")
+            raise ReferenceSolveError(f"{problem.origin}: heat needs an initial condition")
         values = np.empty((nt + 1, space.basis.N))
         values[0] = space._eval(init, space.basis.doflocs, t0, "initial")
         for n in range(1, nt + 1):
@@ -708,7 +713,7 @@ def solve_fem_retrying(
     for attempt in range(attempts):
         try:
             return solve_fem(problem, h=h, order=order)
-        except ReferenceError as exc:
+        except ReferenceSolveError as exc:
             text = str(exc)
             if attempt == attempts - 1 or not ("gmsh crashed" in text or "gmsh failed" in text):
                 raise
@@ -733,7 +738,7 @@ def fem_reference(
 
     geo = problem.domain.geometry
     if geo is None:
-        raise ReferenceError("the FEM reference needs a domain shape (domain.shape)")
+        raise ReferenceSolveError("the FEM reference needs a domain shape (domain.shape)")
     h = default_h(problem) if h0 is None else float(h0)
     pts = sample_interior(problem.domain, EVAL_POINTS, "sobol", 0)
     start = time.perf_counter()

@@ -60,7 +60,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mscalepde.reference.fd import AXIS_NAMES, ReferenceError, time_levels
+from mscalepde.errors import ReferenceSolveError
+from mscalepde.reference.fd import AXIS_NAMES, time_levels
 
 #: Largest number of unknowns solved by sparse LU (per space dimension); CG above.
 FLUX_DIRECT_LIMIT = {1: 10_000_000, 2: 300_000, 3: 30_000}
@@ -98,7 +99,7 @@ def flux_axis(name: str, n: int, a: float, b: float, lo: str, hi: str) -> FluxAx
     """The axis of n − 1 cells on [a, b] (module docstring)."""
     m = n - 1
     if m < 2:
-        raise ReferenceError(f"axis {name}: the flux-form solver needs at least 3 points")
+        raise ReferenceSolveError(f"axis {name}: the flux-form solver needs at least 3 points")
     h = (b - a) / m
     if lo == "periodic":
         nodes = np.linspace(a, b, n)
@@ -143,7 +144,7 @@ class FluxSpace:
 
     ``data`` provides ``source(grids)``, ``face(face, grids)``, ``alpha(face, grids)``,
     ``initial(grids)``, ``exact(grids)`` and ``time_dependent_source`` (grids: the 1D
-    coordinate arrays, plus the times last for heat), as :class:`mscalepde.reference.api._Data`.
+    coordinate arrays, plus the times last for heat), as :class:`mscalepde.reference.data._Data`.
     """
 
     problem: Any
@@ -200,7 +201,7 @@ class FluxSpace:
                 for i, (v, j) in enumerate(zip(self.problem.variables, idx))
             )
             key = f"diffusivity[{k}]" if self.op.anisotropic else "diffusivity"
-            raise ReferenceError(
+            raise ReferenceSolveError(
                 f"{self.problem.origin}: {key} must be positive and finite, but a = "
                 f"{values[idx]:.6g} at {where}"
             )
@@ -324,7 +325,7 @@ class FluxSpace:
                 dr = torch.zeros_like(u)
         r_np, dr_np = r.detach().numpy().copy(), dr.numpy().copy()
         if not (np.all(np.isfinite(r_np)) and np.all(np.isfinite(dr_np))):
-            raise ReferenceError(
+            raise ReferenceSolveError(
                 f"{self.problem.origin}: reaction evaluates to a non-finite value "
                 "on the reference grid (Newton diverged?)"
             )
@@ -399,7 +400,7 @@ class _Linear:
             try:
                 self.lu = spla.splu(sp.csc_matrix(J))
             except RuntimeError as exc:
-                raise ReferenceError(f"flux-form solver: singular matrix ({exc})") from None
+                raise ReferenceSolveError(f"flux-form solver: singular matrix ({exc})") from None
         else:
             self.J = J
             d = J.diagonal()
@@ -424,13 +425,13 @@ class _Linear:
         )
         self.iterations += count[0]
         if info != 0:
-            raise ReferenceError(f"flux-form solver: iterative solve failed (info {info})")
+            raise ReferenceSolveError(f"flux-form solver: iterative solve failed (info {info})")
         return x - x.mean() if self.bordered else x
 
 
 def _solver_kind(space: FluxSpace, solver: str) -> str:
     if solver == "fast":
-        raise ReferenceError(
+        raise ReferenceSolveError(
             "solver fast needs a constant-coefficient Laplacian; the flux-form solver "
             "uses direct or cg"
         )
@@ -481,12 +482,14 @@ def newton(
                 floor = 64 * np.finfo(float).eps * (norm_a * np.max(np.abs(U)) + scale)
                 if np.max(np.abs(F)) <= floor:
                     return U, it, res, True
-                raise ReferenceError(
+                raise ReferenceSolveError(
                     f"Newton: the line search failed at iteration {it + 1} "
                     f"(relative residual {res:.2e})"
                 )
         U, F, dr = U_try, F_try, dr_try
-    raise ReferenceError(f"Newton did not converge in {max_iter} iterations (residual {res:.2e})")
+    raise ReferenceSolveError(
+        f"Newton did not converge in {max_iter} iterations (residual {res:.2e})"
+    )
 
 
 # --------------------------------------------------------------------------- Poisson
@@ -566,7 +569,7 @@ def solve_heat(
     elif time_method == "cn":
         times, levels, info = _heat_cn(space, U0, nt, settings, nstore)
     else:
-        raise ReferenceError(
+        raise ReferenceSolveError(
             f"time_method {time_method} needs a constant-coefficient operator; "
             "the flux-form solver uses cn or bdf"
         )
@@ -704,7 +707,7 @@ def _heat_bdf(
         atol=max(tol, 1e-13) * scale,
     )
     if not sol.success:
-        raise ReferenceError(f"solve_ivp (BDF) failed: {sol.message}")
+        raise ReferenceSolveError(f"solve_ivp (BDF) failed: {sol.message}")
     info.bdf = True
     info.solves = int(sol.nlu)
     return [sol.y[:, j] for j in range(len(times))], info

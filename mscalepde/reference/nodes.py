@@ -1,8 +1,8 @@
 """Chebyshev–Gauss–Lobatto nodes and their differentiation matrix on [a, b]
 (Trefethen, *Spectral Methods in MATLAB*, 2000, ``cheb``): the building block shared by
-the spectral space axes (:mod:`.spectral`) and the spectral time collocation of the box
+the spectral space axes (:mod:`.collocation`) and the spectral time collocation of the box
 solvers (:mod:`.fd`). It imports neither, so the two import each other in one direction
-only (spectral → fd → nodes).
+only (collocation → fd → nodes).
 """
 
 from __future__ import annotations

@@ -1,0 +1,87 @@
+"""The run folder: atomic writes of a run's files, and reading a run back.
+
+Layout (docs/design.md §5): ``config.yaml`` (the resolved problem and settings),
+``history.csv``, ``diagnostics.npz`` (diagnostics), ``model.pt`` (a state dict; the model is
+rebuilt from ``config.yaml``), ``summary.json`` and ``figures/*.png``.
+
+Every file is written to a temporary name in the same folder and renamed into place
+(``os.replace`` is atomic on POSIX), so an interrupted run never leaves a half-written
+file. Write failures (disk full, permissions) raise :class:`RunFolderError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mscalepde.errors import RunFolderError
+from mscalepde.io import atomic_write_with
+from mscalepde.run.model import make_model
+
+
+def save_state(path: str | Path, model: torch.nn.Module) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write_with(path, lambda buf: torch.save(state, buf))
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - corrupted file: one-line message
+        raise RunFolderError(f"{path}: cannot read the model: {exc}") from None
+
+
+def load_run(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
+    """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder;
+    returns ``(problem, model)`` with the model in eval mode."""
+    from mscalepde.problem.validate import load_problem
+
+    run_dir = Path(run_dir)
+    problem = load_problem(run_dir / "config.yaml")
+    model = make_model(problem)
+    state = load_state(run_dir / "model.pt")
+    saved = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+    if saved is not None:  # a Gauss–Newton phase leaves the model in float64
+        model = model.to(saved)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        path = run_dir / "model.pt"
+        raise RunFolderError(f"{path}: does not match config.yaml: {first}") from None
+    model.eval()
+    return problem, model
+
+
+def new_run_dir(base: str | Path, name: str) -> Path:
+    """``base/name-YYYYmmdd-HHMMSS[-k]``, created; never reuses an existing folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(base)
+    for k in range(1000):
+        cand = base / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            cand.mkdir(parents=True, exist_ok=False)
+            return cand
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunFolderError(f"{cand}: cannot create the run folder: {exc.strerror}") from None
+    raise RunFolderError(f"{base}: too many runs named {name}-{stamp}")
+
+
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create (or reuse) an explicit ``--out`` folder."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot create the run folder: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise RunFolderError(f"{path}: the run folder is not writable")
+    return path

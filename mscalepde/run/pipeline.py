@@ -1,0 +1,503 @@
+"""The solver: ``solve``, a problem in, a trained network, its history and a run folder out.
+
+This module wires the one-way pipeline
+problem (validated) → model + objective + trainer → history → evaluation/figures/run folder.
+It is what ``mscalepde solve`` runs and what the Python API exposes.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy
+import torch
+
+from mscalepde import __version__
+from mscalepde.architectures import is_auto
+from mscalepde.architectures.base import Architecture
+from mscalepde.architectures.growable import growth_of
+from mscalepde.calculus.derivatives import engine_for
+from mscalepde.diagnostics.evaluation import Evaluator, predict
+from mscalepde.equations import Objective
+from mscalepde.errors import MscaleError, ResumeError, Stopped, TrainingError, first_line
+from mscalepde.frequencies.select import Selection, resolve_auto
+from mscalepde.frequencies.spectrum import save_spectrum
+from mscalepde.io import atomic_write_text, write_json, write_yaml
+from mscalepde.problem.model import Problem
+from mscalepde.problem.overrides import apply_overrides
+from mscalepde.problem.validate import load_problem, problem_from_dict, with_overrides
+from mscalepde.run.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+)
+from mscalepde.run.figures import history_figure, solution_figure, spectrum_figure
+from mscalepde.run.folder import new_run_dir, prepare_out_dir, save_state
+from mscalepde.run.model import make_model
+from mscalepde.training.history import History
+from mscalepde.training.settings import TrainSettings, plain_value
+from mscalepde.training.signals import StopRequest
+from mscalepde.training.trainer import Callback, Trainer
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MscaleError("train.device: cuda was requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "mscalepde": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class SolveResult:
+    """What :func:`solve` returns: the problem, trained model, history and summary."""
+
+    problem: Problem
+    model: Architecture
+    history: History
+    summary: dict[str, Any]
+    evaluator: Evaluator = field(repr=False)
+    run_dir: Path | None = None
+
+    @property
+    def rel_l2(self) -> float | None:
+        return self.summary.get("rel_l2")
+
+    def predict(self, points: np.ndarray) -> np.ndarray:
+        """u_θ at ``points`` (N, D), columns = space axes then t."""
+        p = next(self.model.parameters())
+        return predict(self.model, np.asarray(points, dtype=float), dtype=p.dtype, device=p.device)
+
+
+def config_with_growth(config: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """The run's config with ``model.grown`` naming what ``model.adapt`` added, so that
+    ``model.pt`` loads with ``config.yaml`` alone."""
+    grown = [[plain_value(v), seed] for v, seed in growth_of(model)]
+    if not grown:
+        return dict(config)
+    return {**config, "model": {**config["model"], "grown": grown}}
+
+
+class RunWriter(Callback):
+    """Writes checkpoints into the run folder during training: ``checkpoint.pt`` (the
+    complete state, :mod:`mscalepde.run.checkpoint`), and ``model.pt`` and ``history.csv`` as
+    readable views of it."""
+
+    def __init__(self, run_dir: Path, config: Mapping[str, Any], monitor: Any = None) -> None:
+        self.run_dir = run_dir
+        self.config = config
+        self.monitor = monitor
+        self._grown = 0  # growths config.yaml names
+
+    def write_checkpoint(self, trainer: Trainer) -> None:
+        monitor = self.monitor.state_dict() if self.monitor is not None else None
+        save_checkpoint(self.run_dir, self.config, trainer.state_dict(), monitor)
+
+    def on_checkpoint(self, trainer: Trainer, step: int) -> None:
+        self.write_checkpoint(trainer)
+        grown = len(growth_of(trainer.model))
+        if grown != self._grown:  # model.pt grew: config.yaml must say so
+            write_yaml(self.run_dir / "config.yaml", config_with_growth(self.config, trainer.model))
+            self._grown = grown
+        save_state(self.run_dir / "model.pt", trainer.model)
+        atomic_write_text(self.run_dir / "history.csv", trainer.history.to_csv())
+
+
+class ProgressBar(Callback):
+    """A tqdm progress bar with the current loss and error."""
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+        self.bar: Any = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=trainer.step,  # a resumed run starts where it stopped
+            desc=self.description,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=True,
+        )
+
+    def on_step(self, trainer: Trainer, step: int) -> None:
+        self.bar.update(1)
+
+    def on_restore(self, trainer: Trainer) -> None:
+        if self.bar is not None:  # a rollback: back to the checkpoint's step
+            self.bar.n = trainer.step
+            self.bar.refresh()
+
+    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        post = {"phase": trainer.phase, "loss": f"{row['loss']:.3e}"}
+        if "rel_l2" in row:
+            post["rel_l2"] = f"{row['rel_l2']:.3e}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def on_end(self, trainer: Trainer) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _as_problem(
+    problem_or_path: Problem | str | Path, overrides: Sequence[str], changes: Mapping[str, Any]
+) -> Problem:
+    if isinstance(problem_or_path, Problem):
+        problem = problem_or_path
+        if overrides:
+            data = apply_overrides(problem.config, overrides, problem.origin)
+            problem = problem_from_dict(data, origin=problem.origin)
+    else:
+        problem = load_problem(problem_or_path, overrides)
+    if changes:
+        problem = with_overrides(problem, **changes)
+    return problem
+
+
+def solve(
+    problem_or_path: Problem | str | Path,
+    *,
+    out: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    overrides: Sequence[str] = (),
+    write: bool = True,
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+    resume: str | Path | Checkpoint | None = None,
+    stop: StopRequest | None = None,
+    selection: Selection | None = None,
+    **changes: Any,
+) -> SolveResult:
+    """Train a physics-informed network on a problem.
+
+    ``problem_or_path``: a :class:`Problem` or a YAML path. ``overrides``: ``--set``
+    strings (``"train.steps=2000"``); ``changes``: section updates as keywords
+    (``train={"steps": 2000}, model={"arch": "mlp"}``). With ``write`` a run folder is
+    written to ``out`` (default ``runs_dir/<name>-<timestamp>``). Raises
+    :class:`TrainingError` on a non-finite loss after writing the run folder with the last
+    good parameters and ``status: diverged``.
+
+    ``resume``: a run folder with a ``checkpoint.pt`` (or that checkpoint, already loaded
+    by :func:`resume_problem`); training continues from it and
+    writes into that folder (:func:`mscalepde.run.checkpoint.check_resumable` says which
+    settings may differ). ``stop``: a :class:`~mscalepde.training.signals.StopRequest`; when set,
+    training stops at the next step boundary after a checkpoint, the run folder is written
+    and :class:`~mscalepde.errors.Stopped` is raised with ``run_dir`` set.
+
+    A model section with ``auto`` (``arch: auto``, ``sigmas: auto``, ...) is resolved from
+    the problem's spectrum first (:func:`mscalepde.frequencies.select.resolve_auto`); the run
+    folder's
+    ``config.yaml`` holds the chosen values, ``summary.json`` the choice (``auto``) and
+    ``figures/spectrum.png`` the spectrum with the bands. ``selection``: the choice already
+    made for this (resolved) problem, as the CLI does to print it before training.
+    """
+    problem = _as_problem(problem_or_path, overrides, changes)
+    if is_auto(problem.model):
+        problem, selection = resolve_auto(problem)
+    if stop is not None:
+        stop.deferred = False  # until training starts, a signal stops at once
+    checkpoint: Checkpoint | None = None
+    if resume is not None:
+        checkpoint = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+        resume = checkpoint.run_dir
+        if out is not None and Path(out).resolve() != resume.resolve():
+            raise ResumeError(f"{out}: a resumed run writes into its own folder ({resume})")
+        where = str(resume)
+        saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
+        check_resumable(saved, problem, checkpoint.trainer, where)
+        out = resume
+    tr = problem.train
+    device = resolve_device(tr["device"])
+    dtype = DTYPES[tr["dtype"]]
+    model = make_model(problem, dtype).to(device)
+    objective = Objective.from_problem(problem, dtype=dtype, device=device)
+    # the truth: exact, else the cached classical reference (computed here when missing)
+    evaluator = Evaluator(problem, dtype=dtype, device=device)
+
+    run_dir: Path | None = None
+    cbs: list[Callback] = list(callbacks)
+    if write:  # the folder is checked (writable) before any training
+        run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
+        write_yaml(run_dir / "config.yaml", problem.config)
+    from mscalepde.diagnostics.monitor import SpectralMonitor
+
+    monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
+    if monitor is None and problem.diagnostics["enabled"]:
+        # without exact, its truth is the cached reference (diagnostics.truth_function)
+        monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
+        cbs.append(monitor)
+    writer = RunWriter(run_dir, problem.config, monitor) if run_dir is not None else None
+    if writer is not None:
+        cbs.insert(0, writer)
+    if problem.model.get("adapt"):
+        from mscalepde.frequencies.adapt import FrequencyAdapter
+
+        cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
+    bar = ProgressBar(problem.name) if progress else None
+    if bar is not None:
+        cbs.append(bar)
+
+    trainer = Trainer(
+        model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs,
+        stop=stop,
+    )
+    if checkpoint is not None:
+        try:
+            trainer.load_state_dict(checkpoint.trainer)
+            if monitor is not None and checkpoint.monitor is not None:
+                monitor.load_state_dict(checkpoint.monitor)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            raise ResumeError(
+                f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
+            ) from None
+        if writer is not None and growth_of(model):  # replayed from the checkpoint
+            write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
+            writer._grown = len(model.growth)
+    status, message = "ok", ""
+    interrupt: KeyboardInterrupt | None = None
+    started = time.perf_counter()
+    try:
+        trainer.run()
+    except TrainingError as exc:
+        status, message = "diverged", str(exc)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (the CLI), a stop request
+        interrupt = exc
+        reason = getattr(exc, "reason", None) or str(exc)
+        why = f" by {reason}" if reason else ""
+        status, message = "interrupted", f"interrupted{why} at step {trainer.step}"
+        if isinstance(exc, Stopped) and run_dir is not None:
+            message += " (checkpoint written at this step)"
+            exc.run_dir = run_dir
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - started
+    if writer is not None and status == "ok":
+        writer.write_checkpoint(trainer)  # the final state: `resume` can extend it
+
+    # after a signal the run folder must be finished quickly: no classical baseline
+    baseline = status == "ok" and not stop
+    summary = build_summary(
+        problem, model, trainer, evaluator, device, status, message, wall, baseline=baseline
+    )
+    grown = _record_choices(summary, selection, checkpoint, model, trainer)
+    if monitor is not None:
+        diag = monitor.finish(run_dir)  # diagnostics.npz + figures/ when run_dir is set
+        summary["frequencies"] = diag.pop("rows")
+        summary["diagnostics"] = diag
+    result = SolveResult(problem, model, trainer.history, summary, evaluator, run_dir)
+    if run_dir is not None:
+        if grown:  # config.yaml names the grown network, so model.pt loads with it
+            write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
+        write_run(result, selection)
+    if status == "diverged":
+        raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
+    if interrupt is not None:
+        raise interrupt
+    return result
+
+
+def _record_choices(
+    summary: dict[str, Any],
+    selection: Selection | None,
+    checkpoint: Checkpoint | None,
+    model: Architecture,
+    trainer: Trainer,
+) -> list[list[Any]]:
+    """Add to ``summary`` what ``auto`` chose and what ``model.adapt`` grew (a resumed run
+    keeps both records); returns the growth list."""
+    if checkpoint is not None:
+        summary["resumed_from_step"] = checkpoint.step
+    if selection is not None:
+        summary["auto"] = selection.to_dict()
+        if trainer.train_seconds > 0:
+            summary["auto"]["fraction_of_training"] = selection.seconds / trainer.train_seconds
+    elif checkpoint is not None:  # a resumed run keeps the record of its choice
+        previous = _previous_summary(checkpoint.run_dir)
+        if "auto" in previous:
+            summary["auto"] = previous["auto"]
+    grown = [[plain_value(v), seed] for v, seed in growth_of(model)]
+    if grown:  # what model.adapt added, and when (its notes survive a resume)
+        summary["adapt"] = {
+            "grown": grown,
+            "final": [plain_value(v) for v in model.band_values()],
+            "notes": [n for n in trainer.notes if n.startswith("adapt:")],
+        }
+    return grown
+
+
+def _previous_summary(run_dir: Path) -> dict[str, Any]:
+    """The run folder's summary.json before this resumed run rewrites it ({} if none)."""
+    import json
+
+    try:
+        data = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def resume_problem(
+    run_dir: str | Path, overrides: Sequence[str] = ()
+) -> tuple[Problem, Checkpoint]:
+    """The problem a run in ``run_dir`` was trained with (from its checkpoint), changed by
+    ``overrides`` (``--set`` strings), and the loaded checkpoint."""
+    checkpoint = load_checkpoint(run_dir)
+    origin = f"{run_dir}/{CHECKPOINT_FILE}"
+    data = apply_overrides(checkpoint.config, overrides, origin)
+    return problem_from_dict(data, origin=origin), checkpoint
+
+
+def resume_run(
+    run_dir: str | Path, overrides: Sequence[str] = (), **kwargs: Any
+) -> SolveResult:
+    """Continue the run in ``run_dir`` from its last checkpoint with the settings it was
+    trained with, changed by ``overrides`` (``--set`` strings; e.g. more steps).
+    Keywords go to :func:`solve`."""
+    problem, checkpoint = resume_problem(run_dir, overrides)
+    return solve(problem, resume=checkpoint, **kwargs)
+
+
+def build_summary(
+    problem: Problem,
+    model: Architecture,
+    trainer: Trainer,
+    evaluator: Evaluator,
+    device: torch.device,
+    status: str,
+    message: str,
+    wall: float,
+    baseline: bool = True,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {"problem": problem.name, "pde": problem.pde, "status": status}
+    if message:
+        s["message"] = message
+    s.update(evaluator(model))  # against exact, or the classical reference
+    s.update(
+        _truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds, baseline)
+    )
+    last = trainer.history.last
+    s["loss"] = last.get("loss")
+    s["losses"] = {k: v for k, v in last.items() if k.startswith("loss_")}
+    s["train_seconds"] = trainer.train_seconds
+    s["wall_seconds"] = wall
+    s["steps"] = trainer.step
+    s["phases"] = list(trainer.phase_log)
+    for name, key in (("adam", "adam_steps"), ("lbfgs", "lbfgs_steps"),
+                      ("gauss-newton", "gauss_newton_steps")):
+        s[key] = sum(p["steps"] for p in trainer.phase_log if p["name"] == name)
+    s["seed"] = problem.train["seed"]
+    s["arch"] = problem.model["arch"]
+    s["parameters"] = model.parameter_count()
+    s["dtype"] = problem.train["dtype"]
+    s["final_dtype"] = str(next(model.parameters()).dtype).replace("torch.", "")
+    s["compiled"] = trainer.compiled
+    s["engine"] = engine_for(model, problem.train["engine"])
+    if trainer.notes:
+        s["notes"] = list(trainer.notes)
+    s["device"] = str(device)
+    s["versions"] = versions()
+    return s
+
+
+def _truth_and_baseline(
+    problem: Problem,
+    evaluator: Evaluator,
+    rel_l2: float,
+    train_seconds: float,
+    baseline: bool = True,
+) -> dict[str, Any]:
+    """``truth`` (exact or reference) and ``classical_baseline``: the FD solver's time to
+    reach the network's error on the evaluation grid, and its error in the same time."""
+    if problem.pde == "fit":
+        return {"truth": "exact"}
+    from mscalepde.reference.baseline import classical_baseline
+    from mscalepde.reference.truth import truth_info
+
+    out = truth_info(problem)
+    if not baseline:
+        out["classical_baseline"] = {"error": "skipped: the run was stopped"}
+        return out
+    try:
+        out["classical_baseline"] = classical_baseline(
+            problem,
+            rel_l2,
+            seconds=train_seconds,
+            points=evaluator.points,
+            truth=evaluator.truth,
+            max_seconds=min(30.0, 0.5 + 0.5 * train_seconds),
+        )
+    except MscaleError as exc:
+        out["classical_baseline"] = {"error": str(exc)}
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # the baseline is a comparison:
+        # its failure is reported, never at the cost of the trained result
+        out["classical_baseline"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def write_run(result: SolveResult, selection: Selection | None = None) -> None:
+    """Write model.pt, history.csv, summary.json and the figures of a finished run (and
+    ``auto_spectrum.npz`` with ``figures/spectrum.png`` when the model was chosen by ``auto``)."""
+    run_dir = result.run_dir
+    assert run_dir is not None
+    save_state(run_dir / "model.pt", result.model)
+    atomic_write_text(run_dir / "history.csv", result.history.to_csv())
+    write_json(run_dir / "summary.json", result.summary)
+    if result.summary.get("truth") == "reference":
+        from mscalepde.reference.cache import get_reference
+
+        get_reference(result.problem).save(run_dir / "reference.npz")
+    figures = run_dir / "figures"
+    problem = result.problem
+    ev = result.evaluator
+    if selection is not None:
+        save_spectrum(run_dir / "auto_spectrum.npz", selection.spectrum)
+    try:
+        if selection is not None:
+            spectrum_figure(figures / "spectrum.png", selection, problem.name)
+        if len(result.history):
+            history_figure(figures / "history.png", result.history, problem.name)
+        pred, truth = ev.figure_fields(result.model)
+        solution_figure(
+            figures / "solution.png",
+            ev.axes,
+            problem.variables,
+            pred,
+            truth,
+            title=f"{problem.name} ({problem.model['arch']})",
+        )
+    except MscaleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a figure must not lose the run's results
+        print(f"warning: figures not written: {exc}", file=sys.stderr)

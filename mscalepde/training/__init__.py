@@ -1,0 +1,10 @@
+"""Training a network on a problem's loss.
+
+- :mod:`.options` — the ``train`` section's schema, the one source of its defaults (torch-free);
+- :mod:`.settings` — the resolved settings of one run and its optimiser phases;
+- :mod:`.trainer` — the training loop: phases, logging, checkpoints, divergence guard;
+- :mod:`.gauss_newton` — the Gauss–Newton / Levenberg–Marquardt phase;
+- :mod:`.history` — the loss history (``history.csv``);
+- :mod:`.signals` — stopping on SIGINT/SIGTERM with a checkpoint;
+- :mod:`.allocator` — glibc allocator settings for long runs.
+"""

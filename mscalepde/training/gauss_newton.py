@@ -1,0 +1,436 @@
+"""The Gauss–Newton phase: energy natural gradient descent on the residual vector.
+
+Let R(θ) ∈ R^M stack every loss term's residual rows (interior, each boundary kind,
+initial, ``fit``), the rows of term k scaled by √(w_k / N_k) (w_k its weight, N_k its
+number of rows), so that ‖R‖² is exactly the weighted loss L(θ) = Σ_k w_k mean(r_k²). With
+the Jacobian J = ∂R/∂θ (M × P) one iteration is
+
+    θ ← θ − α d,   d = (JᵀJ + λ I)⁻¹ JᵀR = Jᵀ (J Jᵀ + λ I)⁻¹ R,
+
+the primal form when M ≥ P and the dual ("Woodbury", kernel) form when M < P; the two give
+the same d. For a linear PDE operator this is energy natural gradient descent (Müller,
+Zeinhofer, ICML 2023): JᵀJ is the Gram matrix of the PDE's energy inner product on the
+tangent space of the network, so the step preconditions away the k⁴ weight that the
+residual loss puts on an error mode of wavenumber k (why Adam and L-BFGS stall near 1e-3
+on multiscale problems while this reaches 1e-6 and below). The dual form is the one of
+Guzmán-Cordero, Dangel, Goldshlager, Zeinhofer 2025 ("Improving energy natural gradient
+descent through Woodbury, momentum, and randomization"); ENGD itself uses a grid line
+search over α with a tiny fixed λ.
+
+With ``train.loss: ritz`` there is no residual vector: the loss is the Ritz energy E(θ).
+Its Gauss–Newton matrix is built from rows whose Gram matrix is half the Hessian of E with
+respect to the network's outputs (√(|Ω| a/2N) ∂_i u at the interior points, √w u on the
+Dirichlet penalty points, …: ``Objective.curvature_blocks``), the gradient ∇E comes from
+autograd, and d = (½H + λ I)⁻¹ ½∇E in the primal form (∇E is not in the range of Jᵀ: the
+source term f u has no curvature, so the dual form does not apply). For a quadratic energy
+(no reaction) H is exact: this is energy natural gradient descent for the Deep Ritz loss
+(Müller & Zeinhofer 2023). Resample the points every iteration: on fixed points the
+quadrature energy is unbounded below (the network exploits the gaps between the points;
+measured in ``benchmarks/README.md`` §8).
+
+Step control (``method``):
+
+- ``lm`` (default): Levenberg–Marquardt with Nielsen's update (Madsen, Nielsen, Tingleff
+  2004, "Methods for non-linear least squares problems", §3.2): α = 1, the gain ratio
+  ρ = (L(θ) − L(θ − d)) / (‖R‖² − ‖R − J d‖²) accepts a step when ρ > 0 and then sets
+  λ ← λ · max(c, 1 − (2ρ − 1)³), ν ← 2 (c = ``decrease``, 1/3 in the book); a rejected
+  step sets λ ← λ ν, ν ← 2ν and solves again (J is not rebuilt). The default: on
+  ``poisson1d_multiscale`` it needs no tuning, where a fixed λ does (``benchmarks/README.md``
+  §7);
+- ``line-search``: fixed λ, α = argmin over {1, 1/2, …, 2^−halvings} of L(θ − α d), the
+  ENGD recipe.
+
+λ is relative: the absolute damping is λ · tr(JᵀJ)/M, the mean squared row norm of J, so
+the same setting suits problems whose residuals differ in scale by many orders.
+
+J is built from the forward-Laplacian streams (:class:`~mscalepde.calculus.jet.LinearTape`): every
+linear map z_s = W a_s (+ b) of the network's jet is recorded, one backward pass of Σ_n q_n
+gives ∂q_n/∂z_s[n] row by row (each residual depends on its own point only), and
+∂q_n/∂W = Σ_s (∂q_n/∂z_s[n]) a_s[n]ᵀ. The rows are built chunk by chunk of points, so the
+graph in memory stays bounded; J itself (dual form) or JᵀJ (primal form) must fit in
+``max_memory_gb``, which is checked before anything is built. On the first iteration JᵀR
+is checked against the autograd gradient of ½‖R‖². Every step solves a Cholesky system
+(``torch.linalg.cholesky_ex``; on CUDA too, never ``lstsq``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from mscalepde.calculus.jet import LinearTape
+from mscalepde.equations import ResidualBlock
+from mscalepde.errors import MscaleError, TrainingError
+from mscalepde.training.options import GaussNewtonSettings, settings_from_mapping
+
+GIB = float(1 << 30)
+
+
+@dataclass
+class Iteration:
+    """What one accepted iteration did (a history row's extra columns)."""
+
+    loss: float
+    damping: float  # relative λ used for the accepted step
+    step_size: float  # α
+    form: str
+    tries: int  # linear solves (lm) or loss evaluations (line-search) spent
+    terms: dict[str, Tensor] = field(default_factory=dict)  # the loss terms after the step
+
+
+def weighted_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """L = Σ_k w_k L_k (a term without a weight has weight 1)."""
+    total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+    assert isinstance(total, Tensor)
+    return total
+
+
+class Parameters:
+    """The trainable parameters as one flat vector θ (column offsets into J)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.offset: dict[int, int] = {}
+        start = 0
+        for p in self.params:
+            self.offset[id(p)] = start
+            start += p.numel()
+        self.count = start
+
+    def vector(self) -> Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def assign(self, theta: Tensor) -> None:
+        with torch.no_grad():
+            for p in self.params:
+                o = self.offset[id(p)]
+                p.copy_(theta[o : o + p.numel()].view_as(p))
+
+
+def point_jacobian(tape: LinearTape, q: Tensor, params: Parameters) -> Tensor:
+    """(n, P): row n is ∂q_n/∂θ, from one backward pass through the recorded jet.
+
+    Valid when q_n depends on point n only (no coupling between points in the pass). The
+    graph is kept (the caller drops it with the tape): a block's second quantity and a
+    weight computed from parameters (2π B) are differentiated through it again."""
+    n = q.shape[0]
+    outputs = [z for rec in tape.records for z in rec[3]]
+    live = [z for z in outputs if z.requires_grad]
+    found = iter(torch.autograd.grad(q.sum(), live, retain_graph=True, allow_unused=True))
+    grads = [next(found) if z.requires_grad else None for z in outputs]
+    with torch.no_grad():  # the assembly itself builds no graph
+        jac = q.new_zeros(n, params.count)
+        _assemble(tape, grads, params, jac)
+    return jac
+
+
+def _assemble(
+    tape: LinearTape, grads: list[Tensor | None], params: Parameters, jac: Tensor
+) -> None:
+    """Add Σ_s (∂q/∂z_s) a_sᵀ of every recorded map into the columns of its parameters."""
+    n = jac.shape[0]
+    k = 0
+    for weight, bias, ins, outs in tape.records:
+        g = grads[k : k + len(outs)]
+        k += len(outs)
+        used = [(gs, a) for gs, a in zip(g, ins, strict=True) if gs is not None]
+        if not used:
+            continue
+        if bias is not None and bias.requires_grad and g[0] is not None:
+            o = params.offset[id(bias)]
+            jac[:, o : o + bias.numel()] += g[0]
+        if not weight.requires_grad:
+            continue  # a frozen map (a buffer such as fixed Fourier frequencies)
+        gw = torch.einsum(
+            "sno,sni->noi",
+            torch.stack([gs for gs, _ in used]),
+            torch.stack([a.detach() for _, a in used]),
+        )
+        if id(weight) in params.offset:
+            o = params.offset[id(weight)]
+            jac[:, o : o + weight.numel()] += gw.reshape(n, -1)
+            continue
+        # a weight computed from parameters (e.g. 2π B): chain rule, batched over points
+        per = torch.autograd.grad(
+            weight,
+            params.params,
+            grad_outputs=gw,
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+        )
+        for p, gp in zip(params.params, per, strict=True):
+            if gp is not None:
+                o = params.offset[id(p)]
+                jac[:, o : o + p.numel()] += gp.reshape(n, -1)
+
+
+def block_rows(
+    model: nn.Module, block: ResidualBlock, rows: slice, params: Parameters
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Residual vectors r_k on ``rows`` of ``block`` and their Jacobians (rows × P)."""
+    tape = LinearTape()
+    with torch.enable_grad():
+        qs = block.quantities(model, rows, tape=tape)
+        res, jacs = [], []
+        for q, g in zip(qs, block.data, strict=True):
+            jq = point_jacobian(tape, q, params)
+            jacs.append(block.combine(jq))
+            res.append(block.combine(q.detach()) - g[rows])
+    return res, jacs
+
+
+class GaussNewton:
+    """One Gauss–Newton phase on ``model`` and an objective with ``blocks()`` and
+    ``terms(model)`` (:class:`~mscalepde.equations.Objective`); see the module docstring.
+
+    ``iterate()`` makes one accepted step and returns an :class:`Iteration`, or None when no
+    step reduced the loss (the phase should end)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: object,
+        weights: Mapping[str, float],
+        settings: GaussNewtonSettings,
+        *,
+        key: str = "train.optimizer",
+    ) -> None:
+        self.model = model
+        self.objective = objective
+        self.weights = weights
+        self.settings = settings
+        self.key = key
+        self.params = Parameters(model)
+        self.damping = settings.damping
+        self.nu = 2.0
+        self.checked = False
+        self.terms: dict[str, Tensor] = {}
+        # the Ritz energy: no residual vector; Gram rows from ``curvature_blocks`` and the
+        # gradient from autograd (primal form only, module docstring)
+        self.energy = bool(getattr(objective, "ritz", False))
+        if self.energy and settings.form == "dual":
+            raise MscaleError(
+                f"{key}: with loss: ritz the Gauss-Newton step has no dual form "
+                f"(the energy's gradient is not J^T R); use form: primal or auto"
+            )
+        if not all(callable(getattr(m, "jet", None)) for m in [model]):
+            raise MscaleError(
+                f"{key}: gauss-newton needs a network with a forward-Laplacian jet "
+                f"({type(model).__name__} has none)"
+            )
+
+    # ------------------------------------------------------------------ pieces
+    def loss(self) -> float:
+        """The weighted loss at the current parameters (no graph); its terms are kept in
+        ``self.terms``, so that an accepted step's history row needs no new evaluation."""
+        with torch.no_grad():
+            self.terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
+            return float(weighted_loss(self.terms, self.weights))
+
+    def _loss_gradient(self) -> tuple[float, Tensor]:
+        """The weighted loss and its gradient by autograd, as one vector (zeros for
+        parameters the loss does not use)."""
+        with torch.enable_grad():
+            terms = self.objective.terms(self.model)  # type: ignore[attr-defined]
+            total = weighted_loss(terms, self.weights)
+            grads = torch.autograd.grad(total, self.params.params, allow_unused=True)
+        flat = torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g).reshape(-1)
+                for p, g in zip(self.params.params, grads, strict=True)
+            ]
+        )
+        return float(total.detach()), flat.detach()
+
+    def _energy_gradient(self) -> tuple[float, Tensor]:
+        """The weighted energy and half its gradient (autograd), as one vector."""
+        value, grad = self._loss_gradient()
+        if not (math.isfinite(value) and torch.isfinite(grad).all()):
+            raise TrainingError("gauss-newton: the Ritz energy or its gradient is not finite")
+        return value, 0.5 * grad
+
+    def form(self, rows: int) -> str:
+        if self.energy:
+            return "primal"
+        f = self.settings.form
+        if f == "auto":
+            return "dual" if rows < self.params.count else "primal"
+        return f
+
+    def check_memory(self, rows: int, itemsize: int) -> None:
+        """Refuse, naming the sizes, a step whose J (dual) or JᵀJ (primal) cannot fit in
+        ``max_memory_gb``."""
+        form = self.form(rows)
+        p = self.params.count
+        chunk = min(self.settings.chunk, rows)
+        # peak: the chunks and J (dual) or the chunk's rows (primal), the Gram matrix, its
+        # damped copy and its Cholesky factor
+        if form == "dual":
+            need = (2 * rows * p + 3 * rows * rows + chunk * p) * itemsize
+            what = f"J ({rows} residuals x {p} parameters) and J J^T"
+        else:
+            need = (3 * p * p + 2 * chunk * p) * itemsize
+            what = f"J^T J ({p} x {p} parameters)"
+        limit = self.settings.max_memory_gb * GIB
+        if need > limit:
+            raise MscaleError(
+                f"{self.key}.max_memory_gb: the {form} Gauss-Newton step needs "
+                f"{need / GIB:.2f} GiB for {what}, over the limit of "
+                f"{self.settings.max_memory_gb:g} GiB; use fewer points, a smaller network, "
+                f"or raise max_memory_gb"
+            )
+
+    def _scaled_blocks(self) -> list[tuple[ResidualBlock, float]]:
+        if self.energy:  # the curvature rows carry their quadrature weights: √w_k only
+            curv: list[ResidualBlock] = self.objective.curvature_blocks()  # type: ignore[attr-defined]
+            return [(b, math.sqrt(self.weights.get(b.term, 1.0))) for b in curv]
+        blocks: list[ResidualBlock] = self.objective.blocks()  # type: ignore[attr-defined]
+        counts: dict[str, int] = {}
+        for b in blocks:
+            counts[b.term] = counts.get(b.term, 0) + b.rows
+        return [(b, math.sqrt(self.weights.get(b.term, 1.0) / counts[b.term])) for b in blocks]
+
+    def _pieces(self, blocks: list[tuple[ResidualBlock, float]]):
+        """Yield (term, scaled residual rows, scaled Jacobian rows), chunk by chunk."""
+        chunk = max(1, self.settings.chunk)
+        for block, scale in blocks:
+            for start in range(0, block.size, chunk):
+                rows = slice(start, min(start + chunk, block.size))
+                res, jacs = block_rows(self.model, block, rows, self.params)
+                for r, j in zip(res, jacs, strict=True):
+                    if not (torch.isfinite(r).all() and torch.isfinite(j).all()):
+                        raise TrainingError(
+                            f"gauss-newton: the residual or Jacobian of the '{block.term}' "
+                            f"term is not finite"
+                        )
+                    yield block.term, r * scale, j * scale
+
+    def _verify(self, jtr: Tensor) -> None:
+        """JᵀR must equal ½ ∇‖R‖² computed by autograd (module docstring)."""
+        for p in self.params.params:
+            p.grad = None
+        _, ref = self._loss_gradient()
+        err = float((jtr - 0.5 * ref).norm() / max(float(ref.norm()) * 0.5, 1e-300))
+        # float64 only: near a minimum ‖∇L‖ is far below Σ|J_i||r_i|, and float32 summation
+        # noise alone could exceed any fixed relative tolerance
+        if jtr.dtype == torch.float64 and err > 1e-6:
+            raise TrainingError(
+                f"gauss-newton: the Jacobian of {type(self.model).__name__} disagrees with "
+                f"autograd (relative difference {err:.1e} in J^T R); this network has a "
+                f"parameter outside its linear layers' jet"
+            )
+        self.checked = True
+
+    # ------------------------------------------------------------------ the step
+    def iterate(self) -> Iteration | None:
+        s = self.settings
+        blocks = self._scaled_blocks()
+        rows = sum(b.rows for b, _ in blocks)
+        form = self.form(rows)
+        theta = self.params.vector()
+        self.check_memory(rows, theta.element_size())
+        p = self.params.count
+        if form == "dual":
+            parts = list(self._pieces(blocks))
+            r = torch.cat([x for _, x, _ in parts])
+            jac = torch.cat([j for _, _, j in parts])
+            del parts
+            gram = jac @ jac.T
+            jtr = jac.T @ r
+        else:
+            gram = theta.new_zeros(p, p)
+            jtr = theta.new_zeros(p)
+            rs = []
+            for _, x, j in self._pieces(blocks):
+                gram.addmm_(j.T, j)
+                jtr.addmv_(j.T, x)
+                rs.append(x)
+            r = torch.cat(rs)
+            jac = None
+        loss0 = float(r @ r)
+        if self.energy:  # ½∇E in place of JᵀR: d = (½H + λμI)⁻¹ ½∇E, the same predictions
+            loss0, jtr = self._energy_gradient()
+        elif not self.checked:
+            self._verify(jtr)
+        mu = float(torch.diagonal(gram).sum()) / rows  # relative → absolute damping
+
+        def direction(lam: float) -> tuple[Tensor, float] | None:
+            """d and the predicted decrease ‖R‖² − ‖R − J d‖² (None if not solvable)."""
+            damped = gram.clone()
+            damped.diagonal().add_(lam * mu)  # gram + λμI without an identity matrix
+            chol, info = torch.linalg.cholesky_ex(damped)
+            del damped
+            if int(info) != 0:
+                return None
+            if form == "dual":
+                assert jac is not None
+                y = torch.cholesky_solve(r[:, None], chol)[:, 0]
+                d = jac.T @ y
+                jd = gram @ y
+                pred = loss0 - float((r - jd) @ (r - jd))
+            else:
+                d = torch.cholesky_solve(jtr[:, None], chol)[:, 0]
+                pred = float(2.0 * (d @ jtr) - d @ (gram @ d))
+            if not torch.isfinite(d).all():
+                return None
+            return d, pred
+
+        if s.method == "line-search":
+            found = direction(self.damping)
+            if found is None:
+                return None
+            d = found[0]
+            best, best_alpha, best_terms = loss0, 0.0, {}
+            for k in range(s.halvings + 1):
+                alpha = 0.5**k
+                self.params.assign(theta - alpha * d)
+                value = self.loss()
+                if math.isfinite(value) and value < best:
+                    best, best_alpha, best_terms = value, alpha, self.terms
+            if best_alpha == 0.0:
+                self.params.assign(theta)
+                return None
+            self.params.assign(theta - best_alpha * d)
+            return Iteration(
+                best, self.damping, best_alpha, form, s.halvings + 1, terms=best_terms
+            )
+
+        for tries in range(1, s.max_tries + 1):
+            found = direction(self.damping)
+            value = math.nan
+            if found is not None:
+                d, pred = found
+                self.params.assign(theta - d)
+                value = self.loss()
+                rho = (loss0 - value) / pred if pred > 0 else -1.0
+                if math.isfinite(value) and value < loss0 and rho > 0:
+                    used = self.damping
+                    factor = max(s.decrease, 1.0 - (2.0 * rho - 1.0) ** 3)
+                    self.damping = max(s.min_damping, self.damping * factor)
+                    self.nu = 2.0
+                    return Iteration(value, used, 1.0, form, tries, terms=self.terms)
+            self.params.assign(theta)
+            self.damping *= self.nu
+            self.nu *= 2.0
+            if self.damping > s.max_damping:
+                break
+        self.params.assign(theta)
+        return None
+
+
+__all__ = [
+    "GaussNewton",
+    "GaussNewtonSettings",
+    "Iteration",
+    "Parameters",
+    "block_rows",
+    "point_jacobian",
+    "settings_from_mapping",
+    "weighted_loss",
+]
+

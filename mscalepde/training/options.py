@@ -1,0 +1,230 @@
+"""The ``train`` section's schema (torch-free): its keys, their defaults and checks, the
+optimiser phases (``train.optimizer``) and the Gauss–Newton phase's settings.
+
+This is the one source of the training defaults: :class:`~mscalepde.training.settings.TrainSettings`
+takes its defaults from :data:`TRAIN_OPTIONS`. The optimisers themselves are described in
+docs/design.md §8.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mscalepde.errors import SchemaError
+from mscalepde.geometry import SAMPLERS
+from mscalepde.schema import (
+    Option,
+    as_choice,
+    choice_option,
+    describe,
+    float_option,
+    int_option,
+    join,
+    switch_option,
+    validate_section,
+)
+
+OPTIMIZERS = ("adam", "lbfgs", "gauss-newton")
+LOSSES = ("residual", "ritz")
+
+
+@dataclass
+class GaussNewtonSettings:
+    """Settings of one ``gauss-newton`` phase (``train.optimizer``)."""
+
+    steps: int = 30
+    method: str = "lm"  # lm | line-search
+    damping: float = 1e-6  # relative λ: initial (lm) or fixed (line-search)
+    min_damping: float = 1e-12
+    decrease: float = 1.0 / 3.0  # lm: smallest factor on λ after an accepted step
+    max_damping: float = 1e6
+    max_tries: int = 12  # lm: solves per iteration before giving up
+    halvings: int = 10  # line-search: α = 1, 1/2, …, 2^-halvings
+    form: str = "auto"  # auto | dual | primal
+    chunk: int = 1024  # points per Jacobian pass
+    max_memory_gb: float = 4.0
+    dtype: str = "float64"
+    resample_every: int = 0
+
+
+def settings_from_mapping(m: Mapping[str, object]) -> GaussNewtonSettings:
+    names = GaussNewtonSettings.__dataclass_fields__
+    return GaussNewtonSettings(**{k: v for k, v in m.items() if k in names})  # type: ignore[arg-type]
+
+
+def _decay(value: Any, key: str) -> dict[str, Any] | None:
+    if value is None or value is False:
+        return None
+    return validate_section(
+        value,
+        {
+            "every": Option(int_option(1), 1000, "steps between decays"),
+            "factor": Option(float_option(positive=True, maximum=1.0), 0.9, "lr multiplier"),
+        },
+        key,
+    )
+
+
+TRAIN_OPTIONS: dict[str, Option] = {
+    "steps": Option(int_option(0, 10_000_000), 5000, "Adam steps"),
+    "lr": Option(float_option(positive=True), 1e-3, "Adam learning rate"),
+    "decay": Option(_decay, None, "step decay {every, factor} of the learning rate"),
+    "lbfgs_steps": Option(int_option(0, 1_000_000), 0, "L-BFGS iterations after Adam"),
+    "lbfgs_lr": Option(float_option(positive=True), 1.0, "L-BFGS step length"),
+    "points": Option(
+        lambda v, k: validate_section(
+            v,
+            {
+                "interior": Option(int_option(1, 10_000_000), 2000),
+                "boundary": Option(int_option(1, 10_000_000), 200),
+                "initial": Option(int_option(1, 10_000_000), 200),
+            },
+            k,
+        ),
+        {"interior": 2000, "boundary": 200, "initial": 200},
+        "collocation points per term",
+    ),
+    "sampler": Option(choice_option(*SAMPLERS), "sobol", "point sampler"),
+    "resample_every": Option(int_option(0), 0, "steps between resampling (0: fixed)"),
+    "weights": Option(
+        lambda v, k: validate_section(
+            v,
+            {
+                "pde": Option(float_option(minimum=0.0), 1.0),
+                "boundary": Option(float_option(minimum=0.0), 1.0),
+                "initial": Option(float_option(minimum=0.0), 1.0),
+            },
+            k,
+        ),
+        {"pde": 1.0, "boundary": 1.0, "initial": 1.0},
+        "loss weights",
+    ),
+    "log_every": Option(int_option(1), 100, "steps between history rows"),
+    "checkpoint_every": Option(int_option(0), 1000, "steps between checkpoints (0: end only)"),
+    "checkpoint_seconds": Option(
+        float_option(minimum=0.0), 120.0,
+        "also checkpoint when this much training time passed since the last one (0: off)",
+    ),
+    "budget_seconds": Option(
+        float_option(minimum=0.0), 0.0,
+        "end training after this much training time, at a step boundary (0: no limit)",
+    ),
+    "budget_steps": Option(
+        int_option(0), 0, "end training after this many steps of all phases (0: no limit)"
+    ),
+    "on_nan": Option(
+        choice_option("stop", "rollback"), "stop",
+        "a NaN/inf loss: stop, or reload the last checkpoint and halve the learning rate",
+    ),
+    "rollbacks": Option(int_option(1, 100), 3, "at most this many rollbacks (on_nan)"),
+    "dtype": Option(choice_option("float32", "float64"), "float32", "floating point type"),
+    "seed": Option(int_option(0, 2**32 - 1), 0, "random seed"),
+    "device": Option(choice_option("auto", "cpu", "cuda"), "auto", "device"),
+    "compile": Option(switch_option(), "auto", "torch.compile the loss (auto: long runs)"),
+    "engine": Option(choice_option("auto", "forward", "autograd"), "auto", "derivative engine"),
+    "optimizer": Option(
+        lambda v, k: v, None, "optimiser phases in order, e.g. [adam, gauss-newton]"
+    ),
+    "loss": Option(
+        choice_option(*LOSSES), "residual", "residual (strong form) | ritz (energy, Poisson)"
+    ),
+}
+
+
+# The phases a file gets when its train section names neither ``optimizer`` nor ``steps``
+# nor ``lbfgs_steps`` (measured over problems/ without their model and train sections:
+# benchmarks/README.md §7.3).
+DEFAULT_OPTIMIZER: list[Any] = ["adam", {"gauss-newton": {"steps": 30, "resample_every": 1}}]
+
+
+DEFAULT_ADAM_STEPS = 1000  # Adam steps of a default run (train.steps when given)
+
+
+def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
+    """The settings of one optimiser phase; defaults from the rest of ``train``."""
+    if name == "adam":
+        return {
+            "steps": Option(int_option(0, 10_000_000), train["steps"], "Adam steps"),
+            "lr": Option(float_option(positive=True), train["lr"], "learning rate"),
+            "decay": Option(_decay, train["decay"], "step decay {every, factor}"),
+            "resample_every": Option(int_option(0), train["resample_every"], "resampling"),
+        }
+    if name == "lbfgs":
+        return {
+            "steps": Option(int_option(0, 1_000_000), train["lbfgs_steps"] or 500, "iterations"),
+            "lr": Option(float_option(positive=True), train["lbfgs_lr"], "step length"),
+        }
+    d = GaussNewtonSettings()
+    return {
+        "steps": Option(int_option(0, 1_000_000), d.steps, "iterations"),
+        "method": Option(choice_option("lm", "line-search"), d.method, "step control"),
+        "damping": Option(float_option(positive=True), d.damping, "relative damping λ"),
+        "min_damping": Option(float_option(positive=True), d.min_damping, "lm: floor of λ"),
+        "decrease": Option(
+            float_option(positive=True, maximum=1.0), d.decrease, "lm: smallest λ factor"
+        ),
+        "max_damping": Option(float_option(positive=True), d.max_damping, "lm: give up above"),
+        "max_tries": Option(int_option(1, 1000), d.max_tries, "lm: solves per iteration"),
+        "halvings": Option(int_option(0, 60), d.halvings, "line-search: α down to 2^-halvings"),
+        "form": Option(choice_option("auto", "dual", "primal"), d.form, "J Jᵀ or JᵀJ system"),
+        "chunk": Option(int_option(1, 10_000_000), d.chunk, "points per Jacobian pass"),
+        "max_memory_gb": Option(float_option(positive=True), d.max_memory_gb, "memory cap"),
+        "dtype": Option(choice_option("float32", "float64"), d.dtype, "precision of the phase"),
+        "resample_every": Option(
+            int_option(0), train["resample_every"], "iterations between resampling"
+        ),
+    }
+
+
+def with_default_optimizer(train: Any) -> Any:
+    """A ``train`` section that names none of ``optimizer``, ``steps`` and ``lbfgs_steps``,
+    with the package default filled in (a new mapping); anything else unchanged. Applied to
+    a file before its ``--set`` overrides, so that ``--set train.steps=300`` sizes the
+    default's Adam phase instead of replacing it."""
+    if train is None:
+        train = {}
+    if not isinstance(train, Mapping):
+        return train  # validate_section reports it
+    if train.get("optimizer") is not None or {"steps", "lbfgs_steps"} & set(train):
+        return train
+    if train.get("loss") == "ritz":  # no Gauss–Newton for an energy: Adam, train.steps
+        return train
+    return {**train, "steps": DEFAULT_ADAM_STEPS, "optimizer": copy.deepcopy(DEFAULT_OPTIMIZER)}
+
+
+def validate_optimizer(raw: Any, train: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """``train.optimizer``: a list of phases, each a name (``adam``) or a one-key mapping
+    ``{name: {settings}}``. Returns ``[{'name': ..., <settings given>}, ...]``: every setting
+    is checked, but only those given are kept, so that a phase's defaults keep following
+    ``train.steps``, ``train.lr`` and the rest (``--set train.steps=...`` still works);
+    :meth:`~mscalepde.training.settings.TrainSettings.phases` fills them in."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise SchemaError(key, f"expected a list of optimiser phases, got {describe(raw)}")
+    out = []
+    for i, entry in enumerate(raw):
+        k = join(key, i)
+        settings: Any = None
+        if isinstance(entry, Mapping):
+            if len(entry) != 1:
+                raise SchemaError(
+                    k, f"expected a name or {{name: {{settings}}}}, got {describe(entry)}"
+                )
+            entry, settings = next(iter(entry.items()))
+        name = as_choice(entry, k, OPTIMIZERS)
+        clean = validate_section(settings, _phase_options(name, train), join(k, name))
+        if name == "gauss-newton" and not (
+            clean["min_damping"] <= clean["damping"] <= clean["max_damping"]
+        ):
+            raise SchemaError(
+                join(join(k, name), "damping"),
+                f"expected min_damping <= damping <= max_damping, got {clean['min_damping']:g}"
+                f" <= {clean['damping']:g} <= {clean['max_damping']:g}",
+            )
+        given = set(settings) if isinstance(settings, Mapping) else set()
+        out.append({"name": name, **{o: v for o, v in clean.items() if o in given}})
+    return out
