@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mscalepde.errors import MscaleError
+from mscalepde.errors import MscaleError, one_line
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="train a network on a problem file and write a run folder")
     p.add_argument("problem", help="problem file (YAML)")
     p.add_argument("--out", help="run folder (default: runs/<name>-<timestamp>)")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run in --out (written beside it, moved in when the run ends well)",
+    )
     p.add_argument("--runs-dir", default="runs", help="parent of default run folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -156,7 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         dims = f"{p.domain.space_dim}D" + (" + time" if p.domain.has_time else "")
         exact = "exact" if p.exact is not None else "no exact"
-        print(f"ok   {path}: {p.name}: {p.pde}, {dims}, {exact}, model {p.model['arch']}")
+        print(f"ok   {one_line(path)}: {p.name}: {p.pde}, {dims}, {exact}, model {p.model['arch']}")
     return 2 if failed else 0
 
 
@@ -177,7 +182,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         "nt": args.nt,
         "time_method": args.time_method,
     }
-    print(f"problem         {problem.name} ({problem.pde}, {problem.origin})")
+    print(f"problem         {problem.name} ({problem.pde}, {one_line(problem.origin)})")
     ref = get_reference(problem, refresh=args.refresh, **chosen)
     print("\n".join(describe_reference(ref)))
     print(f"cache           {cache_path(problem, reference_settings(problem, **chosen))}")
@@ -206,15 +211,16 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
     from mscalepde.frequencies.select import resolve_auto
     from mscalepde.run.pipeline import solve
+    from mscalepde.training.callbacks import Callback
     from mscalepde.training.settings import TrainSettings, describe_phases
-    from mscalepde.training.trainer import Callback, Trainer
+    from mscalepde.training.trainer import Trainer
 
     problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
     if selection is not None:
         print(selection.line(), flush=True)
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
-    print(f"problem   {problem.name} ({problem.pde}, {problem.origin})")
+    print(f"problem   {problem.name} ({problem.pde}, {one_line(problem.origin)})")
     if problem.exact is None and problem.pde != "fit":
         from mscalepde.reference.cache import get_reference
 
@@ -237,7 +243,8 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
             print(training, flush=True)
 
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet,
-                   callbacks=[ModelLine()], resume=resume, stop=stop, selection=selection)
+                   callbacks=[ModelLine()], resume=resume, stop=stop, selection=selection,
+                   overwrite=getattr(args, "overwrite", False))
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
@@ -249,7 +256,8 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
 
 
 def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
-    from mscalepde.bench import ModelSpec, is_sweep_file, load_sweep, run_bench, run_sweep
+    from mscalepde.bench import ModelSpec, run_bench, run_sweep
+    from mscalepde.bench.sweep import read_sweep
     from mscalepde.errors import ProblemError
 
     if args.workers < 1:
@@ -258,12 +266,12 @@ def cmd_bench(args: argparse.Namespace, stop: Any = None) -> int:
         raise ProblemError("--workers", "", "not with --scheduler (the cluster has its workers)")
     common = {"progress": args.progress, "log": sys.stdout, "stop": stop,
               "workers": args.workers, "scheduler": args.scheduler}
-    if len(args.problems) == 1 and is_sweep_file(args.problems[0]):
+    sweep = read_sweep(args.problems[0]) if len(args.problems) == 1 else None
+    if sweep is not None:
         for flag, given in (("--model", args.models), ("--seeds", args.seeds),
                             ("--set", args.overrides)):
             if given:
                 raise ProblemError(flag, "", "comes from the sweep file; give it there")
-        sweep = load_sweep(args.problems[0])
         run_sweep(sweep, args.out, **common)
     else:
         models = [ModelSpec.parse(m) for m in args.models or []] or [
@@ -337,7 +345,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(command: Any) -> int:
-    """Run a command; user errors and signals end in one line on stderr and an exit code."""
+    """Run a command; user errors and signals end in one line on stderr and an exit code.
+
+    numpy and torch warnings are held back while the command runs: a failed command prints
+    its one error line only, a successful one then prints each distinct warning once, as
+    one escaped line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = _guarded(command)
+    if code == 0:
+        seen = set()
+        for w in caught:
+            line = one_line(f"warning: {w.category.__name__}: {w.message}", 300)
+            if line not in seen:
+                seen.add(line)
+                print(line, file=sys.stderr)
+    return code
+
+
+def _guarded(command: Any) -> int:
     from mscalepde.training.signals import EXIT_CODES
 
     try:
@@ -351,7 +377,7 @@ def _run(command: Any) -> int:
         run_dir = getattr(exc, "run_dir", None)
         if run_dir is not None:
             print(f"stopped by {reason} at step {exc.step}; checkpoint written. Resume with: "
-                  f"mscalepde resume {run_dir}", file=sys.stderr)
+                  f"mscalepde resume {one_line(str(run_dir))}", file=sys.stderr)
         elif hasattr(exc, "step"):
             print(f"stopped by {reason} at step {exc.step}", file=sys.stderr)
         else:

@@ -9,20 +9,47 @@ training (they derive from ``KeyboardInterrupt``, as Ctrl-C does).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: What :func:`one_line` escapes: C0 and C1 control characters (newlines, carriage returns,
+#: escapes of terminal sequences, NUL …) and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+MAX_MESSAGE = 1000  # characters of one error line
+
+
+def _escape(match: re.Match[str]) -> str:
+    c = match.group(0)
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as exactly one printable line: control characters and line separators
+    escaped (a newline becomes the two characters backslash-n), cut to ``limit``
+    characters. Every message that can carry user text (file names, keys, names, file
+    content) goes through here, so that no input can forge a second line."""
+    out = _CONTROL.sub(_escape, text)
+    if len(out) > limit:
+        out = f"{out[:limit]}… ({len(out) - limit} more characters)"
+    return out
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (its type name when it has none), cut to
-    ``limit`` characters: what a one-line error reports of a foreign exception."""
+    """The first line of an exception's message (its type name when it has none), escaped
+    and cut to ``limit`` characters: what a one-line error reports of a foreign exception."""
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
+    return one_line(lines[0] if lines else type(exc).__name__, limit)
 
 
 class MscaleError(Exception):
-    """Base class of the package's user-facing errors (one-line message)."""
+    """Base class of the package's user-facing errors: ``str(error)`` is always one line
+    (:func:`one_line`), whatever user text the message quotes."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class ExpressionError(MscaleError):

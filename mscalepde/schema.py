@@ -108,6 +108,33 @@ def as_float(
     return value
 
 
+#: The range of coordinates (box bounds, centres, vertices, times) a problem may use, and
+#: the shortest length (an interval, a radius) relative to where it lies: beyond these,
+#: float64 arithmetic on points (areas, normals, the sampler's ε) loses its meaning.
+MAX_COORDINATE = 1e9
+MIN_RELATIVE_LENGTH = 1e-9
+
+
+def check_coordinate(value: float, key: str) -> float:
+    """A coordinate within ±:data:`MAX_COORDINATE`."""
+    if not abs(value) <= MAX_COORDINATE:
+        raise SchemaError(
+            key, f"expected a coordinate within ±{MAX_COORDINATE:g}, got {value:g}"
+        )
+    return value
+
+
+def check_length(length: float, where: float, key: str, what: str = "length") -> float:
+    """A positive ``length`` at least :data:`MIN_RELATIVE_LENGTH` · max(1, |where|) and at
+    most 2·:data:`MAX_COORDINATE`."""
+    least = MIN_RELATIVE_LENGTH * max(1.0, abs(where))
+    if not least <= length <= 2 * MAX_COORDINATE:
+        raise SchemaError(
+            key, f"expected a {what} between {least:g} and {2 * MAX_COORDINATE:g}, got {length:g}"
+        )
+    return length
+
+
 def as_bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise SchemaError(key, f"expected true or false, got {describe(value)}")

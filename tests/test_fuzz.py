@@ -1,7 +1,9 @@
-"""Fuzzing the input surface with hypothesis (issue 16): expressions and problem files.
+"""Fuzzing the input surface with hypothesis (issues 16 and 29): expressions, problem
+files, shapes, sweep files and truth data files.
 
-Three properties, each over a bounded number of generated examples (``FUZZ``) so the
-suite stays within its time budget:
+Six properties, each over a bounded number of generated examples (``FUZZ``: 150 in the
+suite, derandomised; ``MSCALEPDE_FUZZ_EXAMPLES=3000`` runs a longer, randomised search,
+as measured in benchmarks/README.md §14):
 
 - a random well-formed expression evaluates to the same numbers with the torch and the
   numpy back ends (the one that derives sources by autograd and the one the reference
@@ -9,7 +11,10 @@ suite stays within its time budget:
 - a random string is compiled or refused with :class:`ExpressionError`, never another
   exception and never a hang (the resource bounds of :mod:`mscalepde.expressions`);
 - a random YAML document built from the schema's keys is loaded or refused with one
-  :class:`ProblemError` line naming the key.
+  :class:`ProblemError` line naming the key;
+- random shape trees (extreme and non-finite coordinates, unknown operations, forged
+  names), random sweep files and random truth files (text rows, npz arrays of any dtype,
+  raw bytes) are loaded or refused with one ProblemError line, with no warning.
 """
 
 from __future__ import annotations
@@ -259,3 +264,125 @@ def test_random_problem_documents_load_or_are_refused_with_one_line(
         message = str(exc)
         assert "\n" not in message
         assert message.startswith(str(path))
+
+
+# ------------------------------------------------------------- shapes, sweeps, data files
+# (issue 29) Each property: the input is accepted or refused with one ProblemError line;
+# never another exception, never a warning, never over the hypothesis deadline.
+
+coordinates = st.one_of(
+    st.floats(-2.0, 2.0, allow_nan=False),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1.0, -1.0, 1e-300, 1e300, -1e308, 1e9, 1.0000001e9, 5e-324]),
+)
+points = st.lists(coordinates, min_size=1, max_size=3)
+primitive = st.one_of(
+    st.builds(lambda b: {"box": b}, st.lists(st.lists(coordinates, min_size=2, max_size=2),
+                                              min_size=1, max_size=3)),
+    st.builds(lambda c, r: {"ball": {"center": c, "radius": r}}, points, coordinates),
+    st.builds(lambda c, r: {"ellipse": {"center": c, "radii": r}}, points, points),
+    st.builds(lambda v: {"polygon": v}, st.lists(st.lists(coordinates, min_size=2, max_size=2),
+                                                 min_size=0, max_size=12)),
+    values,  # any value where a shape is expected
+)
+shapes = st.recursive(
+    primitive,
+    lambda c: st.builds(
+        lambda op, kids, name: {op: kids, **({"name": name} if name else {})},
+        st.sampled_from(["union", "intersection", "difference", "unknown_op"]),
+        st.lists(c, min_size=0, max_size=4),
+        st.sampled_from([None, "outer", "a\nb", "1bad", "unnamed"]),
+    ),
+    max_leaves=10,
+)
+
+
+def _one_line_or_ok(load, origin: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning is a failure of the property
+        try:
+            load()
+        except ProblemError as exc:
+            message = str(exc)
+            assert "\n" not in message and "\r" not in message, message
+            assert message.startswith(origin), message
+
+
+@FUZZ
+@given(shape=shapes)
+def test_random_shapes_load_or_are_refused_with_one_line(tmp_path_factory, shape):
+    doc = {**SEED, "domain": {"shape": shape}}
+    doc.pop("boundary")
+    doc["boundary"] = [{"faces": "unnamed", "type": "dirichlet", "value": "exact"}]
+    path = tmp_path_factory.mktemp("fuzz") / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    _one_line_or_ok(lambda: load_problem(path), str(path))
+
+
+sweep_values = st.one_of(
+    values,
+    st.lists(st.integers(-3, 2**33), max_size=6),
+    st.dictionaries(st.text(max_size=6), st.one_of(st.none(), values), max_size=3),
+)
+
+
+@FUZZ
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["problems", "models", "seeds", "budget", "set", "description", "x"]),
+        sweep_values,
+        max_size=5,
+    ),
+    real_problem=st.booleans(),
+)
+def test_random_sweep_files_load_or_are_refused_with_one_line(tmp_path_factory, doc, real_problem):
+    from mscalepde.bench.sweep import load_sweep
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "p.yaml").write_text(yaml.safe_dump(SEED))
+    if real_problem:
+        doc = {**doc, "problems": ["p.yaml"]}
+    path = folder / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    _one_line_or_ok(lambda: load_sweep(path), str(path))
+
+
+text_rows = st.lists(
+    st.one_of(
+        st.lists(st.one_of(st.floats(allow_nan=True), st.integers()), min_size=0, max_size=4)
+        .map(lambda r: " ".join(str(v) for v in r)),
+        st.sampled_from(["% x u", "# x u (1)", "x,u", "% x u (1) @ t=0", "u x", "\t", ""]),
+        st.text(max_size=20),
+    ),
+    max_size=8,
+)
+npz_arrays = st.dictionaries(
+    st.sampled_from(["x", "u", "y", "t", "z"]),
+    st.one_of(
+        st.lists(st.floats(allow_nan=True), max_size=6).map(np.array),
+        st.lists(st.integers(-5, 5), max_size=6).map(lambda v: np.array(v, dtype=np.int8)),
+        st.lists(st.complex_numbers(max_magnitude=5), max_size=4).map(np.array),
+        st.just(np.zeros((2, 2))),
+        st.just(np.array(["a", "b"])),
+    ),
+    max_size=4,
+)
+
+
+@FUZZ
+@given(rows=text_rows, arrays=npz_arrays, raw=st.binary(max_size=200), kind=st.integers(0, 2))
+def test_random_truth_files_load_or_are_refused_with_one_line(
+    tmp_path_factory, rows, arrays, raw, kind
+):
+    folder = tmp_path_factory.mktemp("fuzz")
+    name = ("ref.dat", "ref.npz", "ref.bin")[kind]
+    if kind == 0:
+        (folder / name).write_text("\n".join(rows) + "\n")
+    elif kind == 1:
+        np.savez(folder / name, **arrays)
+    else:
+        (folder / name).write_bytes(raw)
+    doc = {**SEED, "truth": {"file": name}}
+    path = folder / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    _one_line_or_ok(lambda: load_problem(path), str(path))

@@ -167,9 +167,10 @@ def run_one(
         problem = load_problem(spec.problem_file, spec.sets)
         resume = run_dir if (run_dir / CHECKPOINT_FILE).is_file() else None
         try:
-            result = solve(problem, out=run_dir, progress=progress, stop=stop, resume=resume)
+            result = solve(problem, out=run_dir, progress=progress, stop=stop, resume=resume,
+                           overwrite=True)  # the sweep owns its run folders
         except ResumeError:  # an unusable checkpoint: start this run again
-            result = solve(problem, out=run_dir, progress=progress, stop=stop)
+            result = solve(problem, out=run_dir, progress=progress, stop=stop, overwrite=True)
         s, history = result.summary, result.history
     except TrainingError as exc:
         status, error = "diverged", str(exc)

@@ -1,6 +1,7 @@
 """Sweep files: the problems, model variants, seeds and budget of a comparison.
 
-A sweep file is YAML, validated like a problem file (one line naming the file and key)::
+A sweep file is YAML, read by the same guarded reader as a problem file (size, aliases,
+nesting: :mod:`mscalepde.io`) and validated like one (one line naming the file and key)::
 
     problems: [../problems/poisson1d_multiscale.yaml, ../problems/heat1d.yaml]
     models:                       # named variants: partial model:/train: overrides
@@ -29,9 +30,13 @@ from typing import Any
 import yaml
 
 from mscalepde.errors import ProblemError, SchemaError
+from mscalepde.io import read_yaml
+from mscalepde.problem.overrides import parse_override
 from mscalepde.schema import as_float, as_int, check_unknown, describe
 
 SWEEP_KEYS = ("description", "problems", "models", "seeds", "budget", "set")
+#: Limits of a sweep file, checked before any run starts (validation stays under a second).
+MAX_PROBLEMS, MAX_MODELS, MAX_SEEDS, MAX_RUNS = 100, 100, 1000, 10_000
 VARIANT_KEYS = ("model", "train")
 
 
@@ -95,33 +100,53 @@ def _dotted(prefix: str, section: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _is_sweep(data: Any) -> bool:
+    """A mapping with no ``pde`` and one of the sweep's own keys: a sweep, not a problem,
+    so that a sweep file that forgot ``problems`` is told so as a sweep."""
+    return (
+        isinstance(data, Mapping)
+        and "pde" not in data
+        and any(k in data for k in ("problems", "models", "seeds", "budget"))
+    )
+
+
+def read_sweep(path: str | Path) -> Sweep | None:
+    """The sweep in ``path``, validated (:class:`ProblemError` names the file and key), or
+    None when ``path`` is not a sweep file (e.g. a problem file). The file is read once."""
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        data = read_yaml(path, "sweep file")  # the problem files' guards: size, aliases, depth
+    except ProblemError:
+        return None  # not readable as a sweep: the problem path reports it
+    if not _is_sweep(data):
+        return None
+    try:
+        return _validate(data, path)
+    except SchemaError as exc:
+        raise ProblemError(str(path), exc.key, exc.message) from None
+
+
 def is_sweep_file(path: str | Path) -> bool:
-    """True when ``path`` is a YAML mapping with a ``problems`` key (not a problem file)."""
+    """True when ``path`` is a YAML mapping that is a sweep (see :func:`_is_sweep`)."""
     p = Path(path)
-    if p.suffix not in (".yaml", ".yml") or not p.is_file():
+    if p.suffix not in (".yaml", ".yml"):
         return False
     try:
-        data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return _is_sweep(read_yaml(p, "sweep file"))
+    except ProblemError:
         return False
-    return isinstance(data, Mapping) and "problems" in data and "pde" not in data
 
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; :class:`ProblemError` names the file and key."""
     path = Path(path)
-    origin = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProblemError(origin, "", f"cannot read the sweep file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ProblemError(origin, "", f"not valid YAML: {first}") from None
+    data = read_yaml(path, "sweep file")  # the problem files' guards: size, aliases, depth
     try:
         return _validate(data, path)
     except SchemaError as exc:
-        raise ProblemError(origin, exc.key, exc.message) from None
+        raise ProblemError(str(path), exc.key, exc.message) from None
 
 
 def _validate(data: Any, path: Path) -> Sweep:
@@ -133,6 +158,8 @@ def _validate(data: Any, path: Path) -> Sweep:
         if key not in data:
             raise SchemaError(key, "is required")
     raw_problems = data["problems"]
+    if isinstance(raw_problems, list) and len(raw_problems) > MAX_PROBLEMS:
+        raise SchemaError("problems", f"at most {MAX_PROBLEMS} problems, got {len(raw_problems)}")
     if not isinstance(raw_problems, list) or not raw_problems:
         raise SchemaError("problems", f"expected a non-empty list of problem files, "
                                       f"got {describe(raw_problems)}")
@@ -148,6 +175,8 @@ def _validate(data: Any, path: Path) -> Sweep:
     if not isinstance(models, Mapping) or not models:
         raise SchemaError("models", f"expected a mapping of named variants, got "
                                     f"{describe(models)}")
+    if len(models) > MAX_MODELS:
+        raise SchemaError("models", f"at most {MAX_MODELS} variants, got {len(models)}")
     variants = []
     for label, body in models.items():
         key = f"models.{label}"
@@ -168,11 +197,16 @@ def _validate(data: Any, path: Path) -> Sweep:
     seeds_raw = seeds_raw if isinstance(seeds_raw, list) else [seeds_raw]
     if not seeds_raw:
         raise SchemaError("seeds", "expected at least one seed")
+    if len(seeds_raw) > MAX_SEEDS:
+        raise SchemaError("seeds", f"at most {MAX_SEEDS} seeds, got {len(seeds_raw)}")
     if isinstance(data.get("seeds"), Mapping):
         raise SchemaError("seeds", f"expected a list of integers, got {describe(seeds_raw)}")
     seeds = [as_int(s, f"seeds[{i}]", 0, 2**32 - 1) for i, s in enumerate(seeds_raw)]
     if len(set(seeds)) != len(seeds):
         raise SchemaError("seeds", f"a seed is listed twice: {seeds}")
+    runs = len(problems) * len(variants) * len(seeds_raw)
+    if runs > MAX_RUNS:
+        raise SchemaError("", f"at most {MAX_RUNS} runs (problems x models x seeds), got {runs}")
     budget: dict[str, float] = {}
     raw_budget = data.get("budget")
     if raw_budget is not None:
@@ -208,10 +242,10 @@ class ModelSpec:
             key, sep, value = tok.partition("=")
             if not sep or not key:
                 raise ProblemError(f"--model {text!r}", tok, "expected KEY=VALUE")
-            try:
-                section[key] = yaml.safe_load(value)
-            except yaml.YAMLError:
-                section[key] = value
+            try:  # the --set rules and guards (depth)
+                section[key] = parse_override(f"{key}={value}")[1]
+            except SchemaError as exc:
+                raise ProblemError("--model", key, exc.message) from None
         return cls(label=text.strip(), section=section)
 
 

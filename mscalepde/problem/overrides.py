@@ -9,10 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from mscalepde.errors import ProblemError, SchemaError
-from mscalepde.problem.loader import _StrictLoader
+from mscalepde.io import MAX_DEPTH, parse_yaml
 from mscalepde.schema import describe
 
 _PATH_RE = re.compile(
@@ -65,11 +63,14 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SchemaError(text, "expected KEY=VALUE (for example train.steps=2000)")
     key, _, value = text.partition("=")
     key = key.strip()
+    if not value.strip():
+        return key, None
     try:
-        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else None  # noqa: S506
-    except yaml.YAMLError:
-        parsed = value
-    return key, parsed
+        return key, parse_yaml(value, "--set", key)
+    except ProblemError as exc:
+        if "nested more than" in str(exc):
+            raise SchemaError(key, f"the value is nested more than {MAX_DEPTH} deep") from None
+        return key, value  # not YAML: the text itself (e.g. an expression with a colon)
 
 
 def merge_model(current: Any, update: dict[str, Any]) -> dict[str, Any]:

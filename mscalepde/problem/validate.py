@@ -24,6 +24,7 @@ energy, Poisson only).
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,6 +54,8 @@ from mscalepde.schema import (
     as_float,
     as_mapping,
     as_str,
+    check_coordinate,
+    check_length,
     check_unknown,
     describe,
     is_number,
@@ -114,10 +117,11 @@ def _expr(
 def _interval(value: Any, key: str, what: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise SchemaError(key, f"expected {what}, got {describe(value)}")
-    lo = as_float(value[0], join(key, 0))
-    hi = as_float(value[1], join(key, 1))
+    lo = check_coordinate(as_float(value[0], join(key, 0)), join(key, 0))
+    hi = check_coordinate(as_float(value[1], join(key, 1)), join(key, 1))
     if not lo < hi:
         raise SchemaError(key, f"expected {what}, got [{lo:g}, {hi:g}]")
+    check_length(hi - lo, max(abs(lo), abs(hi)), key, "length")
     return lo, hi
 
 
@@ -467,8 +471,38 @@ def _diffusivity(raw: Any, domain: Domain, params: Mapping[str, float]) -> tuple
             raise
         if expr.is_constant:
             as_float(expr.constant_value, key, positive=True)
+        else:
+            _check_positive(expr, domain, key)
         out.append(expr)
     return tuple(out)
+
+
+POSITIVITY_POINTS = 4096  # grid points of Ω's bounding box (× time) where a is checked
+
+
+def _check_positive(expr: Expression, domain: Domain, key: str) -> None:
+    """a(x[, t]) > 0 and finite at the points of a uniform grid of about
+    :data:`POSITIVITY_POINTS` points over Ω's bounding box (× the time interval), ends
+    included, that lie in Ω: a sampled check, so a coefficient that is negative only
+    between the grid points still passes (README "The problem file")."""
+    bounds = domain.bounds
+    m = max(2, math.ceil(POSITIVITY_POINTS ** (1 / len(bounds))))
+    axes = [np.linspace(lo, hi, m) for lo, hi in bounds]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(bounds))
+    if domain.geometry is not None:
+        pts = pts[domain.geometry.shape.contains(pts[:, : domain.space_dim])]
+    env = {v: pts[:, i] for i, v in enumerate(domain.variables)}
+    with np.errstate(all="ignore"):
+        values = np.broadcast_to(np.asarray(expr.numpy(env), dtype=float), (len(pts),))
+    bad = ~(values > 0) | ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = ", ".join(f"{v}={pts[i, k]:.4g}" for k, v in enumerate(domain.variables))
+        raise SchemaError(
+            key,
+            f"must be > 0 on the domain; at ({where}) it is {values[i]:.4g} "
+            f"(checked at {len(pts)} sampled points)",
+        )
 
 
 def _diffusivity_config(operator: PDEOperator) -> Any:

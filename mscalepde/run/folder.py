@@ -12,13 +12,14 @@ file. Write failures (disk full, permissions) raise :class:`RunFolderError` nami
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mscalepde.errors import RunFolderError
+from mscalepde.errors import MscaleError, RunFolderError
 from mscalepde.io import atomic_write_with
 from mscalepde.run.model import make_model
 
@@ -85,3 +86,53 @@ def prepare_out_dir(out: str | Path) -> Path:
     if not os.access(path, os.W_OK):
         raise RunFolderError(f"{path}: the run folder is not writable")
     return path
+
+
+def run_folder(
+    out: str | Path | None, runs_dir: str | Path, name: str, *, resumed: bool, overwrite: bool
+) -> tuple[Path, Path | None]:
+    """The folder a run writes into, and the folder it is to replace at the end (or None).
+
+    - no ``out``: a new ``runs_dir/<name>-<timestamp>`` folder;
+    - a resumed run: its own folder;
+    - an ``out`` that is missing or empty: that folder;
+    - an ``out`` that holds files: refused (one line, exit 2) unless ``overwrite``; then a
+      staging folder ``.<name>.partial-<pid>`` beside it, which :func:`replace_folder`
+      moves over ``out`` once the run has ended well. Until then the old run stays as it
+      was, byte for byte, whatever fails."""
+    if out is None:
+        return new_run_dir(runs_dir, name), None
+    path = Path(out)
+    if resumed or not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return prepare_out_dir(path), None
+    if not path.is_dir():
+        raise RunFolderError(f"{path}: exists and is not a folder")
+    if not overwrite:
+        raise MscaleError(
+            f"{path}: already holds files (a run?); give --overwrite to replace them with "
+            "this run, or choose another --out"
+        )
+    staging = path.parent / f".{path.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    return prepare_out_dir(staging), path
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Move ``staging`` over ``target``: the old folder is renamed aside, the new one
+    renamed into place (both renames are atomic on one file system), then the old one is
+    deleted. A failure before the second rename puts the old folder back."""
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    try:
+        os.replace(target, old)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            os.replace(old, target)
+            raise
+    except OSError as exc:
+        raise RunFolderError(
+            f"{target}: cannot replace the run folder: {exc.strerror or exc}; the new run is "
+            f"in {staging}"
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)

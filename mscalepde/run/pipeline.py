@@ -41,12 +41,13 @@ from mscalepde.run.checkpoint import (
     save_checkpoint,
 )
 from mscalepde.run.figures import history_figure, solution_figure, spectrum_figure
-from mscalepde.run.folder import new_run_dir, prepare_out_dir, save_state
+from mscalepde.run.folder import replace_folder, run_folder, save_state
 from mscalepde.run.model import make_model
+from mscalepde.training.callbacks import Callback
 from mscalepde.training.history import History
 from mscalepde.training.settings import TrainSettings, plain_value
 from mscalepde.training.signals import StopRequest
-from mscalepde.training.trainer import Callback, Trainer
+from mscalepde.training.trainer import Trainer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -185,6 +186,38 @@ def _as_problem(
     return problem
 
 
+def _callbacks(
+    problem: Problem,
+    given: Sequence[Callback],
+    run_dir: Path | None,
+    dtype: torch.dtype,
+    device: torch.device,
+    progress: bool,
+) -> tuple[list[Callback], Any, RunWriter | None, ProgressBar | None]:
+    """The training callbacks of a solve: the run writer first, the caller's, the spectral
+    monitor (unless the caller gave one, or diagnostics are off), ``model.adapt``'s frequency
+    adapter and the progress bar."""
+    from mscalepde.diagnostics.monitor import SpectralMonitor
+
+    cbs: list[Callback] = list(given)
+    monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
+    if monitor is None and problem.diagnostics["enabled"]:
+        # without exact, its truth is the cached reference (diagnostics.truth_function)
+        monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
+        cbs.append(monitor)
+    writer = RunWriter(run_dir, problem.config, monitor) if run_dir is not None else None
+    if writer is not None:
+        cbs.insert(0, writer)
+    if problem.model.get("adapt"):
+        from mscalepde.frequencies.adapt import FrequencyAdapter
+
+        cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
+    bar = ProgressBar(problem.name) if progress else None
+    if bar is not None:
+        cbs.append(bar)
+    return cbs, monitor, writer, bar
+
+
 def solve(
     problem_or_path: Problem | str | Path,
     *,
@@ -197,6 +230,7 @@ def solve(
     resume: str | Path | Checkpoint | None = None,
     stop: StopRequest | None = None,
     selection: Selection | None = None,
+    overwrite: bool = False,
     **changes: Any,
 ) -> SolveResult:
     """Train a physics-informed network on a problem.
@@ -221,6 +255,11 @@ def solve(
     ``config.yaml`` holds the chosen values, ``summary.json`` the choice (``auto``) and
     ``figures/spectrum.png`` the spectrum with the bands. ``selection``: the choice already
     made for this (resolved) problem, as the CLI does to print it before training.
+
+    An ``out`` that already holds files is refused unless ``overwrite``; then the new run
+    is written into a staging folder beside it and replaces the old one only when it ends
+    well (:func:`mscalepde.run.folder.run_folder`). Nothing is written into a run folder
+    before every check that can fail has passed (the checkpoint, the Gauss–Newton memory).
     """
     problem = _as_problem(problem_or_path, overrides, changes)
     if is_auto(problem.model):
@@ -246,27 +285,12 @@ def solve(
     evaluator = Evaluator(problem, dtype=dtype, device=device)
 
     run_dir: Path | None = None
-    cbs: list[Callback] = list(callbacks)
+    target: Path | None = None  # with overwrite: the folder the staging one replaces
     if write:  # the folder is checked (writable) before any training
-        run_dir = prepare_out_dir(out) if out is not None else new_run_dir(runs_dir, problem.name)
-        write_yaml(run_dir / "config.yaml", problem.config)
-    from mscalepde.diagnostics.monitor import SpectralMonitor
-
-    monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
-    if monitor is None and problem.diagnostics["enabled"]:
-        # without exact, its truth is the cached reference (diagnostics.truth_function)
-        monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
-        cbs.append(monitor)
-    writer = RunWriter(run_dir, problem.config, monitor) if run_dir is not None else None
-    if writer is not None:
-        cbs.insert(0, writer)
-    if problem.model.get("adapt"):
-        from mscalepde.frequencies.adapt import FrequencyAdapter
-
-        cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
-    bar = ProgressBar(problem.name) if progress else None
-    if bar is not None:
-        cbs.append(bar)
+        run_dir, target = run_folder(
+            out, runs_dir, problem.name, resumed=checkpoint is not None, overwrite=overwrite
+        )
+    cbs, monitor, writer, bar = _callbacks(problem, callbacks, run_dir, dtype, device, progress)
 
     trainer = Trainer(
         model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs,
@@ -281,9 +305,11 @@ def solve(
             raise ResumeError(
                 f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
             ) from None
-        if writer is not None and growth_of(model):  # replayed from the checkpoint
-            write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
-            writer._grown = len(model.growth)
+    trainer.prepare()  # the Gauss–Newton phases and their memory: may refuse, in one line
+    if run_dir is not None:  # every check passed: from here on the run folder is written
+        write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
+        if writer is not None:
+            writer._grown = len(growth_of(model))  # replayed from the checkpoint
     status, message = "ok", ""
     interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
@@ -321,6 +347,9 @@ def solve(
         if grown:  # config.yaml names the grown network, so model.pt loads with it
             write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
         write_run(result, selection)
+        if target is not None and status == "ok":
+            replace_folder(run_dir, target)  # the new run, whole, in place of the old one
+            result.run_dir = target
     if status == "diverged":
         raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
     if interrupt is not None:

@@ -89,6 +89,21 @@ def weighted_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> 
     return total
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a new allocation: the GPU's free memory, or the system's
+    ``MemAvailable`` (Linux); None where it cannot be known."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 class Parameters:
     """The trainable parameters as one flat vector θ (column offsets into J)."""
 
@@ -264,7 +279,7 @@ class GaussNewton:
 
     def check_memory(self, rows: int, itemsize: int) -> None:
         """Refuse, naming the sizes, a step whose J (dual) or JᵀJ (primal) cannot fit in
-        ``max_memory_gb``."""
+        ``max_memory_gb``, or in the memory the machine (or the GPU) has available."""
         form = self.form(rows)
         p = self.params.count
         chunk = min(self.settings.chunk, rows)
@@ -276,6 +291,14 @@ class GaussNewton:
         else:
             need = (3 * p * p + 2 * chunk * p) * itemsize
             what = f"J^T J ({p} x {p} parameters)"
+        device = self.params.params[0].device if self.params.params else torch.device("cpu")
+        free = available_memory(device)
+        if free is not None and need > free:
+            raise MscaleError(
+                f"{self.key}.max_memory_gb: the {form} Gauss-Newton step needs "
+                f"{need / GIB:.2f} GiB for {what}, but this machine has {free / GIB:.2f} GiB "
+                f"available ({device.type}); use fewer points or a smaller network"
+            )
         limit = self.settings.max_memory_gb * GIB
         if need > limit:
             raise MscaleError(

@@ -71,26 +71,20 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from mscalepde.architectures.growable import Growable, growth_of
 from mscalepde.errors import Stopped, TrainingError, first_line
+from mscalepde.training.callbacks import Callback, ObjectiveLike
 from mscalepde.training.history import History
 from mscalepde.training.settings import PHASE_CODES, Phase, TrainSettings, plain_value
 from mscalepde.training.signals import StopRequest
+from mscalepde.training.state import check_position
 
 STALL_ITERATIONS = 50  # L-BFGS stops after this many iterations without a decrease
-
-
-class ObjectiveLike(Protocol):
-    seed: int  # the seed of the current points
-
-    def terms(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]: ...
-
-    def resample(self, seed: int) -> None: ...
 
 
 CHECKPOINT_FORMAT = 1  # version of :meth:`Trainer.state_dict`'s layout
@@ -102,23 +96,6 @@ class _Rollback(Exception):
 
 class _BudgetSpent(Exception):
     """Raised after the step that spent ``budget_seconds`` or ``budget_steps``."""
-
-
-class Callback:
-    """Hooks called by :class:`Trainer` (all optional)."""
-
-    def on_start(self, trainer: Trainer) -> None: ...
-
-    def on_step(self, trainer: Trainer, step: int) -> None: ...
-
-    def on_log(self, trainer: Trainer, row: dict[str, float]) -> None: ...
-
-    def on_checkpoint(self, trainer: Trainer, step: int) -> None: ...
-
-    def on_restore(self, trainer: Trainer) -> None:
-        """The trainer went back to an earlier step (``on_nan: rollback``)."""
-
-    def on_end(self, trainer: Trainer) -> None: ...
 
 
 def make_adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
@@ -178,7 +155,7 @@ class Trainer:
         self._phase_ended = False
         self._phase_t0 = 0.0
         self._optimizer: Any = None  # the phase's torch optimizer or GaussNewton
-        self._gauss_newton: dict[int, tuple[Any, torch.dtype]] = {}
+        self._gauss_newton: dict[int, tuple[Any, torch.dtype]] | None = None
         self._grown = False  # grow_model() was called: the Adam phase takes new params
         self._lbfgs_counter = (math.inf, 0)  # L-BFGS: best loss, iterations without decrease
         self._lr_scale = 1.0  # halved by each rollback
@@ -296,6 +273,7 @@ class Trainer:
         self._checkpoint_time = self.train_seconds
         self._good_state = copy.deepcopy(self.model.state_dict())
         self._good_step = self.step
+        check_position(state)  # what the resume applies later: checked now, in the guard
         self._resume = dict(state)
 
     def _restore_position(self) -> tuple[int, int, bool, Any]:
@@ -536,9 +514,10 @@ class Trainer:
             self._terms, self._cuda_graphs = self._eager_terms, False
             self.compiled = False
             self.notes.append(f"compiled loss dropped at step {self.step}: the model grew")
+        gauss_newton = self.prepare()
         for i, ph in enumerate(self.phases):
             if ph.name == "gauss-newton" and i > self._phase_index:
-                self._gauss_newton[i] = self._make_gauss_newton(ph, i)
+                gauss_newton[i] = self._make_gauss_newton(ph, i)
         self._good_state = copy.deepcopy(self.model.state_dict())
         self._good_step = self.step
         if self.settings.on_nan == "rollback":
@@ -546,6 +525,17 @@ class Trainer:
         self._grown = True
 
     # ------------------------------------------------------------------ public
+    def prepare(self) -> dict[int, tuple[Any, torch.dtype]]:
+        """Build the Gauss–Newton phases, checking their memory (a one-line refusal names
+        the sizes); :meth:`run` does it too, so that a caller can check before it writes."""
+        if self._gauss_newton is None:
+            self._gauss_newton = {
+                i: self._make_gauss_newton(ph, i)
+                for i, ph in enumerate(self.phases)
+                if ph.name == "gauss-newton"
+            }
+        return self._gauss_newton
+
     def run(self) -> History:
         """Train (or continue after :meth:`load_state_dict`); returns the history (also
         available as ``self.history``)."""
@@ -553,10 +543,7 @@ class Trainer:
         phases = self.phases
         for cb in self.callbacks:
             cb.on_start(self)
-        gauss_newton = self._gauss_newton = {
-            i: self._make_gauss_newton(ph, i) for i, ph in enumerate(phases)
-            if ph.name == "gauss-newton"
-        }  # built (and their memory checked) before any training
+        gauss_newton = self.prepare()  # built (and their memory checked) before training
         self._clock_start = time.perf_counter()
         if self.stop is not None:
             self.stop.deferred = True  # from now on a signal stops at a step boundary

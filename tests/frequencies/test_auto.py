@@ -16,8 +16,8 @@ from mscalepde.frequencies.adapt import FrequencyAdapter
 from mscalepde.frequencies.select import band_scales, choose, resolve_auto
 from mscalepde.frequencies.spectrum import estimate_spectrum, remove_lift
 from mscalepde.run.model import make_model
+from mscalepde.training.callbacks import Callback
 from mscalepde.training.signals import StopRequest
-from mscalepde.training.trainer import Callback
 
 TWO_PI = 2 * math.pi
 

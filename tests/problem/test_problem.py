@@ -122,7 +122,7 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
     ),
     "diffusivity_not_positive": (
         GOOD + "diffusivity: 0.5 - x\n",
-        "diffusivity: must be positive, but a = ",
+        "diffusivity: must be > 0 on the domain; at (x=",
     ),
     "diffusivity_negative_number": (GOOD + "diffusivity: -1\n", "diffusivity: "),
     "diffusivity_uses_u": (GOOD + "diffusivity: 1 + u**2\n", "diffusivity: may not depend on u"),
@@ -133,7 +133,7 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
     "diffusivity_axis_not_positive": (
         GOOD.replace("[[0, 1]]", "[[0, 1], [0, 1]]").replace("sin(pi*x)", "x*y")
         + "diffusivity: [1, y - 0.5]\n",
-        "diffusivity[1]: must be positive",
+        "diffusivity[1]: must be > 0 on the domain; at (x=0, y=0) it is -0.5",
     ),
     "reaction_unknown_name": (GOOD + "reaction: v**3\n", "reaction: unknown name 'v'"),
     "ritz_with_heat": (

@@ -18,7 +18,7 @@ import yaml
 import mscalepde
 from mscalepde import TrainingError, load_run, problem_from_dict, solve
 from mscalepde.cli import main
-from mscalepde.training.trainer import Callback
+from mscalepde.training.callbacks import Callback
 from tests.helpers import POISSON1D, PROBLEMS
 
 

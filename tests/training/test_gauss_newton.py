@@ -23,8 +23,8 @@ from mscalepde.errors import MscaleError, ProblemError
 from mscalepde.expressions.expression import parse_expression
 from mscalepde.problem.validate import load_problem
 from mscalepde.run.model import make_model
+from mscalepde.training.callbacks import Callback
 from mscalepde.training.gauss_newton import GaussNewton, GaussNewtonSettings, Parameters, block_rows
-from mscalepde.training.trainer import Callback
 from tests.helpers import DIMS, POISSON1D, PROBLEMS, small_model
 
 
