@@ -33,6 +33,7 @@ _EXPORTS = {
     "problem_from_dict": "problem.validate",
     "load_run": "run.folder",
     "retain_freed_memory": "training.allocator",
+    "set_threads": "training.threads",
     "SolveResult": "run.pipeline",
     "make_model": "run.model",
     "resume_run": "run.pipeline",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from mscalepde.run.pipeline import SolveResult, resume_run, solve
     from mscalepde.training.allocator import retain_freed_memory
     from mscalepde.training.settings import TrainSettings
+    from mscalepde.training.threads import set_threads
     from mscalepde.training.trainer import Trainer
 
 __all__ = [
@@ -97,5 +99,6 @@ __all__ = [
     "problem_from_dict",
     "resume_run",
     "retain_freed_memory",
+    "set_threads",
     "solve",
 ]

@@ -32,6 +32,11 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="same as --set train.device=")
     p.add_argument("--dtype", choices=["float32", "float64"], help="same as --set train.dtype=")
     p.add_argument("--seed", type=int, help="same as --set train.seed=")
+    p.add_argument(
+        "--threads", type=int, metavar="N",
+        help="CPU threads for training (default: MSCALEPDE_THREADS, OMP_NUM_THREADS, "
+        "SLURM_CPUS_PER_TASK, else the CPUs this process may use)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="same as --set train.device=")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for training")
 
     p = sub.add_parser(
         "diagnose",
@@ -336,6 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command not in ("solve", "resume", "bench"):
         return _run(lambda: handlers[args.command](args))
+    from mscalepde.training.threads import configure_threads, load_warning
+
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        print(f"error: --threads: expected an integer >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    threads, source = configure_threads(getattr(args, "threads", None))  # before torch
+    warning = load_warning(threads) if source == "CPU affinity" else None
+    if warning:
+        print(warning, file=sys.stderr)
     from mscalepde.training.allocator import retain_freed_memory
     from mscalepde.training.signals import StopRequest, graceful_stop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 
@@ -13,6 +14,16 @@ from tests.helpers import POISSON1D
 def _isolated_reference_cache(tmp_path_factory, monkeypatch):
     """Reference solutions are cached under a per-session temporary folder, not ~/.cache."""
     monkeypatch.setenv("MSCALEPDE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _explicit_threads(monkeypatch):
+    """The suite chooses its threads (the machine's default), so that the CLI's
+    busy-machine warning, meant for a user who did not choose, stays out of its output."""
+    from mscalepde.training.threads import available_cpus
+
+    monkeypatch.setenv("MSCALEPDE_THREADS", os.environ.get("MSCALEPDE_THREADS")
+                       or str(min(available_cpus(), os.cpu_count() or 1)))
 
 
 @pytest.fixture
