@@ -1,11 +1,25 @@
 """mscalepde: physics-informed neural networks for multiscale Poisson and heat problems,
 with Frequency-Principle (spectral bias) diagnostics.
 
-Public API::
+Example::
 
-    from mscalepde import solve, load_problem
-    result = solve("problems/poisson1d_sin.yaml", train={"steps": 2000})
-    print(result.summary["rel_l2"])
+    import mscalepde
+    run = mscalepde.solve("problems/poisson1d_sin.yaml", train={"steps": 2000})
+    print(run.rel_l2, run.predict([[0.25], [0.5]]))       # (N, 1) arrays
+    mscalepde.export(run.run_dir, format="vtu")            # for ParaView
+
+Public names (each is ``mscalepde.NAME``; no submodule import needed):
+
+- solve, resume_run: train a problem (a YAML path or a Problem); both return a Run;
+- Run, load_run: a trained run (problem, model, history, summary, predict, truth,
+  residual), returned by solve or read back from a run folder;
+- export: a run's fields as VTU/PVD, XDMF, NPZ or CSV;
+- load_problem, problem_from_dict, Problem: a validated problem file;
+- make_model, build_model, ARCHITECTURES, Architecture: the networks and their registry;
+- Trainer, TrainSettings: the training loop on its own;
+- Expression, parse_expression: the safe expression language of problem files;
+- set_threads, retain_freed_memory: CPU threads and the allocator;
+- MscaleError, ProblemError, ExpressionError, RunFolderError, TrainingError: errors.
 """
 
 __version__ = "0.1.0"
@@ -31,10 +45,11 @@ _EXPORTS = {
     "Problem": "problem.model",
     "load_problem": "problem.validate",
     "problem_from_dict": "problem.validate",
-    "load_run": "run.folder",
+    "load_run": "run.result",
+    "export": "formats.writers",
+    "Run": "run.result",
     "retain_freed_memory": "training.allocator",
     "set_threads": "training.threads",
-    "SolveResult": "run.pipeline",
     "make_model": "run.model",
     "resume_run": "run.pipeline",
     "solve": "run.pipeline",
@@ -68,11 +83,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         TrainingError,
     )
     from mscalepde.expressions.expression import Expression, parse_expression
+    from mscalepde.formats.writers import export
     from mscalepde.problem.model import Problem
     from mscalepde.problem.validate import load_problem, problem_from_dict
-    from mscalepde.run.folder import load_run
     from mscalepde.run.model import make_model
-    from mscalepde.run.pipeline import SolveResult, resume_run, solve
+    from mscalepde.run.pipeline import resume_run, solve
+    from mscalepde.run.result import Run, load_run
     from mscalepde.training.allocator import retain_freed_memory
     from mscalepde.training.settings import TrainSettings
     from mscalepde.training.threads import set_threads
@@ -87,11 +103,12 @@ __all__ = [
     "Problem",
     "ProblemError",
     "RunFolderError",
-    "SolveResult",
+    "Run",
     "TrainSettings",
     "Trainer",
     "TrainingError",
     "build_model",
+    "export",
     "load_problem",
     "load_run",
     "make_model",

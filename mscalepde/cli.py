@@ -1,4 +1,5 @@
-"""Command line: ``mscalepde solve | resume | check | diagnose | reference | bench`` (see
+"""Command line: ``mscalepde solve | resume | check | diagnose | reference | bench | export |
+schema | cache`` (see
 ``mscalepde --help``).
 
 Errors in the user's input end with one line on stderr and exit code 2 (problem files,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,13 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quick_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the classical solver's comparison at the end")
+    p.add_argument("--no-diagnostics", action="store_true",
+                   help="no spectral diagnostics (same as --set diagnostics.enabled=false)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mscalepde",
@@ -60,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runs-dir", default="runs", help="parent of default run folders")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--animate", action="store_true",
+                   help="heat: write figures/animation.gif (u, truth and error in time)")
+    _add_quick_args(p)
     p.add_argument(
         "--resume", metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint.pt (same problem; more steps "
@@ -76,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", help="run folder written by 'mscalepde solve'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quick_args(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="same as --set train.device=")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for training")
@@ -139,6 +152,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
+    p = sub.add_parser(
+        "export",
+        help="write a run's solution, truth, error and PDE residual for ParaView and others",
+        description="Evaluates the trained network of RUN_DIR at a grid of the box, a "
+        "mesh of the shape, or the points of a file, and writes u, truth, error and "
+        "residual as VTU (a .pvd collection in time for heat), XDMF + HDF5, NPZ or CSV.",
+    )
+    p.add_argument("run_dir", help="run folder written by 'mscalepde solve'")
+    p.add_argument("--format", choices=["vtu", "xdmf", "npz", "csv"], default="vtu")
+    p.add_argument("--out", help="file to write (default: RUN_DIR/export/<name>.<ext>)")
+    p.add_argument("--grid", type=int, metavar="N",
+                   help="points per axis of a box (default 1001/201/41 in 1D/2D/3D), or "
+                   "diameter/h of a shape's mesh (default 100 in 2D, 24 in 3D)")
+    p.add_argument("--points", metavar="FILE",
+                   help="evaluate at the points of FILE instead (csv/txt/npz; columns named "
+                   "like the variables, as a truth file without u)")
+    p.add_argument("--times", type=float, nargs="+", metavar="T",
+                   help="heat: the times to write (default: 11 across the time window)")
+
+    p = sub.add_parser(
+        "schema",
+        help="write the JSON Schema of problem files (for editors: completion and checks)",
+        description="Prints (or writes to --out) the JSON Schema of the problem file, "
+        "generated from the validators. Editors with the YAML language server use it "
+        "through the first line of a problem file: "
+        "'# yaml-language-server: $schema=mscalepde.schema.json'.",
+    )
+    p.add_argument("--out", help="file to write (default: standard output)")
+
+    p = sub.add_parser(
+        "cache",
+        help="show where the reference cache is and how big it is (--clear: empty it)",
+        description="Classical reference solutions are cached by problem and settings "
+        "($MSCALEPDE_CACHE, default ~/.cache/mscalepde). Run folders keep their own "
+        "reference.npz (a hard link to the cached file where possible).",
+    )
+    p.add_argument("--clear", action="store_true", help="delete the cached references")
+
     p = sub.add_parser("check", help="validate problem files (one line per file)")
     p.add_argument("problems", nargs="+", help="problem files (YAML)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -151,6 +202,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         value = getattr(args, name, None)
         if value is not None:
             extra.append(f"train.{name}={value}")
+    if getattr(args, "no_diagnostics", False):
+        extra.append("diagnostics.enabled=false")
     return extra
 
 
@@ -201,14 +254,16 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace, stop: Any = None) -> int:
     from mscalepde.problem.validate import load_problem
 
-    problem = load_problem(args.problem, _overrides(args))
+    with args.clock("validation"):
+        problem = load_problem(args.problem, _overrides(args))
     return _train(problem, args, stop, resume=args.resume)
 
 
 def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
     from mscalepde.run.pipeline import resume_problem
 
-    problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
+    with args.clock("validation"):
+        problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
     print(f"resume    {args.run_dir} from step {checkpoint.step}")
     args.out, args.runs_dir = None, "runs"
     return _train(problem, args, stop, resume=checkpoint)
@@ -216,12 +271,14 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
     from mscalepde.frequencies.select import resolve_auto
-    from mscalepde.run.pipeline import solve
+    from mscalepde.run.pipeline import resolve_device, solve
     from mscalepde.training.callbacks import Callback
     from mscalepde.training.settings import TrainSettings, describe_phases
     from mscalepde.training.trainer import Trainer
 
-    problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
+    resolve_device(problem.train["device"])  # --device cuda without CUDA: before any work
+    with args.clock("auto"):
+        problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
     if selection is not None:
         print(selection.line(), flush=True)
     m = problem.model
@@ -230,7 +287,8 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     if problem.exact is None and problem.pde != "fit":
         from mscalepde.reference.cache import get_reference
 
-        ref = get_reference(problem)  # cached; solve and the diagnostics reuse it
+        with args.clock("reference"):
+            ref = get_reference(problem)  # cached; solve and the diagnostics reuse it
         grid = "x".join(str(v) for v in ref.n)
         est = ref.estimated_error
         print(f"truth     classical reference ({ref.method} {grid}, est. error {est:.1e})")
@@ -250,7 +308,9 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
 
     result = solve(problem, out=args.out, runs_dir=args.runs_dir, progress=not args.quiet,
                    callbacks=[ModelLine()], resume=resume, stop=stop, selection=selection,
-                   overwrite=getattr(args, "overwrite", False))
+                   overwrite=getattr(args, "overwrite", False), baseline=not args.no_baseline,
+                   animate=getattr(args, "animate", False),
+                   clock=args.clock)
     s = result.summary
     print(format_summary(s))
     if "diagnostics" in s:
@@ -304,6 +364,45 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mscalepde.formats.writers import export
+
+    files = export(args.run_dir, args.out, format=args.format, grid=args.grid,
+                   points=args.points, times=args.times)
+    for path in files:
+        print(f"written   {one_line(str(path))}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from mscalepde.reference.cache import cache_dir, cache_entries, clear_cache
+
+    where = cache_dir()
+    if args.clear:
+        files, size = clear_cache()
+        print(f"cache     {one_line(str(where))}: removed {files} file(s), {size / 1e6:.1f} MB")
+        return 0
+    entries = cache_entries()
+    total = sum(size for _, size in entries)
+    print(f"cache     {one_line(str(where))}")
+    print(f"holds     {len(entries)} reference(s), {total / 1e6:.1f} MB")
+    for path, size in entries[:10]:
+        print(f"  {size / 1e6:8.1f} MB  {one_line(path.name)}")
+    if len(entries) > 10:
+        print(f"  ... and {len(entries) - 10} more")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mscalepde.problem.editor_schema import schema_text, write_schema
+
+    if args.out:
+        print(f"written   {one_line(str(write_schema(args.out)))}")
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
 def format_summary(s: dict) -> str:
     truth = "" if s.get("truth", "exact") == "exact" else f"  (against the {s['truth']})"
     lines = [
@@ -317,6 +416,10 @@ def format_summary(s: dict) -> str:
     )
     lines.append(f"steps              {s['steps']}" + (f" ({parts})" if parts else ""))
     lines.append(f"training time      {s['train_seconds']:.1f} s")
+    if "time_parts" in s:
+        from mscalepde.run.clock import format_parts
+
+        lines.append(format_parts(s["wall_seconds"], s["time_parts"]))
     if "auto" in s:
         share = s["auto"].get("fraction_of_training")
         pct = f" ({100 * share:.1f} % of the training time)" if share is not None else ""
@@ -330,6 +433,7 @@ def format_summary(s: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {
@@ -339,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "diagnose": cmd_diagnose,
         "bench": cmd_bench,
         "reference": cmd_reference,
+        "export": cmd_export,
+        "schema": cmd_schema,
+        "cache": cmd_cache,
     }
     if args.command not in ("solve", "resume", "bench"):
         return _run(lambda: handlers[args.command](args))
@@ -351,8 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warning = load_warning(threads) if source == "CPU affinity" else None
     if warning:
         print(warning, file=sys.stderr)
+    from mscalepde.run.clock import Stopwatch
     from mscalepde.training.allocator import retain_freed_memory
     from mscalepde.training.signals import StopRequest, graceful_stop
+
+    args.clock = Stopwatch(started)  # summary.json: the whole command's time and its parts
 
     retain_freed_memory()  # no page faults in every training step (allocator.py)
     with graceful_stop(StopRequest()) as stop:  # SIGINT/SIGTERM: stop at a step boundary

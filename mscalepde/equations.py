@@ -15,6 +15,15 @@ The loss terms are mean squares, L_pde = mean(r²), L_boundary = mean over all b
 residuals, L_initial = mean(r_0²) (Raissi, Perdikaris, Karniadakis 2019); the trainer
 forms L = w_pde L_pde + w_boundary L_boundary + w_initial L_initial.
 
+**Gauge.** A problem known only up to a constant (``problem.gauge``: only Neumann and
+periodic faces, no reaction in u; :mod:`mscalepde.problem.solvability`) adds the term
+L_gauge = (Σ_i w_i u_θ(x_i) − ū)², weight 1, on fixed quadrature points of Ω
+(:func:`~mscalepde.problem.solvability.gauge_rule`, weights summing to one): ū = 0, or
+ū = Σ_i w_i u*(x_i) with ``exact``, so that ∫(u_θ − u*) vanishes up to the quadrature
+error of the difference. The other terms do not see the constant (they hold derivatives of
+u only), so the gauge fixes it without competing with them; it is one more residual row
+for the Gauss–Newton phase, and one more curvature row for the Ritz energy's.
+
 ``train.loss: ritz`` replaces them by the Deep Ritz energy (E & Yu 2018; the loss of the
 MscaleDNN papers, Liu, Cai, Xu 2020), for ``poisson`` only:
 
@@ -57,6 +66,7 @@ from mscalepde.expressions.expression import Expression
 from mscalepde.geometry import Domain, sample_face, split_boundary_points
 from mscalepde.geometry.sampling import sample_boundary, sample_initial, sample_interior
 from mscalepde.problem.model import Problem
+from mscalepde.problem.solvability import GAUGE_POINTS, gauge_rule
 
 
 def expression_field(expr: Expression, variables: Sequence[str]) -> Field:
@@ -97,6 +107,12 @@ class ResidualBlock:
     Every q_k(X_{j,i}) depends on its own point only, which is what lets the Gauss–Newton
     phase build per-row Jacobians from one backward pass
     (:class:`~mscalepde.calculus.jet.LinearTape`).
+
+    With ``reduce`` (weights w over the points of the one set) the block is a single row
+    per quantity, r_k = Σ_i w_i q_k(X_i) − data_k[0]: the gauge Σ w_i u_θ(x_i) − ū of a
+    problem known up to a constant (:meth:`Objective.gauge_block`). The Gauss–Newton phase
+    sums that row's Jacobian chunk by chunk of points
+    (:func:`~mscalepde.training.gauss_newton.reduced_rows`).
     """
 
     term: str
@@ -111,6 +127,7 @@ class ResidualBlock:
     ut: bool = False
     lap: bool = False
     second: bool = False
+    reduce: Tensor | None = None  # weights of a one-row block (the gauge)
 
     @property
     def size(self) -> int:
@@ -119,8 +136,8 @@ class ResidualBlock:
 
     @property
     def rows(self) -> int:
-        """Residual rows, (number of quantities) × n."""
-        return len(self.data) * self.size
+        """Residual rows, (number of quantities) × n (one per quantity with ``reduce``)."""
+        return len(self.data) * (1 if self.reduce is not None else self.size)
 
     def quantities(
         self,
@@ -150,7 +167,11 @@ class ResidualBlock:
         return self.select(d, tuple(a[rows] for a in self.aux))
 
     def combine(self, stacked: Tensor, rows: slice = slice(None)) -> Tensor:
-        """Σ_j sign_j of the per-set rows of ``stacked`` (leading axis = sets × points)."""
+        """Σ_j sign_j of the per-set rows of ``stacked`` (leading axis = sets × points);
+        with ``reduce``, the one row Σ_i w_i stacked_i (``rows``: the points summed)."""
+        if self.reduce is not None:
+            w = self.reduce[rows].to(stacked.dtype)
+            return torch.tensordot(w, stacked, dims=1).unsqueeze(0)
         n = len(stacked) // len(self.signs)
         out = stacked[:n] if self.signs[0] == 1.0 else self.signs[0] * stacked[:n]
         for j in range(1, len(self.signs)):
@@ -161,6 +182,9 @@ class ResidualBlock:
         self, model: Callable[[Tensor], Tensor], rows: slice = slice(None), *, engine: str = "auto"
     ) -> list[Tensor]:
         """The residual vectors r_k on ``rows`` (one per quantity)."""
+        if self.reduce is not None:  # one row: every point (``rows`` is ignored)
+            qs = self.quantities(model, engine=engine)
+            return [self.combine(q) - g for q, g in zip(qs, self.data, strict=True)]
         qs = self.quantities(model, rows, engine=engine)
         return [self.combine(q) - g[rows] for q, g in zip(qs, self.data, strict=True)]
 
@@ -271,6 +295,35 @@ def exact_source(op: PDEOperator, field: Field, x64: Tensor) -> Tensor:
     return op.apply(d, x64, op.coefficients(x64)).detach()
 
 
+def source_values(problem: Problem, x: Tensor) -> Tensor:
+    """The data f of the interior equation L u = f at points ``x`` (N, D), in float64,
+    detached: the ``source`` expression, or f = L u* with ``source: auto``; for ``fit``
+    the target u* itself."""
+    x64 = x.detach().to(torch.float64)
+    if problem.pde == "fit" or problem.source is None:
+        assert problem.exact is not None
+        field = expression_field(problem.exact, problem.variables)
+        if problem.pde == "fit":
+            return field(x64).reshape(-1)
+        assert problem.operator is not None
+        return exact_source(problem.operator, field, x64).reshape(-1)
+    return expression_field(problem.source, problem.variables)(x64).reshape(-1)
+
+
+def residual_at(problem: Problem, model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """The pointwise PDE residual r(X) = L u_θ(X) − f(X) (N,) at any points ``x``, in the
+    model's precision, detached; for ``fit`` r = u_θ − u*. This is the interior residual
+    the loss squares (docs/design.md §6), evaluated where the user asks (export, figures)."""
+    if problem.pde == "fit":
+        u = model(x).reshape(-1)
+        return (u - source_values(problem, x).to(u.dtype)).detach()
+    op = problem.operator
+    assert op is not None
+    d = interior_derivatives(op, model, x, create_graph=False)
+    lu = op.apply(d, x, op.coefficients(x)).reshape(-1)
+    return (lu - source_values(problem, x).to(lu.dtype)).detach()
+
+
 def exact_data(
     op: PDEOperator | None,
     exact: Expression,
@@ -331,6 +384,9 @@ class Objective:
         self.pde: PDEOperator | None = problem.operator
         self.ritz = problem.train.get("loss") == "ritz"
         self.seed = seed
+        self._gauge_rule: tuple[np.ndarray, np.ndarray] | None = None
+        if problem.gauge is not None:  # fixed quadrature points (module docstring)
+            self._gauge_rule = gauge_rule(self.domain, min(interior, GAUGE_POINTS))
         self.resample(seed)
 
     def set_dtype(self, dtype: torch.dtype) -> None:
@@ -392,15 +448,7 @@ class Objective:
         return values
 
     def _source(self, x: Tensor) -> Tensor:
-        p = self.problem
-        if p.pde == "fit":
-            assert p.exact is not None
-            return self._data(p.exact, x)
-        if p.source is not None:
-            return self._data(p.source, x)
-        assert p.exact is not None and self.pde is not None
-        field = expression_field(p.exact, self.variables)
-        return exact_source(self.pde, field, x.to(torch.float64)).to(self.dtype)
+        return source_values(self.problem, x).to(self.dtype)
 
     def _coefficients(self, x: Tensor) -> Tensor:
         """The diffusivity data at points (:meth:`PDEOperator.coefficients`), refused where
@@ -485,7 +533,28 @@ class Objective:
             self.u_initial = self._finite(
                 self._data(p.initial, self.x_initial), self.x_initial, "initial"
             )
+        self.gauge = self._gauge_block()
         self._blocks = self._build_blocks()
+
+    def _gauge_block(self, curvature: bool = False) -> ResidualBlock | None:
+        """The gauge row Σ w_i u_θ(x_i) − ū of a problem known up to a constant (module
+        docstring), None for the others; with ``curvature`` its data are zero (the Ritz
+        energy's curvature row)."""
+        if self._gauge_rule is None:
+            return None
+        pts, w = self._gauge_rule
+        x = self._tensor(pts)
+        target = torch.zeros(1, dtype=self.dtype, device=self.device)
+        if self.problem.exact is not None and not curvature:
+            u = expression_field(self.problem.exact, self.variables)(x.to(torch.float64))
+            u = self._finite(u.reshape(-1).expand(len(x)), x, "exact")
+            target = (torch.as_tensor(w, dtype=torch.float64, device=self.device) * u).sum()
+            target = target.reshape(1).to(self.dtype)
+        weights = torch.as_tensor(w, dtype=self.dtype, device=self.device)
+        return ResidualBlock(
+            "gauge", (x,), (1.0,), _value, (target,), space_dim=self.domain.space_dim,
+            reduce=weights,
+        )
 
     # ---------------------------------------------------------------- loss
     def blocks(self) -> list[ResidualBlock]:
@@ -579,6 +648,8 @@ class Objective:
                     "initial", (self.x_initial,), (1.0,), _value, (self.u_initial,), space_dim=sd
                 )
             )
+        if self.gauge is not None:
+            out.append(self.gauge)
         return out
 
     def curvature_blocks(self) -> list[ResidualBlock]:
@@ -588,7 +659,8 @@ class Objective:
         - interior: √(|Ω| a_i / 2N) ∂_i u per axis, and √(|Ω| max(r′(u), 0) / 2N) u with a
           reaction (∂²/∂u² of R is r′; a decreasing r contributes no curvature);
         - Dirichlet penalty Σ w_b (u − g)²: √w_b u;
-        - Robin Σ w_b a_n (α u²/2 − g u): √(w_b a_n max(α, 0) / 2) u.
+        - Robin Σ w_b a_n (α u²/2 − g u): √(w_b a_n max(α, 0) / 2) u;
+        - the gauge (Σ w_i u(x_i) − ū)²: the row Σ w_i u(x_i) (module docstring).
 
         The energy is quadratic in (∇u, u) without a reaction, so these rows give its exact
         Hessian in function space restricted to the network's tangent space: the step is
@@ -637,6 +709,9 @@ class Objective:
                     space_dim=sd, aux=(scale,),
                 )
             )
+        gauge = self._gauge_block(curvature=True)
+        if gauge is not None:
+            blocks.append(gauge)
         return blocks
 
     def residuals(self, model: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
@@ -671,4 +746,6 @@ class Objective:
         for b in self.dirichlet:
             u = derivatives(model, b.x, space_dim=sd, engine=self.engine).u
             out["boundary"] = (b.weight * (u - b.g).square()).sum()
+        if self.gauge is not None:
+            out["gauge"] = self.gauge.residuals(model, engine=self.engine)[0].square().sum()
         return out

@@ -182,6 +182,13 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
     return parse_yaml(read_text(path, what), str(path))
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     try:
@@ -189,6 +196,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), _file_mode())  # mkstemp makes 0600: use the umask
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

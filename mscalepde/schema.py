@@ -219,22 +219,74 @@ def validate_section(raw: Any, options: Mapping[str, Option], path: str) -> dict
     return out
 
 
-# Ready-made parsers for Option(...)
-def int_option(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any, str], int]:
-    return lambda v, k: as_int(v, k, minimum, maximum)
+# Ready-made parsers for Option(...). Each is a :class:`Parser`: it also carries the
+# JSON-Schema fragment of the values it accepts, from which
+# ``mscalepde/problem/editor_schema.py`` generates the editors' schema of a problem file.
+
+#: The strings :func:`as_float` reads as numbers (YAML 1.1 reads ``1e-3`` as a string).
+NUMBER_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+
+
+class Parser:
+    """A parse function ``(value, key) -> clean value`` with ``json``, the JSON-Schema
+    fragment (draft 2020-12) of the values it accepts."""
+
+    __slots__ = ("_parse", "json")
+
+    def __init__(self, parse: Callable[[Any, str], Any], json: Mapping[str, Any]) -> None:
+        self._parse = parse
+        self.json = dict(json)
+
+    def __call__(self, value: Any, key: str) -> Any:
+        return self._parse(value, key)
+
+    def __repr__(self) -> str:
+        return f"Parser({self.json})"
+
+
+def int_json(minimum: int | None = None, maximum: int | None = None) -> dict[str, Any]:
+    """The JSON Schema of :func:`as_int` (JSON's integers include 1.0, as ``as_int`` does)."""
+    out: dict[str, Any] = {"type": "integer"}
+    if minimum is not None:
+        out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
+    return out
+
+
+def float_json(
+    minimum: float | None = None, positive: bool = False, maximum: float | None = None
+) -> dict[str, Any]:
+    """The JSON Schema of :func:`as_float`: a number within the bounds, or a numeric string
+    (whose bounds only the validator checks)."""
+    number: dict[str, Any] = {"type": "number"}
+    if positive:
+        number["exclusiveMinimum"] = 0
+    if minimum is not None:
+        number["minimum"] = minimum
+    if maximum is not None:
+        number["maximum"] = maximum
+    return {"anyOf": [number, {"type": "string", "pattern": NUMBER_PATTERN}]}
+
+
+def int_option(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    return Parser(lambda v, k: as_int(v, k, minimum, maximum), int_json(minimum, maximum))
 
 
 def float_option(
     minimum: float | None = None, positive: bool = False, maximum: float | None = None
-) -> Callable[[Any, str], float]:
-    return lambda v, k: as_float(v, k, minimum, positive, maximum)
+) -> Parser:
+    return Parser(
+        lambda v, k: as_float(v, k, minimum, positive, maximum),
+        float_json(minimum, positive, maximum),
+    )
 
 
-def choice_option(*choices: str) -> Callable[[Any, str], str]:
-    return lambda v, k: as_choice(v, k, choices)
+def choice_option(*choices: str) -> Parser:
+    return Parser(lambda v, k: as_choice(v, k, choices), {"enum": list(choices)})
 
 
-def switch_option() -> Callable[[Any, str], str]:
+def switch_option() -> Parser:
     """``auto | on | off``. YAML 1.1 (PyYAML) reads a bare ``on``/``off``/``yes``/``no`` as a
     boolean, so ``compile: off`` arrives as ``False``: booleans map to ``on``/``off``."""
 
@@ -243,8 +295,8 @@ def switch_option() -> Callable[[Any, str], str]:
             return "on" if value else "off"
         return as_choice(value, key, ("auto", "on", "off"))
 
-    return parse
+    return Parser(parse, {"enum": ["auto", "on", "off", True, False]})
 
 
-def bool_option() -> Callable[[Any, str], bool]:
-    return as_bool
+def bool_option() -> Parser:
+    return Parser(as_bool, {"type": "boolean"})

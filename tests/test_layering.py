@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("diagnostics", ["diagnostics"]),
     ("frequencies", ["frequencies"]),
     ("run", ["run"]),
+    ("formats", ["formats"]),
     ("bench", ["bench"]),
     ("cli", ["cli"]),
     ("main", ["__main__"]),

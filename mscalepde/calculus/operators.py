@@ -106,6 +106,13 @@ class PDEOperator:
         return self.isotropic_constant is not None and self.reaction is None
 
     @property
+    def shift_invariant(self) -> bool:
+        """L(u + c) = L u for every constant c: no reaction, or one that does not use u.
+        With only Neumann and periodic faces such a problem is solvable up to a constant
+        (:mod:`mscalepde.problem.solvability`)."""
+        return self.reaction is None or "u" not in self.reaction.variables
+
+    @property
     def linear(self) -> bool:
         """True when L is linear in u (no reaction, or a reaction affine in u)."""
         if self.reaction is None or "u" not in self.reaction.variables:

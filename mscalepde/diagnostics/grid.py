@@ -1,6 +1,6 @@
 """The diagnostic grid: where u_θ and the truth are sampled for the spectra, the Gaussian
-filter's points, the time slices of a heat problem and the indicator χ_Ω of a shape
-(docs/design.md §2, §6).
+filter's points, the time slices of a heat problem and the smooth window w_Ω of a shape
+(docs/design.md §2, §6; :mod:`mscalepde.diagnostics.window`).
 """
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 
+from mscalepde.diagnostics.choice import TruthFn, truth_function
 from mscalepde.diagnostics.evaluation import predict
 from mscalepde.diagnostics.settings import MAX_GRID_POINTS, DiagnosticSettings
 from mscalepde.diagnostics.transforms import diagnostic_grid
+from mscalepde.diagnostics.window import box_window, shape_window, smooth_step, window_width
 from mscalepde.errors import MscaleError
+from mscalepde.geometry.shapes import Shape
 from mscalepde.problem.model import Problem
-from mscalepde.reference.truth import truth_values
 
 NO_EXACT_NOTE = (
     "spectral diagnostics are off: they need the exact solution ('exact'), which this "
@@ -24,24 +27,9 @@ NO_EXACT_NOTE = (
 )
 
 
-TruthFn = Callable[[np.ndarray], np.ndarray]
-
-
-def truth_function(problem: Problem, truth: TruthFn | None = None) -> TruthFn | None:
-    """``truth`` if given, else ``exact`` as a function of points (N, D), else None.
-
-    ``truth`` is the hook for a truth without ``exact``, e.g. the reference solver:
-    ``truth=lambda pts: mscalepde.reference.cache.reference_values(problem, pts)``.
-    """
-    if truth is not None:
-        return truth
-    if problem.exact is None and problem.pde == "fit":
-        return None
-    return lambda points: truth_values(problem, points)  # exact, else the reference
-
-
 def inside_function(problem: Problem) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The indicator of a domain that is not a box, as a function of spatial points."""
+    """The indicator of a domain that is not a box, as a function of spatial points (the
+    shape's bound ``contains``: :class:`DiagnosticGrid` builds the shape's window from it)."""
     geometry = problem.domain.geometry
     return None if geometry is None else geometry.shape.contains
 
@@ -58,6 +46,14 @@ class DiagnosticGrid:
     then t); fields come back as arrays of shape (S, n, ..., n).  ``filter_index`` indexes
     the flattened spatial grid; the normalised Gaussian kernel on those points is built on
     first use (float64, at most ``filter_points``² entries: 32 MB for 2000 points).
+
+    ``inside`` (a shape's ``contains``) makes ``mask`` the indicator χ_Ω on the grid
+    (flattened). With ``settings.window`` > 0, ``window`` (flattened, float64) is the smooth
+    window w_Ω of :mod:`~mscalepde.diagnostics.window` (of the box itself when ``inside`` is
+    None: ``transform: auto`` on a box no transform fits), and both fields are multiplied
+    by it (:meth:`truth`, :meth:`evaluate`); with ``window`` 0 a shape's fields are
+    multiplied by χ_Ω. A callable ``inside`` that is not a shape's ``contains`` gets
+    w = ψ(d/W) of the grid's Euclidean distance d to the nearest point outside.
     """
 
     def __init__(
@@ -86,11 +82,13 @@ class DiagnosticGrid:
             )
         mesh = np.meshgrid(*self.coords, indexing="ij")
         self.spatial = np.stack([g.ravel() for g in mesh], axis=1)
-        # a domain that is not a box: its indicator χ_Ω on the grid (docs/design.md §6); both
-        # fields are multiplied by it before the transform, so Δ_F compares like with like
+        # a domain that is not a box: its indicator χ_Ω and its smooth window w_Ω on the grid
+        # (docs/design.md §2, §6); both fields are multiplied by the window (by χ_Ω when
+        # the window is off) before the transform, so Δ_F compares like with like
         self.mask: np.ndarray | None = None
         if inside is not None:
             self.mask = np.asarray(inside(self.spatial), dtype=bool)
+        self.window = self._window(inside, settings)
         blocks = []
         for t in self.times:
             blocks.append(
@@ -104,8 +102,12 @@ class DiagnosticGrid:
             self.filter_index = np.asarray(filter_index, dtype=np.int64)
         elif m <= 0:
             self.filter_index = np.zeros(0, dtype=np.int64)
-        else:  # the filter's points: grid points in Ω
-            pool = np.arange(self.n) if self.mask is None else np.flatnonzero(self.mask)
+        else:  # the filter's points: grid points in Ω (where the window is > 0)
+            pool = np.arange(self.n)
+            if self.mask is not None:
+                pool = np.flatnonzero(self.mask)
+            if self.window is not None and np.any(self.window > 0):
+                pool = np.flatnonzero(self.window > 0)
             if m >= len(pool):
                 self.filter_index = pool.astype(np.int64)
             else:
@@ -114,6 +116,45 @@ class DiagnosticGrid:
                     np.int64
                 )
         self._kernel: np.ndarray | None = None
+
+    def _window(
+        self,
+        inside: Callable[[np.ndarray], np.ndarray] | None,
+        settings: DiagnosticSettings,
+    ) -> np.ndarray | None:
+        """w on the flattened grid, or None (see the class docstring)."""
+        if not settings.window > 0:
+            return None
+        stored = settings.window_field
+        if (
+            inside is None
+            and stored is not None
+            and settings.window_key == (settings.grid, settings.transform)
+            and stored.size == self.n
+        ):  # read back with a run folder's diagnostics.npz: the shape is not known here
+            return np.asarray(stored, dtype=np.float64).reshape(-1)
+        width = window_width(self.box, settings.grid, settings.window)
+        if inside is None:
+            return box_window(self.box, self.spatial, width)
+        shape = getattr(inside, "__self__", None)
+        if isinstance(shape, Shape):
+            return shape_window(shape, self.spatial, width)
+        assert self.mask is not None
+        padded = np.pad(self.mask.reshape(self.shape), 1)  # the box's outside is outside Ω
+        spacing = [
+            c[1] - c[0] if len(c) > 1 else hi - lo
+            for c, (lo, hi) in zip(self.coords, self.box, strict=True)
+        ]
+        dist = ndimage.distance_transform_edt(padded, sampling=spacing)
+        inner = tuple(slice(1, -1) for _ in self.shape)
+        return smooth_step(dist[inner] / width).reshape(-1)
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """What both fields are multiplied by (flattened): the window, else χ_Ω, else None."""
+        if self.window is not None:
+            return self.window
+        return None if self.mask is None else self.mask.astype(np.float64)
 
     @property
     def n_slices(self) -> int:
@@ -155,13 +196,14 @@ class DiagnosticGrid:
         fn = truth_function(problem, truth)
         if fn is None:
             raise MscaleError(NO_EXACT_NOTE)
-        if self.mask is None:
+        weight = self.weight
+        if weight is None:
             values = np.asarray(fn(self.points), dtype=np.float64)
             return values.reshape((self.n_slices, *self.shape))
-        full = np.tile(self.mask, self.n_slices)  # only Ω's points: the truth may not
+        full = np.tile(weight > 0, self.n_slices)  # only Ω's points: the truth may not
         values = np.zeros(len(self.points))  # exist outside (a FEM solution, a data file)
         values[full] = np.asarray(fn(self.points[full]), dtype=np.float64).reshape(-1)
-        return values.reshape((self.n_slices, *self.shape))
+        return (values * np.tile(weight, self.n_slices)).reshape((self.n_slices, *self.shape))
 
     def evaluate(
         self, model: nn.Module, *, dtype: torch.dtype, device: torch.device | str
@@ -173,28 +215,46 @@ class DiagnosticGrid:
             h = predict(model, self.points, dtype=dtype, device=device)
         finally:
             model.train(was_training)
-        if self.mask is not None:
-            h = h * np.tile(self.mask, self.n_slices)
+        weight = self.weight
+        if weight is not None:
+            h = h * np.tile(weight, self.n_slices)
         return h.reshape((self.n_slices, *self.shape))
 
     def boundary_notes(
         self, problem: Problem, truth: np.ndarray, truth_fn: TruthFn | None = None
     ) -> list[str]:
-        """Leakage warnings: the truth is not periodic (fft) or not zero on the faces (dst).
+        """What the fields were multiplied by, and leakage warnings for a transform the user
+        chose: the truth is not periodic (fft) or not zero on the faces (dst).
 
         ``truth``: the truth on the grid (its largest value sets the scale); ``truth_fn``
-        as in :meth:`truth`.
+        as in :meth:`truth`. ``transform: auto`` chose a transform that fits (or the
+        window), so it gets no leakage warning.
         """
-        tr = self.settings.transform
+        s = self.settings
+        tr = s.transform
         fn = truth_function(problem, truth_fn)
+        if self.window is not None:
+            width = window_width(self.box, s.grid, s.window)
+            where = "the box" if self.mask is None else "the domain"
+            why = (
+                "no transform fits the truth on the box faces (not periodic, not 0, no zero "
+                "normal derivative): "
+                if self.mask is None
+                else "the domain is not a box: "
+            )
+            return [
+                f"{why}both fields are multiplied by a smooth window of {where} (0 on its "
+                f"boundary, 1 beyond W = {width:.3g}, {s.window:g} grid cells) before the "
+                f"{tr}: Delta_F is the error inside, less a band of width ~W along the "
+                "boundary (docs/design.md §2)"
+            ]
         if self.mask is not None:
             return [
-                "the domain is not a box: both fields are multiplied by its indicator on the "
-                "bounding box's grid before the transform, so a solution that is not zero "
-                "on the domain's boundary leaks into high frequencies (the same for the "
-                "network and the truth; docs/geometry.md)"
+                "the domain is not a box and diagnostics.window is 0: both fields are "
+                "multiplied by its indicator, so a solution that is not zero on the domain's "
+                "boundary leaks into every frequency (docs/geometry.md)"
             ]
-        if tr == "dct" or fn is None:
+        if tr == "dct" or fn is None or s.auto:
             return []
         scale = float(np.max(np.abs(truth))) if np.size(truth) else 0.0
         if not scale > 0:
@@ -232,19 +292,20 @@ class DiagnosticGrid:
                     notes.append(
                         f"the truth is not periodic along {axis} (|u(lo) - u(hi)| up to "
                         f"{jump:.2g}): the DFT leaks into every frequency (coefficients "
-                        "decay like 1/|k|); consider diagnostics.transform: dst "
-                        "(u = 0 on the faces) or dct"
+                        "decay like 1/|k|); diagnostics.transform: auto picks the "
+                        "transform that fits"
                     )
                 else:
                     notes.append(
                         f"the truth does not vanish on the {axis} faces (|u| up to "
-                        f"{jump:.2g}): the DST leaks; subtract a lift or use fft/dct"
+                        f"{jump:.2g}): the DST leaks; diagnostics.transform: auto picks the "
+                        "transform that fits"
                     )
             elif tr == "fft" and kink > 1e-2 * scale / (hi - lo):
                 notes.append(
                     f"the periodic extension of the truth has a kink along {axis} (u' differs "
                     f"by up to {kink:.2g} between the faces): the DFT leaks (coefficients "
-                    "decay like 1/|k|^2) and can hide peaks; consider "
-                    "diagnostics.transform: dst (u = 0 on the faces) or dct (u' = 0)"
+                    "decay like 1/|k|^2) and can hide peaks; diagnostics.transform: auto "
+                    "picks the transform that fits"
                 )
         return notes

@@ -45,11 +45,16 @@ With û, ĥ their amplitude-normalised coefficients (fft, dst or dct):
   :func:`~mscalepde.diagnostics.fprinciple.default_delta`
   of the box; the low/high split sits at |k| ≈ sqrt(2 ln 2 / δ).
 
-Non-periodic solutions leak under the fft (see :mod:`mscalepde.diagnostics.fprinciple`); the
-monitor adds
-a note when the periodic extension of the truth jumps or has a kink at the box faces (fft:
-u or u' differs between opposite faces; e.g. sin(πx) on [0, 1], whose fft spectrum then
-shows a single peak at k = 0) or when the truth does not vanish on the faces (dst).
+Non-periodic solutions leak under the fft (see :mod:`mscalepde.diagnostics.fprinciple`).
+``transform: auto`` (the default) picks the transform the truth on the box faces fits
+(:mod:`mscalepde.diagnostics.choice`); on a domain that is not a box, or a box no transform
+fits, both fields are multiplied by a smooth window w (:mod:`mscalepde.diagnostics.window`)
+and the peaks are the solution's own among the local maxima of the windowed spectrum
+(:func:`~mscalepde.diagnostics.window.windowed_peaks`). A transform the user names is
+kept, and the monitor adds a note when the periodic extension of the truth jumps or has a
+kink at the box faces (fft: u or u' differs between opposite faces; e.g. sin(πx) on
+[0, 1], whose fft spectrum then shows a single peak at k = 0) or when the truth does not
+vanish on the faces (dst).
 
 Cost
 ----
@@ -73,10 +78,11 @@ Files (run folder, docs/design.md §5)
   ``"t=0.5"``), ``slice_times`` (nan for steady problems), ``primary``;
 * ``settings_json`` (the diagnostic settings used), ``grid_shape``, ``truth``
   (slices × grid, float64), ``fields`` (stored steps × slices × grid, float32: the network
-  on the grid), ``field_steps``, ``fields_complete`` (false when the fields were thinned to
-  stay under the memory budget, 64 MiB by default), ``filter_index`` (the subsample of the
-  filter, indices into the flattened grid), ``overhead_seconds``, ``train_seconds``,
-  ``notes_json``;
+  on the grid; both times the window w, or χ_Ω, on a windowed grid), ``window`` (the
+  window on the grid, when there is one), ``field_steps``, ``fields_complete`` (false when
+  the fields were thinned to stay under the memory budget, 64 MiB by default),
+  ``filter_index`` (the subsample of the filter, indices into the flattened grid),
+  ``overhead_seconds``, ``train_seconds``, ``notes_json``;
 * ``train__*``: written by :func:`diagnose_run` the first time it rewrites the file: the
   histories and settings recorded during training (``train__s<i>__<key>``,
   ``train__settings_json``), kept unchanged afterwards
@@ -105,6 +111,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +140,20 @@ from mscalepde.diagnostics.report import _rows, _tables
 from mscalepde.diagnostics.settings import FIELDS_BUDGET_BYTES, DiagnosticSettings
 from mscalepde.diagnostics.store import _pack, _write_npz
 from mscalepde.diagnostics.transforms import transform_field
+from mscalepde.diagnostics.window import MAX_WINDOWED_PEAKS, window_kernel, windowed_peaks
+from mscalepde.errors import MscaleError
 from mscalepde.problem.model import Problem
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.trainer import Trainer
 
 
 class _Spectra:
-    """Peaks and truth spectra of each slice; builds snapshots and records histories."""
+    """Peaks and truth spectra of each slice; builds snapshots and records histories.
+
+    On a windowed grid (:attr:`DiagnosticGrid.window`) the peaks are the solution's own
+    among the local maxima above the floor (:func:`windowed_peaks`); ``left_out`` counts,
+    per slice, the maxima left out as the window's leakage.
+    """
 
     def __init__(
         self, grid: DiagnosticGrid, truth: np.ndarray, settings: DiagnosticSettings
@@ -147,10 +161,18 @@ class _Spectra:
         self.grid = grid
         self.settings = settings
         self.truth = truth
-        self.u_hat = [transform_field(u, settings.transform) for u in truth]
-        self.peaks = [
-            tuple(find_peaks(uh, grid.box, settings.transform, settings.floor)) for uh in self.u_hat
-        ]
+        tr = settings.transform
+        self.u_hat = [transform_field(u, tr) for u in truth]
+        candidates = [find_peaks(uh, grid.box, tr, settings.floor) for uh in self.u_hat]
+        self.left_out = [0] * len(candidates)
+        if grid.window is None:
+            self.peaks = [tuple(c) for c in candidates]
+        else:
+            kernel = window_kernel(grid.window.reshape(grid.shape), tr)
+            self.peaks = []
+            for i, (uh, c) in enumerate(zip(self.u_hat, candidates, strict=True)):
+                kept, self.left_out[i] = windowed_peaks(uh, c, kernel, tr)
+                self.peaks.append(tuple(kept))
         self.band_pairs = (
             band_edges_default(grid.box, grid.shape, settings.transform)
             if settings.bands is None
@@ -247,12 +269,23 @@ class SpectralMonitor(Callback):
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.strict = strict
         self.fields_budget = int(fields_budget)
-        self.settings = DiagnosticSettings.from_problem(problem, **overrides)
         self.seconds = 0.0
         self.notes: list[str] = []
         self.note: str | None = None
         self.enabled = bool(problem.diagnostics.get("enabled", True))
-        if not self.enabled:
+        try:  # transform: auto looks at the truth on the faces
+            self.settings = DiagnosticSettings.from_problem(problem, truth=truth, **overrides)
+        except MscaleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not stop training
+            if strict:
+                raise
+            self.settings = DiagnosticSettings.from_problem(
+                problem, **{**overrides, "transform": "fft"}
+            )
+            self.enabled = False
+            self.note = f"spectral diagnostics are off: {type(exc).__name__}: {exc}"
+        if not self.enabled and self.note is None:
             self.note = "spectral diagnostics are off (diagnostics.enabled: false)"
         elif self.truth_fn is None:
             self.enabled = False
@@ -301,10 +334,23 @@ class SpectralMonitor(Callback):
         self.grid = DiagnosticGrid(
             self.problem.domain.box, self.settings, inside=inside_function(self.problem)
         )
+        if self.grid.window is not None:  # stored with diagnostics.npz (diagnose reuses it)
+            self.settings = replace(
+                self.settings,
+                window_field=self.grid.window.reshape(self.grid.shape),
+                window_key=(self.settings.grid, self.settings.transform),
+            )
         truth = self.grid.truth(self.problem, self.truth_fn)
         self.spectra = _Spectra(self.grid, truth, self.settings)
         self.histories = self.spectra.new_histories()
         self.notes.extend(self.grid.boundary_notes(self.problem, truth, self.truth_fn))
+        left = max(self.spectra.left_out, default=0)
+        if left:
+            self.notes.append(
+                f"{left} local maxima of the windowed truth's spectrum above the floor were "
+                "left out as the window's leakage (the table lists the solution's own "
+                f"peaks, at most {MAX_WINDOWED_PEAKS})"
+            )
         if self.truth_fn is None and self.problem.truth is not None:
             self.notes.append(
                 "the truth on the diagnostic grid is the data file's values interpolated "

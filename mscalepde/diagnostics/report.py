@@ -73,7 +73,7 @@ def _format_rows(rows: Sequence[Mapping[str, Any]], threshold: float | None = No
     for name in seen:
         sub = [r for r in rows if r["slice"] == name]
         text = format_table(_table_rows(sub[:MAX_TABLE_ROWS]), threshold)
-        if len(sub) > MAX_TABLE_ROWS:  # a masked (non-box) domain's leakage: many peaks
+        if len(sub) > MAX_TABLE_ROWS:  # a leaking transform (or χ_Ω): many peaks
             text += (
                 f"\n... and {len(sub) - MAX_TABLE_ROWS} more peaks at higher |k| "
                 "(all in diagnostics.npz; raise diagnostics.floor to list fewer)"
@@ -131,8 +131,11 @@ def format_report(result: Mapping[str, Any]) -> str:
         kind = "|h|-|u| (magnitude)" if s.get("magnitude") else "complex"
         times = s.get("times")
         at = "" if not times else f", times {', '.join(f'{t:g}' for t in times)}"
+        tr = ("auto: " if s.get("auto") else "") + str(s["transform"])
+        if s.get("window"):
+            tr += f" of the windowed fields, {s['window']:g} cells"
         lines.append(
-            f"spectral diagnostics: grid {s['grid']}/axis ({s['transform']}{at}), "
+            f"spectral diagnostics: grid {s['grid']}/axis ({tr}{at}), "
             f"Delta_F {kind}, threshold {s['threshold']:g}, peak floor {s['floor']:g}, "
             f"filter delta {s['delta']:.3g} (split at |k| ~ {s.get('k_split', float('nan')):.4g})"
         )

@@ -5,10 +5,14 @@ from a problem's validated ``diagnostics`` section (docs/design.md §2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from mscalepde.diagnostics.choice import TruthFn, choose_transform
 from mscalepde.diagnostics.fprinciple import cutoff_for_delta, default_delta
+from mscalepde.diagnostics.options import DIAGNOSTICS_OPTIONS
 from mscalepde.diagnostics.transforms import TRANSFORMS
 from mscalepde.errors import MscaleError
 from mscalepde.problem.model import Problem
@@ -34,7 +38,14 @@ class DiagnosticSettings:
     """The resolved ``diagnostics`` section (defaults by dimension filled in).
 
     ``times`` is None for steady problems, else the sorted times of the slices;
-    ``delta_default`` says that ``delta`` came from :func:`default_delta`.
+    ``delta_default`` says that ``delta`` came from :func:`default_delta`. ``transform`` is
+    resolved (``auto`` chose it when ``auto`` is true, :mod:`~mscalepde.diagnostics.choice`);
+    ``window`` is the width in grid cells of the smooth window the fields are multiplied
+    by (:mod:`~mscalepde.diagnostics.window`; 0: none, or the indicator of a shape).
+    ``window_field`` is that window on the grid when it was read back from a
+    ``diagnostics.npz`` (``window_key``: the (grid, transform) it belongs to), so a run
+    folder's history can be recomputed without the problem's shape; it is not part of
+    :meth:`to_dict`.
     """
 
     every: int = 100
@@ -48,10 +59,21 @@ class DiagnosticSettings:
     filter_points: int = DEFAULT_FILTER_POINTS
     bands: tuple[float, ...] | None = None
     delta_default: bool = True
+    window: float = 0.0
+    auto: bool = False
+    window_field: np.ndarray | None = field(default=None, compare=False, repr=False)
+    window_key: tuple[int, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_problem(cls, problem: Problem, **overrides: Any) -> DiagnosticSettings:
-        """Settings of ``problem.diagnostics``; keyword ``overrides`` (None = keep) win."""
+    def from_problem(
+        cls, problem: Problem, *, truth: TruthFn | None = None, **overrides: Any
+    ) -> DiagnosticSettings:
+        """Settings of ``problem.diagnostics``; keyword ``overrides`` (None = keep) win.
+
+        ``transform: auto`` is resolved here from the truth on the box faces
+        (:func:`~mscalepde.diagnostics.choice.choose_transform`; ``truth`` as in
+        :func:`~mscalepde.diagnostics.choice.truth_function`).
+        """
         d = dict(problem.diagnostics)
         for k, v in overrides.items():
             if v is not None:
@@ -70,11 +92,21 @@ class DiagnosticSettings:
             raise MscaleError("diagnostics.times: only problems with a time interval have times")
         delta = d.get("delta")
         bands = d.get("bands")
+        cells = float(d.get("window", DIAGNOSTICS_OPTIONS["window"].default))
+        transform = d.get("transform", DIAGNOSTICS_OPTIONS["transform"].default)
+        auto = transform == "auto"
+        if auto and not d.get("enabled", True):  # nothing is analysed: no truth to test
+            transform, windowed = "fft", problem.domain.geometry is not None
+        elif auto:
+            choice = choose_transform(problem, truth, (None,) if times is None else times)
+            transform, windowed = choice.transform, choice.window
+        else:  # an explicit transform is kept; a shape is always windowed
+            windowed = problem.domain.geometry is not None
         return cls(
             every=int(d.get("every", 100)),
             grid=int(d.get("grid") or DEFAULT_GRID[len(box)]),
             threshold=float(d.get("threshold", 0.05)),
-            transform=_check_transform(d.get("transform", "fft")),
+            transform=_check_transform(transform),
             magnitude=bool(d.get("magnitude", False)),
             floor=float(d.get("floor", 1e-3)),
             times=times,
@@ -82,6 +114,8 @@ class DiagnosticSettings:
             filter_points=int(d.get("filter_points", DEFAULT_FILTER_POINTS)),
             bands=None if bands is None else tuple(float(b) for b in bands),
             delta_default=delta is None,
+            window=cells if windowed else 0.0,
+            auto=auto,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +133,8 @@ class DiagnosticSettings:
             "k_split": cutoff_for_delta(self.delta),
             "filter_points": self.filter_points,
             "bands": None if self.bands is None else list(self.bands),
+            "window": self.window,
+            "auto": self.auto,
         }
 
     @classmethod
@@ -115,11 +151,15 @@ class DiagnosticSettings:
             filter_points=int(d["filter_points"]),
             bands=None if d.get("bands") is None else tuple(float(b) for b in d["bands"]),
             delta_default=bool(d.get("delta_default", False)),
+            window=float(d.get("window", 0.0)),  # files before the window: the indicator
+            auto=bool(d.get("auto", False)),
         )
 
     def same_sampling(self, other: DiagnosticSettings) -> bool:
-        """Same grid, transform and times (so stored fields can be reused)."""
+        """Same grid, transform, window and times (so stored fields can be reused)."""
         if self.grid != other.grid or self.transform != other.transform:
+            return False
+        if not _close(self.window, other.window):
             return False
         if (self.times is None) != (other.times is None):
             return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ def _pack(
             "notes_json": np.array(json.dumps(list(notes))),
         }
     )
+    if settings.window_field is not None:  # the smooth window the fields were multiplied by
+        a["window"] = np.asarray(settings.window_field, dtype=np.float64).reshape(shape)
     if final:
         a.update({f"final__{k}": v for k, v in final.items()})
     if original:
@@ -152,8 +154,13 @@ def load_spectral(path: str | Path) -> SavedDiagnostics:
         )
     times = tuple(None if math.isnan(t) else float(t) for t in a["slice_times"])
     train = float(a["train_seconds"])
+    settings = DiagnosticSettings.from_dict(json.loads(str(a["settings_json"])))
+    if "window" in a:  # the window of the stored fields' grid (DiagnosticGrid reuses it)
+        settings = replace(
+            settings, window_field=a["window"], window_key=(settings.grid, settings.transform)
+        )
     return SavedDiagnostics(
-        settings=DiagnosticSettings.from_dict(json.loads(str(a["settings_json"]))),
+        settings=settings,
         histories=histories,
         times=times,
         grid_shape=tuple(int(s) for s in a["grid_shape"]),

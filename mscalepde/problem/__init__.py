@@ -5,6 +5,8 @@
 - :mod:`.validate` — every key checked, one line per defect (``load_problem``);
 - :mod:`.model` — the :class:`~.model.Problem` object and its boundary conditions;
 - :mod:`.datafile` — truth data read from a file (``truth: {file: ...}``).
+- :mod:`.solvability` — pure Neumann / periodic problems: the compatibility check and the
+  constant (gauge).
 
 Torch-free: ``mscalepde check`` loads problems without importing torch.
 """

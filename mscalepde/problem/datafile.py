@@ -91,7 +91,19 @@ def read_truth(path: Path, variables: Sequence[str], key: str = "truth.file") ->
 
     Raises :class:`SchemaError` (one line, naming ``key`` and the file) on a missing or
     unreadable file, a wrong number of columns, non-numeric or non-finite entries."""
-    want = [*variables, "u"]
+    table, sha = _read_table(path, [*variables, "u"], key)
+    return TruthData(path, table[:, :-1].copy(), table[:, -1].copy(), sha)
+
+
+def read_points(path: Path, variables: Sequence[str], key: str = "--points") -> np.ndarray:
+    """Points (N, D) with columns ``variables`` from a text or npz file written like a
+    truth file without the ``u`` column (:func:`read_truth`; the same checks and limits)."""
+    table, _ = _read_table(Path(path), list(variables), key)
+    return table
+
+
+def _read_table(path: Path, want: list[str], key: str) -> tuple[np.ndarray, str]:
+    """The checked table (rows × ``want``) of a data file and the file's SHA-256."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -119,7 +131,7 @@ def read_truth(path: Path, variables: Sequence[str], key: str = "truth.file") ->
     if not np.all(np.isfinite(table)):
         row = int(np.argwhere(~np.isfinite(table))[0, 0])
         raise SchemaError(key, f"{path}: a non-finite value in data row {row + 1}")
-    return TruthData(path, table[:, :-1].copy(), table[:, -1].copy(), sha)
+    return table, sha
 
 
 def _read_npz(path: Path, want: list[str], key: str) -> np.ndarray:

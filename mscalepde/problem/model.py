@@ -97,6 +97,10 @@ class Problem:
     origin: str = "<dict>"
     config: dict[str, Any] = field(default_factory=dict)
     truth: TruthData | None = None  # truth: {file: ...}: errors at the file's points
+    #: how a solution defined up to a constant is fixed (pure Neumann / periodic Poisson):
+    #: "mean-zero" (∫_Ω u = 0), "mean-of-exact" (∫_Ω u = ∫_Ω u*), or None (the problem
+    #: fixes it); see :mod:`mscalepde.problem.solvability`
+    gauge: str | None = None
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -114,6 +118,18 @@ class Problem:
     def plain(self) -> bool:
         """−Δu = f or u_t − κΔu = f: a constant isotropic diffusivity, no reaction."""
         return self.operator is None or self.operator.plain
+
+    @property
+    def gauge_note(self) -> str | None:
+        """One line on how the constant is fixed, for the command line; None without a
+        gauge."""
+        if self.gauge is None:
+            return None
+        target = "the mean of exact" if self.gauge == "mean-of-exact" else "0"
+        return (
+            "u is determined up to a constant (only Neumann/periodic faces): "
+            f"fixed by mean(u) over the domain = {target}"
+        )
 
     def fingerprint(self) -> str:
         """A hash of the equation, domain and data (not of model/train settings)."""

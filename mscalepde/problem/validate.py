@@ -43,11 +43,14 @@ from mscalepde.diagnostics.options import DIAGNOSTICS_OPTIONS
 from mscalepde.errors import ExpressionError, ProblemError, SchemaError
 from mscalepde.expressions.expression import Expression, parse_expression, parse_params
 from mscalepde.geometry import Domain, face_names
+from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.datafile import TruthData, read_truth
 from mscalepde.problem.loader import read_problem_file
 from mscalepde.problem.model import BOUNDARY_TYPES, PDES, TOP_KEYS, BoundaryCondition, Problem
 from mscalepde.problem.overrides import apply_overrides, merge_model, parse_override, set_override
+from mscalepde.problem.solvability import check_compatibility
+from mscalepde.problem.solvability import gauge as gauge_of
 from mscalepde.reference.options import REFERENCE_OPTIONS
 from mscalepde.schema import (
     as_choice,
@@ -228,6 +231,7 @@ def _validate(data: Any, origin: str) -> Problem:
                     f"expected a time in [{time[0]:g}, {time[1]:g}], got {tv:g}",
                 )
 
+    _check_probes(diagnostics["probes"], domain)
     truth = _truth(data.get("truth"), origin, domain) if data.get("truth") is not None else None
     if geometry is not None and geometry.dim == 1 and exact is None and truth is None:
         raise SchemaError(
@@ -235,6 +239,13 @@ def _validate(data: Any, origin: str) -> Problem:
             "a 1D shape needs 'exact' or 'truth: {file: ...}' (the finite-element reference "
             "is 2D and 3D; a 1D box takes the box solvers)",
         )
+
+    # last, as the costliest check (2-30 ms): a problem known up to a constant must have
+    # balanced data, ∫(f − r) + ∮ a g = 0 (problem/solvability.py)
+    gauge = gauge_of(pde, operator, boundary, exact)
+    if gauge is not None:
+        assert operator is not None
+        check_compatibility(domain, operator, source, exact, boundary)
 
     config = _config(
         data, name, description, params_raw, pde, operator, source, domain, exact,
@@ -258,6 +269,7 @@ def _validate(data: Any, origin: str) -> Problem:
         origin=origin,
         config=config,
         truth=truth,
+        gauge=gauge,
     )
 
 
@@ -397,6 +409,21 @@ def _config(
     if truth is not None:
         config["truth"] = {"file": str(truth.path), "sha256": truth.sha256}
     return config
+
+
+def _check_probes(probes: dict[str, list[float]] | None, domain: Domain) -> None:
+    """Each probe is a point of Ω: as many coordinates as space dimensions, inside."""
+    for name, point in (probes or {}).items():
+        key = join("diagnostics.probes", name)
+        if len(point) != domain.space_dim:
+            raise SchemaError(
+                key, f"expected {domain.space_dim} coordinate(s) ({', '.join(domain.axes)}), "
+                f"got {len(point)}"
+            )
+        in_box = all(lo <= c <= hi for c, (lo, hi) in zip(point, domain.box))
+        if not in_box or not inside_mask(domain, np.array([point]))[0]:
+            where = ", ".join(f"{v}={c:g}" for v, c in zip(domain.axes, point))
+            raise SchemaError(key, f"the point {where} lies outside the domain")
 
 
 def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:

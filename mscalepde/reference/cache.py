@@ -74,3 +74,49 @@ def reference_values(problem: Problem, points: np.ndarray) -> np.ndarray:
     """The (cached) reference solution at ``points`` (N, D): the truth of a problem
     without ``exact``."""
     return get_reference(problem)(points)
+
+
+def link_reference(problem: Problem, dest: str | Path) -> Path:
+    """Put the problem's reference at ``dest`` (a run folder's ``reference.npz``): a hard
+    link to the cached file where the file system allows it (no second copy on disk),
+    else a copy written atomically."""
+    dest = Path(dest)
+    ref = get_reference(problem)
+    source = cache_path(problem, reference_settings(problem))
+    if source.is_file():
+        tmp = dest.with_name(f".{dest.name}.link-{os.getpid()}")
+        try:
+            if tmp.exists():
+                tmp.unlink()
+            os.link(source, tmp)
+            os.replace(tmp, dest)
+            return dest
+        except OSError:
+            if tmp.exists():
+                tmp.unlink()
+    return ref.save(dest)
+
+
+def cache_entries(directory: Path | None = None) -> list[tuple[Path, int]]:
+    """The reference files of the cache, largest first, with their sizes in bytes."""
+    d = directory if directory is not None else cache_dir()
+    if not d.is_dir():
+        return []
+    files = [(p, p.stat().st_size) for p in d.iterdir() if p.is_file() and p.suffix == ".npz"]
+    return sorted(files, key=lambda e: -e[1])
+
+
+def clear_cache(directory: Path | None = None) -> tuple[int, int]:
+    """Delete the cache's reference files (and leftovers of interrupted writes); returns
+    (files, bytes) removed. Run folders keep their own ``reference.npz``."""
+    d = directory if directory is not None else cache_dir()
+    removed, size = 0, 0
+    if not d.is_dir():
+        return 0, 0
+    for p in d.iterdir():
+        if p.is_file() and (p.suffix == ".npz" or p.name.endswith(".tmp")):
+            size += p.stat().st_size
+            p.unlink()
+            removed += 1
+    _MEMO.clear()
+    return removed, size

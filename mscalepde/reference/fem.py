@@ -59,6 +59,7 @@ from scipy.sparse.linalg import splu
 
 from mscalepde.errors import ReferenceSolveError
 from mscalepde.problem.model import Problem
+from mscalepde.reference.lowrank import pack, storage_tolerance
 
 __all__ = ["FemSolution", "fem_reference", "solve_fem"]
 
@@ -262,12 +263,15 @@ class FemSolution:
         return out
 
     # ---------------------------------------------------------------- npz
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays (no pickled objects) for an npz cache; :meth:`from_arrays` inverts."""
+    def to_arrays(self, estimated_error: float = float("nan")) -> dict[str, np.ndarray]:
+        """Plain arrays (no pickled objects) for an npz cache; :meth:`from_arrays` inverts.
+        A heat solution's levels are stored as a low-rank factorisation that changes no
+        value by more than 1 % of ``estimated_error`` (:mod:`.lowrank`)."""
+        values = np.asarray(self.values, dtype=np.float64)
         return {
             "fem_points": np.asarray(self.mesh.doflocs, dtype=np.float64),
             "fem_elements": np.asarray(self.mesh.t, dtype=np.int64),
-            "fem_values": np.asarray(self.values, dtype=np.float64),
+            **pack("fem_values", values, storage_tolerance(values, estimated_error)),
             "fem_times": np.asarray([] if self.times is None else self.times, dtype=np.float64),
             "fem_order": np.array(self.order, dtype=np.int64),
             "fem_h": np.array(self.h, dtype=np.float64),
@@ -293,11 +297,19 @@ class FemSolution:
             order=order,
             h=float(d["fem_h"]),
             mesh=mesh,
-            values=np.array(d["fem_values"], dtype=np.float64),
+            values=_stored_values(d),
             times=times if times.size else None,
             seconds=float(d["fem_seconds"]),
             newton_iterations=int(d["fem_newton"]),
         )
+
+
+def _stored_values(d: dict[str, np.ndarray]) -> np.ndarray:
+    """``fem_values`` as stored: the array, or its factors (:func:`.lowrank.pack`)."""
+    if "fem_values" in d:
+        return np.array(d["fem_values"], dtype=np.float64)
+    shape = tuple(int(v) for v in d["fem_values_shape"])
+    return (d["fem_values_q"] @ d["fem_values_b"]).reshape(shape)
 
 
 # --------------------------------------------------------------------------- discretisation
@@ -619,7 +631,7 @@ def _pure_neumann(space: _Space) -> bool:
         not space.heat
         and len(space.D) == 0
         and p.operator is not None
-        and p.operator.reaction is None
+        and p.operator.shift_invariant  # no reaction in u (r(x) is a source)
         and all(bc.type == "neumann" for bc in p.boundary.values())
     )
 
@@ -630,6 +642,8 @@ def _solve_pure_neumann(space: _Space) -> np.ndarray:
 
     K = space.stiffness(None)
     b = space.load(None)
+    if space.p.operator is not None and space.p.operator.reaction is not None:
+        b = b - space.reaction(np.zeros(space.basis.N), None)[0]  # ∫ r(x) v
     m = skfem.LinearForm(lambda v, w: v).assemble(space.basis)
     target = 0.0
     if space.p.exact is not None:

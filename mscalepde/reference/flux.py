@@ -337,10 +337,11 @@ class FluxSpace:
 
     @property
     def singular(self) -> bool:
-        """Poisson with only Neumann/periodic faces and no reaction: u up to a constant."""
+        """Poisson with only Neumann/periodic faces and no reaction in u: u up to a constant
+        (:mod:`mscalepde.problem.solvability`; a reaction r(x) is a source)."""
         return (
             not self.heat
-            and not self.has_reaction
+            and self.op.shift_invariant
             and all(
                 ax.lo in ("neumann", "periodic") and ax.hi in ("neumann", "periodic")
                 for ax in self.axes
@@ -502,7 +503,9 @@ def solve_poisson(space: FluxSpace, settings: Mapping[str, Any]) -> tuple[np.nda
     kind = _solver_kind(space, settings["solver"])
     tol = settings["tol"]
     info = NewtonInfo()
-    if not space.has_reaction:
+    if not space.has_reaction or space.singular:
+        if space.has_reaction:  # r(x) without u (singular: no reaction in u): a source
+            b = b - space.reaction(np.zeros(space.size))[0]
         lin = _Linear(A, kind, min(tol, 1e-12), bordered=space.singular)
         U = lin.solve(b)
         if space.singular:

@@ -22,6 +22,7 @@ from mscalepde.reference.collocation import (
     trig_matrix,
 )
 from mscalepde.reference.fd import mode_product
+from mscalepde.reference.lowrank import has, pack, storage_tolerance, unpack
 from mscalepde.reference.options import FEM_METHOD
 
 REFERENCE_VERSION = 2  # 2: general operators (flux form), source: auto = L u*
@@ -54,7 +55,12 @@ class Reference:
     # ---------------------------------------------------------------- npz
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = {v: np.asarray(a, dtype=np.float64) for v, a in zip(self.variables, self.axes)}
-        out["u"] = np.asarray(self.u, dtype=np.float64)
+        u = np.asarray(self.u, dtype=np.float64)
+        if "t" in self.variables and u.ndim == len(self.variables):  # time levels first
+            tol = storage_tolerance(u, self.estimated_error)
+            out.update(pack("u_time_first", np.moveaxis(u, -1, 0), tol))
+        else:
+            out["u"] = u
         out["method"] = np.array(self.method)
         out["n"] = np.asarray(self.n, dtype=np.int64)
         out["nt"] = np.array(self.nt, dtype=np.int64)
@@ -73,12 +79,13 @@ class Reference:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write ``reference.npz`` atomically (no pickled objects)."""
+        """Write ``reference.npz`` atomically (no pickled objects; compressed, and a heat
+        reference's time levels as a low-rank factorisation, :mod:`.lowrank`)."""
         from mscalepde.io import atomic_write_with
 
         path = Path(path)
         data = self.to_npz_dict()
-        atomic_write_with(path, lambda buf: np.savez(buf, **data))
+        atomic_write_with(path, lambda buf: np.savez_compressed(buf, **data))
         return path
 
     @classmethod
@@ -92,7 +99,7 @@ class Reference:
                     **meta,
                     axes=[np.array(z[v]) for v in meta["variables"]],
                     kinds=str(z["kinds"]).split(","),
-                    u=np.array(z["u"]),
+                    u=_grid_values(z),
                 )
         except FileNotFoundError:
             raise ReferenceSolveError(f"{path}: no such file") from None
@@ -156,6 +163,14 @@ class Reference:
         return self._spline
 
 
+def _grid_values(z: Any) -> np.ndarray:
+    """The grid values of a stored reference: ``u``, or the time-first factorisation of a
+    heat reference moved back to time last."""
+    if has("u_time_first", z):
+        return np.moveaxis(unpack("u_time_first", z), 0, -1)
+    return np.array(z["u"])
+
+
 def _npz_meta(z: Any) -> dict[str, Any]:
     """The fields every stored reference has (all but its grid or mesh)."""
     exact_error = float(z["exact_error"])
@@ -185,7 +200,7 @@ class FemReference(Reference):
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = super().to_npz_dict()
-        out.update(self.solution.to_arrays())
+        out.update(self.solution.to_arrays(self.estimated_error))
         return out
 
     @classmethod

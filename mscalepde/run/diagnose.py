@@ -69,7 +69,7 @@ def diagnose_run(
       steps are recomputed and the result says so).
     * ``grid``, ``transform`` or ``times`` (a different sampling): only the final network
       is saved, so only the **final state** is recomputed, from ``model.pt`` and
-      ``config.yaml`` (:func:`mscalepde.run.folder.load_run`): the final spectra, Δ_F at the
+      ``config.yaml`` (:func:`mscalepde.run.folder.load_model`): the final spectra, Δ_F at the
       peaks of the truth on the new grid and the filter errors (``final_rows``,
       ``final__*`` in ``diagnostics.npz``, ``figures/spectra.png``).  The Δ_F history over
       training steps keeps the stored sampling (the note says so); rerun training with
@@ -118,9 +118,9 @@ def diagnose_run(
     def load() -> tuple[Problem, nn.Module]:
         nonlocal problem, model
         if problem is None or model is None:
-            from mscalepde.run.folder import load_run
+            from mscalepde.run.folder import load_model
 
-            problem, model = load_run(run_dir)
+            problem, model = load_model(run_dir)
         return problem, model
 
     if saved is not None:

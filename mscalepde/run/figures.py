@@ -83,11 +83,11 @@ def solution_figure(
         a1.set_xlabel(names2[0])
         a0.set_title(full_title)
     else:
-        panels = [("network", fields2[0])]
+        panels = [(r"network $u_\theta$", fields2[0])]
         if truth is not None:
             panels += [
-                ("truth", fields2[1]),
-                ("|network − truth|", np.abs(fields2[0] - fields2[1])),
+                (r"truth $u^*$", fields2[1]),
+                (r"$|u_\theta - u^*|$", np.abs(fields2[0] - fields2[1])),
             ]
         fig, axs = plt.subplots(
             1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False, layout="constrained"
@@ -99,9 +99,9 @@ def solution_figure(
                 Y,
                 np.ma.masked_invalid(f),
                 shading="auto",
-                cmap="magma" if label.startswith("|") else "RdBu_r",
+                cmap="magma" if "|" in label else "RdBu_r",
             )
-            fig.colorbar(im, ax=ax)
+            fig.colorbar(im, ax=ax, label=label)
             ratio = float(np.ptp(axes2[0]) / max(float(np.ptp(axes2[1])), 1e-300))
             if "t" not in names2 and 0.25 <= ratio <= 4:  # a spatial slice: true proportions
                 ax.set_aspect("equal")

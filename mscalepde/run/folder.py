@@ -1,4 +1,4 @@
-"""The run folder: atomic writes of a run's files, and reading a run back.
+"""The run folder: atomic writes of a run's files, and rebuilding its model.
 
 Layout (docs/design.md §5): ``config.yaml`` (the resolved problem and settings),
 ``history.csv``, ``diagnostics.npz`` (diagnostics), ``model.pt`` (a state dict; the model is
@@ -38,12 +38,15 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise RunFolderError(f"{path}: cannot read the model: {exc}") from None
 
 
-def load_run(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
+def load_model(run_dir: str | Path) -> tuple[Any, torch.nn.Module]:
     """Rebuild a saved model from ``config.yaml`` and ``model.pt`` of a run folder;
-    returns ``(problem, model)`` with the model in eval mode."""
+    returns ``(problem, model)`` with the model in eval mode (the whole run, history and
+    summary included: :func:`mscalepde.run.result.load_run`)."""
     from mscalepde.problem.validate import load_problem
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such run folder")
     problem = load_problem(run_dir / "config.yaml")
     model = make_model(problem)
     state = load_state(run_dir / "model.pt")

@@ -11,7 +11,6 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from mscalepde.architectures import is_auto
 from mscalepde.architectures.base import Architecture
 from mscalepde.architectures.growable import growth_of
 from mscalepde.calculus.derivatives import engine_for
-from mscalepde.diagnostics.evaluation import Evaluator, predict
+from mscalepde.diagnostics.evaluation import Evaluator
 from mscalepde.equations import Objective
 from mscalepde.errors import MscaleError, ResumeError, Stopped, TrainingError, first_line
 from mscalepde.frequencies.select import Selection, resolve_auto
@@ -40,11 +39,13 @@ from mscalepde.run.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from mscalepde.run.clock import Stopwatch
+from mscalepde.run.evolution import animation, snapshots_figure, write_probes
 from mscalepde.run.figures import history_figure, solution_figure, spectrum_figure
 from mscalepde.run.folder import replace_folder, run_folder, save_state
 from mscalepde.run.model import make_model
+from mscalepde.run.result import Run
 from mscalepde.training.callbacks import Callback
-from mscalepde.training.history import History
 from mscalepde.training.settings import TrainSettings, plain_value
 from mscalepde.training.signals import StopRequest
 from mscalepde.training.trainer import Trainer
@@ -69,27 +70,6 @@ def versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "python": platform.python_version(),
     }
-
-
-@dataclass
-class SolveResult:
-    """What :func:`solve` returns: the problem, trained model, history and summary."""
-
-    problem: Problem
-    model: Architecture
-    history: History
-    summary: dict[str, Any]
-    evaluator: Evaluator = field(repr=False)
-    run_dir: Path | None = None
-
-    @property
-    def rel_l2(self) -> float | None:
-        return self.summary.get("rel_l2")
-
-    def predict(self, points: np.ndarray) -> np.ndarray:
-        """u_θ at ``points`` (N, D), columns = space axes then t."""
-        p = next(self.model.parameters())
-        return predict(self.model, np.asarray(points, dtype=float), dtype=p.dtype, device=p.device)
 
 
 def config_with_growth(config: Mapping[str, Any], model: Any) -> dict[str, Any]:
@@ -127,11 +107,15 @@ class RunWriter(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm progress bar with the current loss and error."""
+    """A tqdm progress bar (``tqdm.auto``: a widget in Jupyter) with the phase, the current
+    loss (refreshed at most every ``refresh`` seconds) and the last logged error."""
 
-    def __init__(self, description: str = "") -> None:
+    def __init__(self, description: str = "", refresh: float = 0.5) -> None:
         self.description = description
+        self.refresh = refresh
         self.bar: Any = None
+        self.post: dict[str, str] = {}
+        self._shown = 0.0
 
     def on_start(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm
@@ -148,6 +132,12 @@ class ProgressBar(Callback):
 
     def on_step(self, trainer: Trainer, step: int) -> None:
         self.bar.update(1)
+        now = time.perf_counter()
+        loss = getattr(trainer, "last_loss", None)
+        if loss is not None and now - self._shown >= self.refresh:
+            self._shown = now
+            self.post.update(phase=trainer.phase, loss=f"{float(loss):.3e}")
+            self.bar.set_postfix(self.post, refresh=False)
 
     def on_restore(self, trainer: Trainer) -> None:
         if self.bar is not None:  # a rollback: back to the checkpoint's step
@@ -157,10 +147,10 @@ class ProgressBar(Callback):
     def on_log(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.bar is None:
             return
-        post = {"phase": trainer.phase, "loss": f"{row['loss']:.3e}"}
+        self.post.update(phase=trainer.phase, loss=f"{row['loss']:.3e}")
         if "rel_l2" in row:
-            post["rel_l2"] = f"{row['rel_l2']:.3e}"
-        self.bar.set_postfix(post, refresh=False)
+            self.post["rel_l2"] = f"{row['rel_l2']:.3e}"
+        self.bar.set_postfix(self.post, refresh=False)
 
     def on_end(self, trainer: Trainer) -> None:
         self.close()
@@ -231,8 +221,11 @@ def solve(
     stop: StopRequest | None = None,
     selection: Selection | None = None,
     overwrite: bool = False,
+    baseline: bool = True,
+    animate: bool = False,
+    clock: Stopwatch | None = None,
     **changes: Any,
-) -> SolveResult:
+) -> Run:
     """Train a physics-informed network on a problem.
 
     ``problem_or_path``: a :class:`Problem` or a YAML path. ``overrides``: ``--set``
@@ -260,29 +253,32 @@ def solve(
     is written into a staging folder beside it and replaces the old one only when it ends
     well (:func:`mscalepde.run.folder.run_folder`). Nothing is written into a run folder
     before every check that can fail has passed (the checkpoint, the Gauss–Newton memory).
+
+    ``baseline=False`` skips the classical solver's comparison; ``animate`` writes
+    ``figures/animation.gif`` of a heat run (:mod:`mscalepde.run.evolution`). ``clock``: a
+    :class:`~mscalepde.run.clock.Stopwatch` started with the command (the CLI's), so that
+    ``summary.json``'s ``wall_seconds`` and ``time_parts`` cover all of it.
     """
-    problem = _as_problem(problem_or_path, overrides, changes)
+    clock = clock if clock is not None else Stopwatch()
+    with clock("validation"):
+        problem = _as_problem(problem_or_path, overrides, changes)
+    device = resolve_device(problem.train["device"])  # before any costly step
     if is_auto(problem.model):
-        problem, selection = resolve_auto(problem)
+        with clock("auto"):
+            problem, selection = resolve_auto(problem)
     if stop is not None:
         stop.deferred = False  # until training starts, a signal stops at once
-    checkpoint: Checkpoint | None = None
-    if resume is not None:
-        checkpoint = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
-        resume = checkpoint.run_dir
-        if out is not None and Path(out).resolve() != resume.resolve():
-            raise ResumeError(f"{out}: a resumed run writes into its own folder ({resume})")
-        where = str(resume)
-        saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
-        check_resumable(saved, problem, checkpoint.trainer, where)
-        out = resume
+    checkpoint = _checkpoint(resume, out, problem)
+    if checkpoint is not None:
+        out = checkpoint.run_dir
     tr = problem.train
-    device = resolve_device(tr["device"])
     dtype = DTYPES[tr["dtype"]]
-    model = make_model(problem, dtype).to(device)
-    objective = Objective.from_problem(problem, dtype=dtype, device=device)
+    with clock("setup"):
+        model = make_model(problem, dtype).to(device)
+        objective = Objective.from_problem(problem, dtype=dtype, device=device)
     # the truth: exact, else the cached classical reference (computed here when missing)
-    evaluator = Evaluator(problem, dtype=dtype, device=device)
+    with clock("reference"):
+        evaluator = Evaluator(problem, dtype=dtype, device=device)
 
     run_dir: Path | None = None
     target: Path | None = None  # with overwrite: the folder the staging one replaces
@@ -297,64 +293,103 @@ def solve(
         stop=stop,
     )
     if checkpoint is not None:
-        try:
-            trainer.load_state_dict(checkpoint.trainer)
-            if monitor is not None and checkpoint.monitor is not None:
-                monitor.load_state_dict(checkpoint.monitor)
-        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
-            raise ResumeError(
-                f"{resume}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
-            ) from None
-    trainer.prepare()  # the Gauss–Newton phases and their memory: may refuse, in one line
+        _restore(checkpoint, trainer, monitor)
+    with clock("setup"):
+        trainer.prepare()  # the Gauss–Newton phases and their memory: may refuse, in one line
     if run_dir is not None:  # every check passed: from here on the run folder is written
         write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
         if writer is not None:
             writer._grown = len(growth_of(model))  # replayed from the checkpoint
-    status, message = "ok", ""
-    interrupt: KeyboardInterrupt | None = None
     started = time.perf_counter()
-    try:
-        trainer.run()
-    except TrainingError as exc:
-        status, message = "diverged", str(exc)
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (the CLI), a stop request
-        interrupt = exc
-        reason = getattr(exc, "reason", None) or str(exc)
-        why = f" by {reason}" if reason else ""
-        status, message = "interrupted", f"interrupted{why} at step {trainer.step}"
-        if isinstance(exc, Stopped) and run_dir is not None:
-            message += " (checkpoint written at this step)"
-            exc.run_dir = run_dir
-    finally:
-        if bar is not None:
-            bar.close()
-    wall = time.perf_counter() - started
+    monitor_before = monitor.seconds if monitor is not None else 0.0
+    status, message, interrupt = _run_training(trainer, run_dir, bar)
     if writer is not None and status == "ok":
         writer.write_checkpoint(trainer)  # the final state: `resume` can extend it
+    monitored = (monitor.seconds if monitor is not None else 0.0) - monitor_before
+    if monitor is not None:
+        clock.add("diagnostics", monitored)
+    clock.add("training", time.perf_counter() - started - monitored)
 
     # after a signal the run folder must be finished quickly: no classical baseline
-    baseline = status == "ok" and not stop
+    compare = "ok" if baseline else "skipped: --no-baseline"
+    if status != "ok" or stop:
+        compare = "skipped: the run was stopped"
     summary = build_summary(
-        problem, model, trainer, evaluator, device, status, message, wall, baseline=baseline
+        problem, model, trainer, evaluator, device, status, message, compare, clock
     )
     grown = _record_choices(summary, selection, checkpoint, model, trainer)
     if monitor is not None:
-        diag = monitor.finish(run_dir)  # diagnostics.npz + figures/ when run_dir is set
+        with clock("diagnostics"):
+            diag = monitor.finish(run_dir)  # diagnostics.npz + figures/ when run_dir is set
         summary["frequencies"] = diag.pop("rows")
         summary["diagnostics"] = diag
-    result = SolveResult(problem, model, trainer.history, summary, evaluator, run_dir)
+    result = Run(problem, model, trainer.history, summary, run_dir, _evaluator=evaluator)
     if run_dir is not None:
         if grown:  # config.yaml names the grown network, so model.pt loads with it
             write_yaml(run_dir / "config.yaml", config_with_growth(problem.config, model))
-        write_run(result, selection)
+        write_run(result, selection, clock, animate=animate)
         if target is not None and status == "ok":
             replace_folder(run_dir, target)  # the new run, whole, in place of the old one
             result.run_dir = target
+    else:
+        summary["wall_seconds"], summary["time_parts"] = clock.summary()
     if status == "diverged":
         raise TrainingError(message + (f" Run folder: {run_dir}" if run_dir else ""))
     if interrupt is not None:
         raise interrupt
     return result
+
+
+def _checkpoint(
+    resume: str | Path | Checkpoint | None, out: str | Path | None, problem: Problem
+) -> Checkpoint | None:
+    """The checkpoint a resumed run continues from, checked against ``problem`` and
+    ``out`` (None for a new run)."""
+    if resume is None:
+        return None
+    checkpoint = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+    where = checkpoint.run_dir
+    if out is not None and Path(out).resolve() != where.resolve():
+        raise ResumeError(f"{out}: a resumed run writes into its own folder ({where})")
+    saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
+    check_resumable(saved, problem, checkpoint.trainer, str(where))
+    return checkpoint
+
+
+def _restore(checkpoint: Checkpoint, trainer: Trainer, monitor: Any) -> None:
+    """Load the trainer's (and the spectral monitor's) state from the checkpoint."""
+    try:
+        trainer.load_state_dict(checkpoint.trainer)
+        if monitor is not None and checkpoint.monitor is not None:
+            monitor.load_state_dict(checkpoint.monitor)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        raise ResumeError(
+            f"{checkpoint.run_dir}/{CHECKPOINT_FILE}: cannot resume: {first_line(exc)}"
+        ) from None
+
+
+def _run_training(
+    trainer: Trainer, run_dir: Path | None, bar: ProgressBar | None
+) -> tuple[str, str, KeyboardInterrupt | None]:
+    """Train; returns ``(status, message, interrupt)``: ``ok``, ``diverged`` (a non-finite
+    loss) or ``interrupted`` (Ctrl-C, SIGTERM, a stop request; re-raised by the caller
+    once the run folder is written)."""
+    try:
+        trainer.run()
+    except TrainingError as exc:
+        return "diverged", str(exc), None
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (the CLI), a stop request
+        reason = getattr(exc, "reason", None) or str(exc)
+        why = f" by {reason}" if reason else ""
+        message = f"interrupted{why} at step {trainer.step}"
+        if isinstance(exc, Stopped) and run_dir is not None:
+            message += " (checkpoint written at this step)"
+            exc.run_dir = run_dir
+        return "interrupted", message, exc
+    finally:
+        if bar is not None:
+            bar.close()
+    return "ok", "", None
 
 
 def _record_choices(
@@ -410,7 +445,7 @@ def resume_problem(
 
 def resume_run(
     run_dir: str | Path, overrides: Sequence[str] = (), **kwargs: Any
-) -> SolveResult:
+) -> Run:
     """Continue the run in ``run_dir`` from its last checkpoint with the settings it was
     trained with, changed by ``overrides`` (``--set`` strings; e.g. more steps).
     Keywords go to :func:`solve`."""
@@ -426,21 +461,25 @@ def build_summary(
     device: torch.device,
     status: str,
     message: str,
-    wall: float,
-    baseline: bool = True,
+    baseline: str = "ok",
+    clock: Stopwatch | None = None,
 ) -> dict[str, Any]:
+    """The content of ``summary.json`` (README, "The run folder"); ``baseline``: "ok" to
+    run the classical comparison, else the reason it is skipped. ``wall_seconds`` and
+    ``time_parts`` are set when the run is written (:func:`write_run`)."""
+    clock = clock if clock is not None else Stopwatch()
     s: dict[str, Any] = {"problem": problem.name, "pde": problem.pde, "status": status}
     if message:
         s["message"] = message
     s.update(evaluator(model))  # against exact, or the classical reference
-    s.update(
-        _truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds, baseline)
-    )
+    with clock("baseline"):
+        s.update(
+            _truth_and_baseline(problem, evaluator, s["rel_l2"], trainer.train_seconds, baseline)
+        )
     last = trainer.history.last
     s["loss"] = last.get("loss")
     s["losses"] = {k: v for k, v in last.items() if k.startswith("loss_")}
     s["train_seconds"] = trainer.train_seconds
-    s["wall_seconds"] = wall
     s["steps"] = trainer.step
     s["phases"] = list(trainer.phase_log)
     for name, key in (("adam", "adam_steps"), ("lbfgs", "lbfgs_steps"),
@@ -465,7 +504,7 @@ def _truth_and_baseline(
     evaluator: Evaluator,
     rel_l2: float,
     train_seconds: float,
-    baseline: bool = True,
+    baseline: str = "ok",
 ) -> dict[str, Any]:
     """``truth`` (exact or reference) and ``classical_baseline``: the FD solver's time to
     reach the network's error on the evaluation grid, and its error in the same time."""
@@ -475,8 +514,8 @@ def _truth_and_baseline(
     from mscalepde.reference.truth import truth_info
 
     out = truth_info(problem)
-    if not baseline:
-        out["classical_baseline"] = {"error": "skipped: the run was stopped"}
+    if baseline != "ok":
+        out["classical_baseline"] = {"error": baseline}
         return out
     try:
         out["classical_baseline"] = classical_baseline(
@@ -495,23 +534,39 @@ def _truth_and_baseline(
     return out
 
 
-def write_run(result: SolveResult, selection: Selection | None = None) -> None:
-    """Write model.pt, history.csv, summary.json and the figures of a finished run (and
-    ``auto_spectrum.npz`` with ``figures/spectrum.png`` when the model was chosen by ``auto``)."""
+def write_run(
+    result: Run,
+    selection: Selection | None = None,
+    clock: Stopwatch | None = None,
+    *,
+    animate: bool = False,
+) -> None:
+    """Write model.pt, history.csv, the figures and summary.json (last, with the command's
+    wall time and its parts) of a finished run (and ``auto_spectrum.npz`` with
+    ``figures/spectrum.png`` when the model was chosen by ``auto``)."""
     run_dir = result.run_dir
     assert run_dir is not None
+    clock = clock if clock is not None else Stopwatch()
     save_state(run_dir / "model.pt", result.model)
     atomic_write_text(run_dir / "history.csv", result.history.to_csv())
-    write_json(run_dir / "summary.json", result.summary)
     if result.summary.get("truth") == "reference":
-        from mscalepde.reference.cache import get_reference
+        from mscalepde.reference.cache import link_reference
 
-        get_reference(result.problem).save(run_dir / "reference.npz")
+        link_reference(result.problem, run_dir / "reference.npz")  # no second copy on disk
+    if selection is not None:
+        save_spectrum(run_dir / "auto_spectrum.npz", selection.spectrum)
+    with clock("figures"):
+        _write_figures(result, selection, animate)
+    result.summary["wall_seconds"], result.summary["time_parts"] = clock.summary()
+    write_json(run_dir / "summary.json", result.summary)
+
+
+def _write_figures(result: Run, selection: Selection | None, animate: bool = False) -> None:
+    run_dir = result.run_dir
+    assert run_dir is not None
     figures = run_dir / "figures"
     problem = result.problem
     ev = result.evaluator
-    if selection is not None:
-        save_spectrum(run_dir / "auto_spectrum.npz", selection.spectrum)
     try:
         if selection is not None:
             spectrum_figure(figures / "spectrum.png", selection, problem.name)
@@ -526,6 +581,12 @@ def write_run(result: SolveResult, selection: Selection | None = None) -> None:
             truth,
             title=f"{problem.name} ({problem.model['arch']})",
         )
+        if problem.domain.has_time:
+            snapshots_figure(figures / "snapshots.png", result)
+            if animate:
+                animation(figures / "animation.gif", result)
+        if problem.diagnostics.get("probes"):
+            result.summary["probes"] = write_probes(run_dir, result)
     except MscaleError:
         raise
     except Exception as exc:  # noqa: BLE001 - a figure must not lose the run's results

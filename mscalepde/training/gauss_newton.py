@@ -1,9 +1,11 @@
 """The Gauss–Newton phase: energy natural gradient descent on the residual vector.
 
 Let R(θ) ∈ R^M stack every loss term's residual rows (interior, each boundary kind,
-initial, ``fit``), the rows of term k scaled by √(w_k / N_k) (w_k its weight, N_k its
-number of rows), so that ‖R‖² is exactly the weighted loss L(θ) = Σ_k w_k mean(r_k²). With
-the Jacobian J = ∂R/∂θ (M × P) one iteration is
+initial, ``fit``, and the one gauge row Σ w_i u_θ(x_i) − ū of a problem known up to a
+constant, whose Jacobian row :func:`reduced_rows` sums chunk by chunk), the rows of
+term k scaled by √(w_k / N_k) (w_k its weight, N_k its number of rows), so that ‖R‖² is
+exactly the weighted loss L(θ) = Σ_k w_k mean(r_k²). With the Jacobian J = ∂R/∂θ (M × P)
+one iteration is
 
     θ ← θ − α d,   d = (JᵀJ + λ I)⁻¹ JᵀR = Jᵀ (J Jᵀ + λ I)⁻¹ R,
 
@@ -199,6 +201,27 @@ def block_rows(
     return res, jacs
 
 
+def reduced_rows(
+    model: nn.Module, block: ResidualBlock, chunk: int, params: Parameters
+) -> tuple[list[Tensor], list[Tensor]]:
+    """The one row per quantity of a block with ``reduce`` weights w (the gauge,
+    Σ_i w_i u_θ(x_i) − ū) and its Jacobian row Σ_i w_i ∂q(x_i)/∂θ, summed over chunks of
+    ``chunk`` points (so the per-point Jacobian never exceeds a chunk)."""
+    assert block.reduce is not None
+    sums: list[Tensor] = []
+    rows: list[Tensor] = []
+    for start in range(0, block.size, chunk):
+        part = slice(start, min(start + chunk, block.size))
+        tape = LinearTape()
+        with torch.enable_grad():
+            qs = block.quantities(model, part, tape=tape)
+            res = [block.combine(q.detach(), part) for q in qs]
+            jacs = [block.combine(point_jacobian(tape, q, params), part) for q in qs]
+        sums = res if not sums else [a + b for a, b in zip(sums, res, strict=True)]
+        rows = jacs if not rows else [a + b for a, b in zip(rows, jacs, strict=True)]
+    return [r - g for r, g in zip(sums, block.data, strict=True)], rows
+
+
 class GaussNewton:
     """One Gauss–Newton phase on ``model`` and an objective with ``blocks()`` and
     ``terms(model)`` (:class:`~mscalepde.equations.Objective`); see the module docstring.
@@ -322,9 +345,12 @@ class GaussNewton:
         """Yield (term, scaled residual rows, scaled Jacobian rows), chunk by chunk."""
         chunk = max(1, self.settings.chunk)
         for block, scale in blocks:
-            for start in range(0, block.size, chunk):
+            for start in range(0, block.size if block.reduce is None else 1, chunk):
                 rows = slice(start, min(start + chunk, block.size))
-                res, jacs = block_rows(self.model, block, rows, self.params)
+                if block.reduce is not None:  # one row over every point
+                    res, jacs = reduced_rows(self.model, block, chunk, self.params)
+                else:
+                    res, jacs = block_rows(self.model, block, rows, self.params)
                 for r, j in zip(res, jacs, strict=True):
                     if not (torch.isfinite(r).all() and torch.isfinite(j).all()):
                         raise TrainingError(

@@ -137,6 +137,7 @@ class Trainer:
         self.phase = "adam"
         self.train_seconds = 0.0
         self._clock_start = 0.0
+        self.last_loss: Tensor | None = None  # the loss of the last step
         self._good_state: dict[str, Tensor] | None = None
         self._good_step = 0
         self.compiled = False
@@ -442,6 +443,7 @@ class Trainer:
         """Step ``k`` of the phase is done: log, callbacks, checkpoint, stop request."""
         s = self.settings
         self.train_seconds += time.perf_counter() - self._clock_start
+        self.last_loss = loss  # a tensor: read (and synchronised) only by who needs it
         self._phase_k, self._phase_ended = k, ended
         self.phase_log[-1].update(
             steps=self.phase_log[-1]["steps"] + 1, seconds=self.train_seconds - self._phase_t0

@@ -224,7 +224,10 @@ def test_leakage_note_for_a_non_periodic_truth():
     mon = SpectralMonitor(poisson_problem(), dtype=torch.float32, device="cpu", strict=True)
     mon.setup()
     assert mon.notes == []  # dst: u = 0 on the faces
-    q = m.problem_from_dict({"pde": "fit", "domain": {"box": [[0, 1]]}, "exact": "x"})
+    q = m.problem_from_dict(
+        {"pde": "fit", "domain": {"box": [[0, 1]]}, "exact": "x",
+         "diagnostics": {"transform": "fft"}}  # an explicit choice is kept, with its note
+    )
     mon = SpectralMonitor(q, dtype=torch.float32, device="cpu", strict=True)
     mon.setup()
     assert any("not periodic along x" in n for n in mon.notes)
@@ -258,7 +261,7 @@ def test_run_folder_files_and_diagnose_threshold(tmp_path):
     assert saved.fields_complete and list(saved.field_steps) == list(h.steps)
     assert saved.fields.dtype == np.float32 and saved.fields.shape == (len(h.steps), 1, 127)
     # the last stored field is the final network on the grid
-    final = res.predict(np.array(diagnostic_grid([(0, 1)], 127, "dst")).T)
+    final = res.predict(np.array(diagnostic_grid([(0, 1)], 127, "dst")).T)[:, 0]
     np.testing.assert_allclose(saved.fields[-1, 0], final, rtol=1e-6, atol=1e-7)
 
     # another threshold: the same Δ_F history, resolved steps recomputed accordingly

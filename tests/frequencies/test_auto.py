@@ -325,9 +325,9 @@ def test_adapt_adds_the_missing_band_and_then_stops(tmp_path):
     final = result.summary["adapt"]["final"]
     assert final[0] == 1.0 and final[1] == pytest.approx(math.sqrt(20.0), rel=0.05)
     # the run folder's config names the grown network: model.pt loads with it alone
-    from mscalepde.run.folder import load_run
+    from mscalepde.run.folder import load_model
 
-    _, model = load_run(tmp_path / "run")
+    _, model = load_model(tmp_path / "run")
     x = torch.rand(20, 1, dtype=torch.float64)
     assert torch.equal(model(x), result.model(x))
 
@@ -553,7 +553,7 @@ def test_a_linear_solution_gets_the_low_band_and_a_malformed_grown_is_one_line()
 def test_config_names_the_growth_while_the_run_goes_on(tmp_path):
     """A checkpoint after a growth rewrites config.yaml with model.grown, so the run
     folder loads (load_run) before the run ends."""
-    from mscalepde.run.folder import load_run
+    from mscalepde.run.folder import load_model
 
     cfg = _adapt_problem()
     cfg["train"]["checkpoint_every"] = 30
@@ -562,7 +562,7 @@ def test_config_names_the_growth_while_the_run_goes_on(tmp_path):
     class LoadAt(Callback):
         def on_step(self, trainer, step):
             if step == 31:
-                _, model = load_run(tmp_path / "run")
+                _, model = load_model(tmp_path / "run")
                 seen["bands"] = model.band_values()
 
     result = solve(problem_from_dict(cfg), out=tmp_path / "run", callbacks=[LoadAt()])

@@ -54,7 +54,7 @@ def test_float64_training_on_cuda_follows_the_cpu_run(tmp_path):
     b = np.array(runs["cuda"].history.column("loss"))
     np.testing.assert_allclose(b, a, rtol=1e-7)
     # the checkpoint is saved from the GPU and loads on the CPU
-    _, model = load_run(tmp_path / "cuda")
+    model = load_run(tmp_path / "cuda").model
     assert not next(model.parameters()).is_cuda
     x = torch.linspace(0, 1, 33, dtype=torch.float64).reshape(-1, 1)
     with torch.no_grad():

@@ -53,7 +53,8 @@ def test_solve_writes_a_complete_run_folder(tmp_path, poisson1d):
 @pytest.mark.slow
 def test_saved_model_reloads_bit_identically(tmp_path, poisson1d):
     r = solve(problem_from_dict(poisson1d), out=tmp_path / "run")
-    problem, model = load_run(tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    model = run.model
     x = torch.linspace(0, 1, 101, dtype=torch.float32).reshape(-1, 1)
     with torch.no_grad():
         assert torch.equal(model(x), r.model(x))
@@ -114,7 +115,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(tmp_pat
         solve(problem_from_dict(poisson1d), out=out, callbacks=[_Poison(15)])
     s = json.loads((out / "summary.json").read_text())
     assert s["status"] == "diverged" and np.isfinite(s["rel_l2"])
-    _, model = load_run(out)
+    model = load_run(out).model
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert (out / "history.csv").read_text().count("\n") == 3  # header + steps 0 and 10
 
@@ -162,7 +163,7 @@ def test_python_api_accepts_paths_overrides_and_section_changes(tmp_path):
         8 + 1
     )
     pred = r.predict(np.array([[0.0], [0.5]]))
-    assert pred.shape == (2,)
+    assert pred.shape == (2, 1)
 
 
 @pytest.mark.slow
@@ -230,7 +231,7 @@ def test_problem_without_exact_is_measured_against_the_reference(tmp_path, monke
     assert s["truth"] == "reference" and s["reference"]["estimated_error"] < 1e-10
     x = np.linspace(0, 1, 2001)
     u = x * (1 - x) / 2
-    err = np.linalg.norm(r.predict(x[:, None]) - u) / np.linalg.norm(u)
+    err = np.linalg.norm(r.predict(x[:, None])[:, 0] - u) / np.linalg.norm(u)
     assert abs(s["rel_l2"] - err) < 1e-6 * max(1.0, err)
     assert s["classical_baseline"]["reached"] and s["diagnostics"]["enabled"]
     assert (tmp_path / "r" / "reference.npz").is_file()
