@@ -221,6 +221,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         dims = f"{p.domain.space_dim}D" + (" + time" if p.domain.has_time else "")
         exact = "exact" if p.exact is not None else "no exact"
         print(f"ok   {one_line(path)}: {p.name}: {p.pde}, {dims}, {exact}, model {p.model['arch']}")
+        if p.gauge_note:
+            print(f"     {p.gauge_note}")
     return 2 if failed else 0
 
 
@@ -284,6 +286,8 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {one_line(problem.origin)})")
+    if problem.gauge_note:
+        print(f"gauge     {problem.gauge_note}")
     if problem.exact is None and problem.pde != "fit":
         from mscalepde.reference.cache import get_reference
 

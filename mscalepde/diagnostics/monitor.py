@@ -348,8 +348,8 @@ class SpectralMonitor(Callback):
         if left:
             self.notes.append(
                 f"{left} local maxima of the windowed truth's spectrum above the floor were "
-                "left out as the window's leakage (the table lists the solution's own "
-                f"peaks, at most {MAX_WINDOWED_PEAKS})"
+                "left out as the window's side lobes: the table lists the solution's own "
+                f"peaks (at most {MAX_WINDOWED_PEAKS}; docs/design.md §2)"
             )
         if self.truth_fn is None and self.problem.truth is not None:
             self.notes.append(

@@ -152,7 +152,7 @@ def animation(path: str | Path, run: Run, frames: int = FRAMES, fps: int = 6) ->
     else:
         shape = (len(axes[0]), len(axes[1]))
         X, Y = np.meshgrid(axes[0], axes[1], indexing="ij")
-        fig, axs = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained")
+        fig, axs = plt.subplots(1, 3, figsize=(11, 3.6))  # laid out once, not per frame
         meshes = []
         labels = (r"network $u_\theta$", r"truth $u^*$", r"$|u_\theta - u^*|$")
         for ax, label, cmap, (lo, hi) in zip(
@@ -165,6 +165,8 @@ def animation(path: str | Path, run: Run, frames: int = FRAMES, fps: int = 6) ->
             ax.set_xlabel(run.problem.variables[0])
             ax.set_ylabel(run.problem.variables[1])
             meshes.append(m)
+
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
 
         def draw(k: int) -> list[Any]:
             u, truth = data[k]
