@@ -58,7 +58,7 @@ is checked against the autograd gradient of ½‖R‖². Every step solves a Cho
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +71,9 @@ from mscalepde.training.options import GaussNewtonSettings, settings_from_mappin
 
 GIB = float(1 << 30)
 
+# direction(λ) -> (d, predicted decrease of ‖R‖², (CG iterations, CG residual)) or None
+Direction = Callable[[float], "tuple[Tensor, float, tuple[int, float]] | None"]
+
 
 @dataclass
 class Iteration:
@@ -82,6 +85,8 @@ class Iteration:
     form: str
     tries: int  # linear solves (lm) or loss evaluations (line-search) spent
     terms: dict[str, Tensor] = field(default_factory=dict)  # the loss terms after the step
+    cg_iterations: int = 0  # matrix-free: inner CG iterations of the accepted solve
+    cg_residual: float = 0.0  # matrix-free: its relative residual
 
 
 def weighted_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
@@ -247,6 +252,7 @@ class GaussNewton:
         self.damping = settings.damping
         self.nu = 2.0
         self.checked = False
+        self.first_rhs: float | None = None  # matrix-free: ‖b‖ of the phase's first step
         self.terms: dict[str, Tensor] = {}
         # the Ritz energy: no residual vector; Gram rows from ``curvature_blocks`` and the
         # gradient from autograd (primal form only, module docstring)
@@ -300,20 +306,60 @@ class GaussNewton:
             return "dual" if rows < self.params.count else "primal"
         return f
 
-    def check_memory(self, rows: int, itemsize: int) -> None:
-        """Refuse, naming the sizes, a step whose J (dual) or JᵀJ (primal) cannot fit in
-        ``max_memory_gb``, or in the memory the machine (or the GPU) has available."""
+    def _dense_need(self, rows: int, itemsize: int) -> tuple[int, str]:
+        """Bytes of the dense step and what they hold."""
         form = self.form(rows)
         p = self.params.count
         chunk = min(self.settings.chunk, rows)
-        # peak: the chunks and J (dual) or the chunk's rows (primal), the Gram matrix, its
-        # damped copy and its Cholesky factor
         if form == "dual":
             need = (2 * rows * p + 3 * rows * rows + chunk * p) * itemsize
-            what = f"J ({rows} residuals x {p} parameters) and J J^T"
+            return need, f"J ({rows} residuals x {p} parameters) and J J^T"
+        return (3 * p * p + 2 * chunk * p) * itemsize, f"J^T J ({p} x {p} parameters)"
+
+    def _cg_need(self, rows: int, itemsize: int) -> tuple[int, str]:
+        """Bytes of the matrix-free step: the recorded maps (measured per row on a few
+        points, :func:`~.matrix_free.tape_bytes_per_row`), the CG vectors and the sketch."""
+        from mscalepde.training.matrix_free import tape_bytes_per_row
+
+        blocks = self._scaled_blocks()
+        per_row = max(tape_bytes_per_row(self.model, b) for b, _ in blocks)
+        first = next(iter(self.params.params), None)  # measured in the model's precision
+        if first is not None:
+            per_row *= itemsize / first.element_size()
+        p = self.params.count
+        size = rows if self.form(rows) == "dual" else p
+        rank = min(self.settings.rank, size) if self.settings.preconditioner == "nystrom" else 0
+        need = int(per_row * rows) + (8 * (rows + p) + 3 * rank * size) * itemsize
+        return need, (
+            f"the recorded network maps of {rows} residuals ({per_row / 1024:.1f} KiB each) "
+            f"and the CG vectors"
+        )
+
+    def solver(self, rows: int, itemsize: int) -> str:
+        """``dense`` or ``cg``: ``auto`` takes the dense step while it fits in
+        ``max_memory_gb`` and in the memory available, else the matrix-free one."""
+        if self.settings.solver != "auto":
+            return self.settings.solver
+        need, _ = self._dense_need(rows, itemsize)
+        device = self.params.params[0].device if self.params.params else torch.device("cpu")
+        free = available_memory(device)
+        fits = need <= self.settings.max_memory_gb * GIB and (free is None or need <= free)
+        return "dense" if fits else "cg"
+
+    def check_memory(self, rows: int, itemsize: int) -> None:
+        """Refuse, naming the sizes, a step that cannot fit in ``max_memory_gb``, or in
+        the memory the machine (or the GPU) has available: J (dual) or JᵀJ (primal) for the
+        dense step, the recorded maps and vectors (O(M + P) beyond the network's own
+        quantities) for the matrix-free one."""
+        form = self.form(rows)
+        if self.solver(rows, itemsize) == "cg":
+            need, what = self._cg_need(rows, itemsize)
+            if self.settings.solver == "auto":  # neither fits: say what the dense one needs
+                dense, held = self._dense_need(rows, itemsize)
+                what += f" (the dense step: {dense / GIB:.2f} GiB for {held})"
+            form = f"matrix-free {form}"
         else:
-            need = (3 * p * p + 2 * chunk * p) * itemsize
-            what = f"J^T J ({p} x {p} parameters)"
+            need, what = self._dense_need(rows, itemsize)
         device = self.params.params[0].device if self.params.params else torch.device("cpu")
         free = available_memory(device)
         if free is not None and need > free:
@@ -376,13 +422,12 @@ class GaussNewton:
         self.checked = True
 
     # ------------------------------------------------------------------ the step
-    def iterate(self) -> Iteration | None:
-        s = self.settings
-        blocks = self._scaled_blocks()
-        rows = sum(b.rows for b, _ in blocks)
-        form = self.form(rows)
-        theta = self.params.vector()
-        self.check_memory(rows, theta.element_size())
+    def _dense_system(
+        self, blocks: list[tuple[ResidualBlock, float]], rows: int, form: str, theta: Tensor
+    ) -> tuple[float, Direction]:
+        """The dense step: J (dual) or JᵀJ (primal) formed chunk by chunk, each damping a
+        Cholesky solve. Returns the loss and ``direction(λ) -> (d, predicted decrease,
+        (0, 0.0))`` (None when the system cannot be solved)."""
         p = self.params.count
         if form == "dual":
             parts = list(self._pieces(blocks))
@@ -408,7 +453,7 @@ class GaussNewton:
             self._verify(jtr)
         mu = float(torch.diagonal(gram).sum()) / rows  # relative → absolute damping
 
-        def direction(lam: float) -> tuple[Tensor, float] | None:
+        def direction(lam: float) -> tuple[Tensor, float, tuple[int, float]] | None:
             """d and the predicted decrease ‖R‖² − ‖R − J d‖² (None if not solvable)."""
             damped = gram.clone()
             damped.diagonal().add_(lam * mu)  # gram + λμI without an identity matrix
@@ -427,13 +472,77 @@ class GaussNewton:
                 pred = float(2.0 * (d @ jtr) - d @ (gram @ d))
             if not torch.isfinite(d).all():
                 return None
-            return d, pred
+            return d, pred, (0, 0.0)
+
+        return loss0, direction
+
+    def _matrix_free_system(
+        self, blocks: list[tuple[ResidualBlock, float]], form: str
+    ) -> tuple[float, Direction]:
+        """The matrix-free step (:mod:`.matrix_free`): products with J and Jᵀ from the
+        recorded maps, PCG with the Nyström preconditioner, an inexact solve."""
+        from mscalepde.training.krylov import Nystrom, pcg
+        from mscalepde.training.matrix_free import build_products
+
+        s = self.settings
+        prod = build_products(self.model, blocks, self.params, s.chunk)
+        r = prod.residual
+        loss0 = float(r @ r)
+        b = prod.jtw(r)
+        if self.energy:
+            loss0, b = self._energy_gradient()
+        elif not self.checked:
+            self._verify(b)
+        mu = prod.trace() / prod.rows
+        dual = form == "dual"
+        size = prod.rows if dual else self.params.count
+        rhs = r if dual else b
+        norm_b = float(b.norm())
+        if self.first_rhs is None or self.first_rhs == 0.0:
+            self.first_rhs = norm_b
+        forcing = min(s.forcing, math.sqrt(norm_b / self.first_rhs)) if self.first_rhs else 0.0
+        tol = max(s.cg_tol, forcing)
+        nys = None
+        if s.preconditioner == "nystrom":
+            nys = Nystrom(lambda x: prod.gram(x, dual), size, s.rank, r)
+
+        def direction(lam: float) -> tuple[Tensor, float, tuple[int, float]] | None:
+            rho = lam * mu
+            solved = pcg(
+                lambda x: prod.gram(x, dual) + rho * x, rhs, tol=tol,
+                max_iter=s.cg_max_iter, precond=None if nys is None else nys.inverse(rho),
+            )
+            d = prod.jtw(solved.x) if dual else solved.x
+            if not torch.isfinite(d).all():
+                return None
+            jd = prod.jv(d)
+            if dual or not self.energy:
+                pred = loss0 - float((r - jd) @ (r - jd))
+            else:
+                pred = float(2.0 * (d @ b) - jd @ jd)
+            return d, pred, (solved.iterations, solved.residual)
+
+        return loss0, direction
+
+    # ------------------------------------------------------------------ the step
+    def iterate(self) -> Iteration | None:
+        s = self.settings
+        blocks = self._scaled_blocks()
+        rows = sum(b.rows for b, _ in blocks)
+        form = self.form(rows)
+        theta = self.params.vector()
+        self.check_memory(rows, theta.element_size())
+        if self.solver(rows, theta.element_size()) == "cg":
+            loss0, direction = self._matrix_free_system(blocks, form)
+            form = f"cg-{form}"
+        else:
+            loss0, direction = self._dense_system(blocks, rows, form, theta)
 
         if s.method == "line-search":
             found = direction(self.damping)
             if found is None:
                 return None
-            d = found[0]
+            d, _, info = found
             best, best_alpha, best_terms = loss0, 0.0, {}
             for k in range(s.halvings + 1):
                 alpha = 0.5**k
@@ -446,14 +555,15 @@ class GaussNewton:
                 return None
             self.params.assign(theta - best_alpha * d)
             return Iteration(
-                best, self.damping, best_alpha, form, s.halvings + 1, terms=best_terms
+                best, self.damping, best_alpha, form, s.halvings + 1, terms=best_terms,
+                cg_iterations=info[0], cg_residual=info[1],
             )
 
         for tries in range(1, s.max_tries + 1):
             found = direction(self.damping)
             value = math.nan
             if found is not None:
-                d, pred = found
+                d, pred, info = found
                 self.params.assign(theta - d)
                 value = self.loss()
                 rho = (loss0 - value) / pred if pred > 0 else -1.0
@@ -462,7 +572,10 @@ class GaussNewton:
                     factor = max(s.decrease, 1.0 - (2.0 * rho - 1.0) ** 3)
                     self.damping = max(s.min_damping, self.damping * factor)
                     self.nu = 2.0
-                    return Iteration(value, used, 1.0, form, tries, terms=self.terms)
+                    return Iteration(
+                        value, used, 1.0, form, tries, terms=self.terms,
+                        cg_iterations=info[0], cg_residual=info[1],
+                    )
             self.params.assign(theta)
             self.damping *= self.nu
             self.nu *= 2.0

@@ -48,6 +48,12 @@ class GaussNewtonSettings:
     max_memory_gb: float = 4.0
     dtype: str = "float64"
     resample_every: int = 0
+    solver: str = "auto"  # auto | dense | cg (matrix-free)
+    preconditioner: str = "nystrom"  # cg: nystrom | none
+    rank: int = 50  # cg: rank of the Nyström preconditioner
+    cg_tol: float = 1e-10  # cg: floor of the relative residual of the inner solve
+    cg_max_iter: int = 300  # cg: inner iterations at most
+    forcing: float = 0.1  # cg: largest inexact-Newton forcing term η (0: always cg_tol)
 
 
 def settings_from_mapping(m: Mapping[str, object]) -> GaussNewtonSettings:
@@ -175,6 +181,23 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
         "dtype": Option(choice_option("float32", "float64"), d.dtype, "precision of the phase"),
         "resample_every": Option(
             int_option(0), train["resample_every"], "iterations between resampling"
+        ),
+        "solver": Option(
+            choice_option("auto", "dense", "cg"), d.solver,
+            "dense (J or JᵀJ factored), cg (matrix-free), auto (dense while it fits)",
+        ),
+        "preconditioner": Option(
+            choice_option("nystrom", "none"), d.preconditioner, "cg: preconditioner"
+        ),
+        "rank": Option(int_option(1, 100_000), d.rank, "cg: rank of the Nyström sketch"),
+        "cg_tol": Option(
+            float_option(positive=True, maximum=0.5), d.cg_tol,
+            "cg: smallest relative residual the inner solve asks for",
+        ),
+        "cg_max_iter": Option(int_option(1, 1_000_000), d.cg_max_iter, "cg: inner iterations"),
+        "forcing": Option(
+            float_option(minimum=0.0, maximum=0.5), d.forcing,
+            "cg: largest forcing term η = min(forcing, √(‖JᵀR‖/‖JᵀR₀‖)) (0: cg_tol only)",
         ),
     }
 

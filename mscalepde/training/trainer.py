@@ -784,4 +784,6 @@ class Trainer:
             loss = self._total(terms)
             self._check(loss, terms)
             extra = {"damping": it.damping, "step_size": it.step_size}
+            if it.form.startswith("cg"):  # the matrix-free step's inner solve
+                extra.update(cg_iterations=it.cg_iterations, cg_residual=it.cg_residual)
             self._after_step(k, loss, terms, it.step_size, force_log=True, extra=extra)

@@ -15,17 +15,16 @@ from torch import nn
 
 from mscalepde import problem_from_dict, solve
 from mscalepde.architectures import ARCHITECTURES
-from mscalepde.calculus.derivatives import Derivatives, derivatives
-from mscalepde.calculus.jet import Jet, JetSpec, Operator
-from mscalepde.calculus.operators import PDEOperator
+from mscalepde.calculus.derivatives import derivatives
+from mscalepde.calculus.jet import Jet, JetSpec
 from mscalepde.equations import Objective, ResidualBlock
 from mscalepde.errors import MscaleError, ProblemError
-from mscalepde.expressions.expression import parse_expression
 from mscalepde.problem.validate import load_problem
 from mscalepde.run.model import make_model
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.gauss_newton import GaussNewton, GaussNewtonSettings, Parameters, block_rows
 from tests.helpers import DIMS, POISSON1D, PROBLEMS, small_model
+from tests.training.blocks import residual_blocks
 
 
 def _autograd_rows(model, block: ResidualBlock, params: list[nn.Parameter]) -> tuple:
@@ -50,81 +49,6 @@ def _autograd_rows(model, block: ResidualBlock, params: list[nn.Parameter]) -> t
     return res, jacs
 
 
-def _blocks(space_dim: int, has_time: bool) -> list[ResidualBlock]:
-    """An interior block (−Δ, or the heat operator with time), a Neumann-type block (a
-    gradient component) and a periodic-type pair block (two point sets, signs ±1)."""
-    torch.manual_seed(3)
-    d = space_dim + has_time
-    x = torch.rand(7, d, dtype=torch.float64)
-    y = torch.rand(7, d, dtype=torch.float64)
-    f = torch.randn(7, dtype=torch.float64)
-    if has_time:
-        t = Operator.partial(d, space_dim)
-        op = Operator(t.first, -0.3)
-    else:
-        op = Operator.laplace(d, -1.0)
-
-    def operator(dv: Derivatives, aux=()) -> list[torch.Tensor]:
-        return [dv.op]
-
-    def slope(dv: Derivatives, aux=()) -> list[torch.Tensor]:
-        return [dv.grad[:, space_dim - 1]]
-
-    def value_and_slope(dv: Derivatives, aux=()) -> list[torch.Tensor]:
-        return [dv.u, dv.grad[:, 0]]
-
-    # variable coefficients with a semilinear reaction: per-axis a_i(X) (∂_ii streams) and
-    # an isotropic a(X) (a Δ stream), both with ∇a·∇u and sinh(u)
-    names = ("x", "y", "z")[:space_dim] + (("t",) if has_time else ())
-    variable = []
-    for entries in (
-        [f"1 + 0.5*sin({i + 1}*x)" for i in range(space_dim)],
-        ["2 + cos(x)"],
-    ):
-        pde = PDEOperator(
-            time=has_time,
-            variables=names,
-            diffusivity=tuple(parse_expression(e, variables=names) for e in entries),
-            reaction=parse_expression("sinh(u) + x*u", variables=(*names, "u")),
-        )
-        plan = pde.plan()
-
-        def apply(dv: Derivatives, aux, pde=pde) -> list[torch.Tensor]:
-            return [pde.apply(dv, aux[0], aux[1])]
-
-        variable.append(
-            ResidualBlock(
-                "pde",
-                (x,),
-                (1.0,),
-                apply,
-                (f,),
-                grad=plan.grad,
-                ut=plan.ut,
-                lap=plan.lap,
-                second=plan.second,
-                space_dim=space_dim,
-                aux=(x, pde.coefficients(x)),
-            )
-        )
-
-    zero = torch.zeros(7, dtype=torch.float64)
-    return [
-        ResidualBlock("pde", (x,), (1.0,), operator, (f,), operator=op, space_dim=space_dim),
-        ResidualBlock("boundary", (y,), (1.0,), slope, (f,), grad=True, space_dim=space_dim),
-        ResidualBlock(
-            "boundary",
-            (x, y),
-            (1.0, -1.0),
-            value_and_slope,
-            (zero, zero),
-            grad=True,
-            space_dim=space_dim,
-        ),
-        *variable,
-    ]
-
-
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("dims", DIMS, ids=lambda d: f"{d[0]}d{'t' if d[1] else ''}")
 def test_jacobian_matches_autograd(arch, dims):
@@ -133,7 +57,7 @@ def test_jacobian_matches_autograd(arch, dims):
         pytest.skip("stmff needs time")
     model = small_model(arch, space_dim, has_time)
     params = Parameters(model)
-    for block in _blocks(space_dim, has_time):
+    for block in residual_blocks(space_dim, has_time):
         res, jacs = block_rows(model, block, slice(None), params)
         ref_r, ref_j = _autograd_rows(model, block, params.params)
         for r, j, rr, rj in zip(res, jacs, ref_r, ref_j, strict=True):
@@ -157,7 +81,7 @@ def test_trainable_fourier_matrix_goes_through_the_chain_rule():
     model = small_model("fourier", 2, False, trainable=True)
     params = Parameters(model)
     assert any(name.endswith("B") for name, _ in model.named_parameters())
-    block = _blocks(2, False)[0]
+    block = residual_blocks(2, False)[0]
     (r,), (j,) = block_rows(model, block, slice(None), params)
     (rr,), (rj,) = _autograd_rows(model, block, params.params)
     assert float((j - rj).abs().max()) <= 1e-10 * float(rj.abs().max())
@@ -166,7 +90,7 @@ def test_trainable_fourier_matrix_goes_through_the_chain_rule():
 def test_jacobian_chunks_give_the_same_rows():
     model = small_model("mlp", 2, False)
     params = Parameters(model)
-    block = _blocks(2, False)[0]
+    block = residual_blocks(2, False)[0]
     (_,), (whole,) = block_rows(model, block, slice(None), params)
     parts = [block_rows(model, block, slice(a, a + 3), params)[1][0] for a in range(0, 7, 3)]
     assert float((torch.cat(parts) - whole).abs().max()) <= 1e-13 * float(whole.abs().max())
