@@ -253,6 +253,7 @@ class GaussNewton:
         self.nu = 2.0
         self.checked = False
         self.first_rhs: float | None = None  # matrix-free: ‖b‖ of the phase's first step
+        self.last_cg: tuple[int, float] = (0, 0.0)  # matrix-free: the last inner solve
         self.terms: dict[str, Tensor] = {}
         # the Ritz energy: no residual vector; Gram rows from ``curvature_blocks`` and the
         # gradient from autograd (primal form only, module docstring)
@@ -515,6 +516,7 @@ class GaussNewton:
             d = prod.jtw(solved.x) if dual else solved.x
             if not torch.isfinite(d).all():
                 return None
+            self.last_cg = (solved.iterations, solved.residual)
             jd = prod.jv(d)
             if dual or not self.energy:
                 pred = loss0 - float((r - jd) @ (r - jd))

@@ -17,6 +17,7 @@ from mscalepde.equations import Objective
 from mscalepde.problem.validate import problem_from_dict
 from mscalepde.reference.baseline import describe_reference
 from mscalepde.reference.cache import get_reference
+from mscalepde.reference.lowrank import storage_tolerance
 from mscalepde.reference.result import FemReference, Reference
 from mscalepde.reference.truth import truth_info
 from mscalepde.run.pipeline import solve
@@ -170,7 +171,10 @@ def test_heat_fem_reference_without_exact(tmp_path):
     r2 = 0.75**2
     assert ref(pts[:1])[0] == pytest.approx(4 * (1 - r2) * (r2 - 0.25) ** 2, abs=1e-3)
     back = Reference.load(ref.save(tmp_path / "h.npz"))
-    assert np.array_equal(back(pts), ref(pts))
+    # the levels are stored low-rank: no value moves by more than the storage bound
+    bound = storage_tolerance(ref.solution.values, ref.estimated_error)
+    assert np.abs(back.solution.values - ref.solution.values).max() <= bound
+    assert np.allclose(back(pts), ref(pts), rtol=0, atol=bound)
 
 
 @pytest.mark.slow
