@@ -312,7 +312,7 @@ def test_a_failed_overwrite_keeps_the_old_run(finished_run, capsys):
     before = _snapshot(run)
     capsys.readouterr()
     code = main(["solve", str(path), "--quiet", "--out", str(run), "--overwrite",
-                 "--set", "train.optimizer=[gauss-newton]",
+                 "--set", "train.optimizer=[{gauss-newton: {solver: dense}}]",
                  "--set", "train.points.interior=200000", "--set", "model.width=200",
                  "--set", "model.depth=4"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -339,7 +339,8 @@ def test_a_memory_check_raised_by_hand_meets_the_machine(finished_run, capsys):
     line = _refused(["solve", path, "--quiet", "--out", run.parent / "big",
                      "--set", "train.points.interior=300000", "--set", "model.width=200",
                      "--set",
-                     "train.optimizer=[{gauss-newton: {steps: 3, max_memory_gb: 100000}}]"],
+                     "train.optimizer=[{gauss-newton: {steps: 3, max_memory_gb: 100000, "
+                     "solver: dense}}]"],
                     capsys, "available", "GiB", seconds=60)
     assert "max_memory_gb" in line
 

@@ -60,7 +60,7 @@ def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path):
         "bench", str(PROBLEMS / "poisson1d_sin.yaml"),
         "--model", "mlp width=8 depth=1", "--model", "mlp width=64 depth=3",
         "--seeds", "0", "--out", str(out),
-        "--set", "train.optimizer=[{gauss-newton: {steps: 2, max_memory_gb: 0.01}}]",
+        "--set", "train.optimizer=[{gauss-newton: {steps: 2, max_memory_gb: 0.01, solver: dense}}]",
     ])
     assert code == 0
     rows = {r["model"]: r for r in csv.DictReader((out / "results.csv").open())}

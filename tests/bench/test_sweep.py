@@ -91,7 +91,8 @@ def test_a_restarted_sweep_runs_only_the_missing_runs(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_failing_variant_is_reported_and_the_others_complete(tmp_path):
     variants = {**VARIANTS, "too-big": {"model": {"width": 64, "depth": 3}, "train": {
-        "optimizer": [{"gauss-newton": {"steps": 2, "max_memory_gb": 0.001}}]}}}
+        "optimizer": [{"gauss-newton": {"steps": 2, "max_memory_gb": 0.001,
+                                        "solver": "dense"}}]}}}
     path = _write(tmp_path, {"models": variants, "seeds": [0]})
     out = tmp_path / "out"
     rows = {r.model: r for r in run_sweep(path, out)}
