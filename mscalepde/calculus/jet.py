@@ -118,6 +118,26 @@ class LinearTape:
     ) -> None:
         self.records.append((weight, bias, inputs, outputs))
 
+    def gradients(
+        self, q: Tensor
+    ) -> list[tuple[Tensor, Tensor | None, list[Tensor], list[Tensor | None]]]:
+        """Per record: (weight, bias, input streams a_s, ∂q_n/∂z_s[n] per output stream, or
+        None where q does not depend on it), from one backward pass of Σ_n q_n (the graph
+        is kept). The building block of per-point Jacobians and of their matrix-free
+        products (:mod:`mscalepde.training.gauss_newton`, :mod:`mscalepde.training.matrix_free`)."""
+        import torch
+
+        outputs = [z for rec in self.records for z in rec[3]]
+        live = [z for z in outputs if z.requires_grad]
+        found = iter(torch.autograd.grad(q.sum(), live, retain_graph=True, allow_unused=True))
+        grads = [next(found) if z.requires_grad else None for z in outputs]
+        out = []
+        k = 0
+        for weight, bias, ins, outs in self.records:
+            out.append((weight, bias, ins, grads[k : k + len(outs)]))
+            k += len(outs)
+        return out
+
 
 @dataclass(frozen=True)
 class JetSpec:

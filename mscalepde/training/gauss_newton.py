@@ -140,25 +140,17 @@ def point_jacobian(tape: LinearTape, q: Tensor, params: Parameters) -> Tensor:
     graph is kept (the caller drops it with the tape): a block's second quantity and a
     weight computed from parameters (2π B) are differentiated through it again."""
     n = q.shape[0]
-    outputs = [z for rec in tape.records for z in rec[3]]
-    live = [z for z in outputs if z.requires_grad]
-    found = iter(torch.autograd.grad(q.sum(), live, retain_graph=True, allow_unused=True))
-    grads = [next(found) if z.requires_grad else None for z in outputs]
+    records = tape.gradients(q)
     with torch.no_grad():  # the assembly itself builds no graph
         jac = q.new_zeros(n, params.count)
-        _assemble(tape, grads, params, jac)
+        _assemble(records, params, jac)
     return jac
 
 
-def _assemble(
-    tape: LinearTape, grads: list[Tensor | None], params: Parameters, jac: Tensor
-) -> None:
+def _assemble(records: list, params: Parameters, jac: Tensor) -> None:
     """Add Σ_s (∂q/∂z_s) a_sᵀ of every recorded map into the columns of its parameters."""
     n = jac.shape[0]
-    k = 0
-    for weight, bias, ins, outs in tape.records:
-        g = grads[k : k + len(outs)]
-        k += len(outs)
+    for weight, bias, ins, g in records:
         used = [(gs, a) for gs, a in zip(g, ins, strict=True) if gs is not None]
         if not used:
             continue

@@ -104,17 +104,10 @@ def record_piece(
 ) -> _Piece:
     """The maps of quantity ``q`` (stacked over the block's point sets) from one backward
     pass through the recorded jet (module docstring)."""
-    outputs = [z for rec in tape.records for z in rec[3]]
-    live = [z for z in outputs if z.requires_grad]
-    found = iter(torch.autograd.grad(q.sum(), live, retain_graph=True, allow_unused=True))
-    grads = [next(found) if z.requires_grad else None for z in outputs]
     sets = len(block.points)
     signs = None if block.reduce is not None else block.signs
     maps = []
-    k = 0
-    for weight, bias, ins, outs in tape.records:
-        g = grads[k : k + len(outs)]
-        k += len(outs)
+    for weight, bias, ins, g in tape.gradients(q):
         used = [(gs, a) for gs, a in zip(g, ins, strict=True) if gs is not None]
         if not used:
             continue
