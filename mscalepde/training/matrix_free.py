@@ -43,8 +43,10 @@ the Levenberg–Marquardt control tries. NysNewton-CG (Rathore et al., ICML 2024
 same preconditioner to the full Hessian with rank 60.
 
 **Inexact Newton.** CG stops when ‖(H + ρI)x − rhs‖ ≤ η ‖rhs‖, with the forcing term
-η = min(0.1, √(‖b‖/‖b₀‖)) (b₀: the phase's first right-hand side; Eisenstat & Walker 1996's
-rule that tightens as the iteration converges), floored at ``cg_tol``, or after
+η = min(``forcing``, √(‖b‖/‖b₀‖)) (b₀: the phase's first right-hand side; an Eisenstat &
+Walker 1996-type rule that tightens as the iteration converges; ``forcing`` 1e-3 by
+default: 0.1 left the steps too far from Gauss–Newton's, benchmarks/README.md §18),
+floored at ``cg_tol``, or after
 ``cg_max_iter`` iterations. Every CG iterate from 0 lowers the quadratic model, so an
 inexact d is still a descent direction and the gain ratio of the step control uses the
 model decrease of the d actually found (‖R‖² − ‖R − J d‖², from one more product).

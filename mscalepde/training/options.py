@@ -53,7 +53,7 @@ class GaussNewtonSettings:
     rank: int = 50  # cg: rank of the Nyström preconditioner
     cg_tol: float = 1e-10  # cg: floor of the relative residual of the inner solve
     cg_max_iter: int = 300  # cg: inner iterations at most
-    forcing: float = 0.1  # cg: largest inexact-Newton forcing term η (0: always cg_tol)
+    forcing: float = 1e-3  # cg: largest inexact-Newton forcing term η (0: always cg_tol)
 
 
 def settings_from_mapping(m: Mapping[str, object]) -> GaussNewtonSettings:
