@@ -3,9 +3,11 @@
 - a box: the uniform tensor grid with ``n`` points per axis (endpoints included), with
   line (1D), quadrilateral (2D) or hexahedral (3D) cells, so that ParaView interpolates
   between points as the grid does;
-- a shape (``domain.shape``): a first-order triangle (2D) or tetrahedral (3D) mesh of Ω
-  from gmsh (:func:`mscalepde.geometry.mesh.mesh_geometry`) with element size
-  h = diam(bounding box)/``n``: the fields live in Ω only, and the holes stay holes;
+- a shape (``domain.shape``): the run's finite-element reference mesh when it has one and
+  no ``n`` is given (the mesh its truth was computed on), else a first-order triangle (2D)
+  or tetrahedral (3D) mesh of Ω from gmsh (:func:`mscalepde.geometry.mesh.mesh_geometry`)
+  with element size h = diam(bounding box)/``n``: the fields live in Ω only, and the holes
+  stay holes;
 - the user's points (``--points FILE``, columns named like the problem's variables,
   checked like a truth file): vertex cells, no interpolation. Points outside Ω are refused.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,9 +107,13 @@ def sites_for(
     n: int | None = None,
     points: str | Path | None = None,
     times: list[float] | None = None,
+    fem_mesh: Any = None,
 ) -> Sites:
     """The sites of an export (module docstring): the user's ``points``, else the mesh of a
-    shape or the grid of a box with resolution ``n``."""
+    shape or the grid of a box with resolution ``n``. ``fem_mesh``: the run's finite-element
+    reference mesh (scikit-fem), used for a shape when no ``n`` is given, so that the
+    export lies on the mesh its truth was computed on (its corner vertices and triangles or
+    tetrahedra; a P2 mesh's edge nodes are left out)."""
     domain = problem.domain
     if n is not None and n < 2:
         raise ProblemError("--grid", "", f"expected an integer >= 2, got {n}")
@@ -120,6 +127,12 @@ def sites_for(
         shape = tuple([n or GRID[d]] * d)
         pts = grid_points(tensor_grid(list(domain.box), list(shape)))
         sites = Sites(pts, grid_cells(shape), "grid", d, t, shape)
+    elif fem_mesh is not None and n is None:
+        corners = np.asarray(fem_mesh.t, dtype=np.int64)[: d + 1]
+        used, inverse = np.unique(corners, return_inverse=True)
+        cells = [("triangle" if d == 2 else "tetra", inverse.reshape(corners.shape).T.copy())]
+        pts = np.asarray(fem_mesh.p, dtype=np.float64)[:, used].T
+        sites = Sites(pts, cells, "fem mesh", d, t)
     else:
         lo, hi = (np.array(b) for b in zip(*domain.box))
         h = float(np.linalg.norm(hi - lo)) / (n or MESH_DIVISIONS[d])

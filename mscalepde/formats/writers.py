@@ -61,7 +61,9 @@ def export(
         raise ProblemError("--format", "", f"expected one of {', '.join(FORMATS)}, got {format!r}")
     if not isinstance(run, Run):
         run = load_run(run)
-    sites = sites_for(run.problem, n=grid, points=points, times=times)
+    ref = run.reference()  # a shape's FEM reference: export on its mesh
+    fem_mesh = getattr(getattr(ref, "solution", None), "mesh", None)
+    sites = sites_for(run.problem, n=grid, points=points, times=times, fem_mesh=fem_mesh)
     target = _target(run, out, format, sites)
     fields = evaluate(run, sites)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"

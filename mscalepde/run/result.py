@@ -90,17 +90,25 @@ class Run:
         p = next(self.model.parameters())
         return predict(self.model, pts, dtype=p.dtype, device=p.device)[:, None]
 
+    def reference(self) -> Any:
+        """The classical reference this run was measured against, from its run folder's
+        ``reference.npz`` (None when the run has none: a truth file, ``exact``, or no
+        folder)."""
+        if self.problem.truth is not None or self.problem.exact is not None or not self.run_dir:
+            return None
+        saved = self.run_dir / "reference.npz"
+        if self._reference is None and saved.is_file():
+            self._reference = Reference.load(saved)
+        return self._reference
+
     def truth(self, points: Any) -> np.ndarray:
         """The truth u* at ``points`` (N, D), float64 (N, 1): the ``truth`` file's values,
         else ``exact``, else the classical reference (the run folder's
         ``reference.npz`` when it has one, else the cached reference)."""
         pts = self._points(points)
-        if self.problem.truth is None and self.problem.exact is None and self.run_dir:
-            saved = self.run_dir / "reference.npz"
-            if self._reference is None and saved.is_file():
-                self._reference = Reference.load(saved)
-            if self._reference is not None:
-                return np.asarray(self._reference(pts), dtype=np.float64).reshape(-1, 1)
+        ref = self.reference()
+        if ref is not None:
+            return np.asarray(ref(pts), dtype=np.float64).reshape(-1, 1)
         return truth_values(self.problem, pts).reshape(-1, 1)
 
     def residual(self, points: Any, batch: int = 16384) -> np.ndarray:

@@ -128,6 +128,22 @@ def test_a_shape_is_exported_on_its_mesh(runs, tmp_path):
     _check(run, mesh.points[:, :2], mesh.point_data)
 
 
+def test_a_shape_with_a_fem_reference_is_exported_on_the_reference_mesh(tmp_path):
+    doc = {**HOLE, "name": "noexact", "source": "1", "reference": {"h": 0.3, "fem_tol": 1e-2}}
+    doc.pop("exact")
+    doc["boundary"] = [{"faces": "all", "type": "dirichlet", "value": 0}]
+    run = solve(problem_from_dict(doc), out=tmp_path / "run")
+    mesh_ref = run.reference().solution.mesh
+    (path,) = export(run.run_dir)
+    mesh = meshio.read(path)
+    assert len(mesh.cells[0].data) == mesh_ref.t.shape[1]  # its triangles, every one
+    assert len(mesh.points) < mesh_ref.p.shape[1]  # the corners only, not the P2 edge nodes
+    np.testing.assert_allclose(mesh.point_data["truth"],
+                               run.reference()(mesh.points[:, :2]), atol=1e-12)
+    (other,) = export(run.run_dir, tmp_path / "c.vtu", grid=10)  # --grid: a gmsh mesh
+    assert len(meshio.read(other).cells[0].data) != len(mesh.cells[0].data)
+
+
 def test_the_users_points_and_the_default_location(runs, tmp_path):
     run_dir = runs["b2"].run_dir
     pts = tmp_path / "pts.csv"
