@@ -183,7 +183,16 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
 
 
 def _file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0666 less the process's umask."""
+    """The mode ``open()`` would give a new file: 0666 less the process's umask, read from
+    ``/proc/self/status`` where Linux gives it (reading it with ``os.umask`` changes it for
+    an instant, which another thread creating a file could see)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask

@@ -69,3 +69,20 @@ def test_the_progress_bar_shows_the_current_loss(capsys):
     solve(problem_from_dict(data), write=False, progress=True)
     err = capsys.readouterr().err
     assert "loss=" in err and "phase=adam" in err and "30/30" in err
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    """Atomic writes go through a temporary file (0600 from mkstemp); the file put in
+    place has the mode open() would give it, so a run folder is as readable as any file
+    the user makes."""
+    import os
+
+    from mscalepde.io import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == mode
