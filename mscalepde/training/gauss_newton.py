@@ -481,11 +481,12 @@ class GaussNewton:
         prod = build_products(self.model, blocks, self.params, s.chunk)
         r = prod.residual
         loss0 = float(r @ r)
-        b = prod.jtw(r)
-        if self.energy:
+        if self.energy:  # ½∇E in place of JᵀR (no product spent on JᵀR)
             loss0, b = self._energy_gradient()
-        elif not self.checked:
-            self._verify(b)
+        else:
+            b = prod.jtw(r)
+            if not self.checked:
+                self._verify(b)
         mu = prod.trace() / prod.rows
         dual = form == "dual"
         size = prod.rows if dual else self.params.count

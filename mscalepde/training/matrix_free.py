@@ -54,7 +54,6 @@ model decrease of the d actually found (‖R‖² − ‖R − J d‖², from on
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -62,8 +61,6 @@ from torch import Tensor
 
 from mscalepde.calculus.jet import LinearTape
 from mscalepde.equations import ResidualBlock
-
-Operator = Callable[[Tensor], Tensor]
 
 
 @dataclass
