@@ -317,6 +317,10 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
                    clock=args.clock)
     s = result.summary
     print(format_summary(s))
+    if "inverse" in s:
+        from mscalepde.run.inverse import format_inverse
+
+        print(format_inverse(s))
     if "diagnostics" in s:
         from mscalepde.diagnostics.report import format_report
 

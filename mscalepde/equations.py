@@ -128,6 +128,12 @@ class ResidualBlock:
     lap: bool = False
     second: bool = False
     reduce: Tensor | None = None  # weights of a one-row block (the gauge)
+    #: per-point data computed on every pass from the points of ``rows`` (an inverse
+    #: problem's coefficients, which depend on trainable unknowns), appended to ``aux``;
+    #: what it computes from parameters must be recorded on the tape it is given
+    live: Callable[[Tensor, tuple[Tensor, ...], LinearTape | None], tuple[Tensor, ...]] | None = (
+        None  # called as live(points of ``rows``, aux of ``rows``, tape)
+    )
 
     @property
     def size(self) -> int:
@@ -164,7 +170,10 @@ class ResidualBlock:
             engine=engine,
             tape=tape,
         )
-        return self.select(d, tuple(a[rows] for a in self.aux))
+        aux = tuple(a[rows] for a in self.aux)
+        if self.live is not None:
+            aux = aux + self.live(x, aux, tape)
+        return self.select(d, aux)
 
     def combine(self, stacked: Tensor, rows: slice = slice(None)) -> Tensor:
         """Σ_j sign_j of the per-set rows of ``stacked`` (leading axis = sets × points);
@@ -485,6 +494,7 @@ class Objective:
         self.neumann: list[BoundaryData] = []
         self.robin: list[BoundaryData] = []
         self.periodic: list[tuple[Tensor, Tensor, int]] = []
+        self.face_rows: dict[str, list[tuple[str, int]]] = {}  # per kind: (face, rows), in order
         faces = list(p.boundary)
         split = split_boundary_points(dom, faces, self.counts["boundary"]) if faces else {}
         for j, face in enumerate(faces):
@@ -501,6 +511,7 @@ class Objective:
                 continue
             xs, ns = sample_boundary(dom, face, split[face], s, seed + 7919 * (j + 1))
             x, normal = self._tensor(xs), self._tensor(ns)
+            self.face_rows.setdefault(bc.type, []).append((face, len(x)))
             assert bc.value is not None
             key = f"boundary (face {face}).value"
             weight = torch.full_like(x[:, 0], dom.face_measure(face) / len(x))

@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("problem", ["problem"]),
     ("models", ["architectures", "equations"]),
     ("solvers", ["reference", "training"]),
+    ("inverse", ["inverse"]),
     ("diagnostics", ["diagnostics"]),
     ("frequencies", ["frequencies"]),
     ("run", ["run"]),

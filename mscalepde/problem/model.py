@@ -18,6 +18,7 @@ from mscalepde.calculus.operators import PDEOperator
 from mscalepde.expressions.expression import Expression
 from mscalepde.geometry import Domain
 from mscalepde.problem.datafile import TruthData
+from mscalepde.problem.inverse import InverseSpec
 
 if TYPE_CHECKING:
     pass
@@ -48,6 +49,8 @@ TOP_KEYS = (
     "diagnostics",
     "reference",
     "truth",
+    "unknowns",
+    "observations",
 )
 
 
@@ -101,6 +104,9 @@ class Problem:
     #: "mean-zero" (∫_Ω u = 0), "mean-of-exact" (∫_Ω u = ∫_Ω u*), or None (the problem
     #: fixes it); see :mod:`mscalepde.problem.solvability`
     gauge: str | None = None
+    #: unknowns and observations of an inverse problem (:mod:`mscalepde.problem.inverse`);
+    #: the rest of the object is then its forward problem, with the unknowns' true values
+    inverse: InverseSpec | None = None
 
     @property
     def variables(self) -> tuple[str, ...]:

@@ -46,6 +46,7 @@ from mscalepde.geometry import Domain, face_names
 from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.datafile import TruthData, read_truth
+from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
 from mscalepde.problem.model import BOUNDARY_TYPES, PDES, TOP_KEYS, BoundaryCondition, Problem
 from mscalepde.problem.overrides import apply_overrides, merge_model, parse_override, set_override
@@ -128,9 +129,13 @@ def _interval(value: Any, key: str, what: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _validate(data: Any, origin: str) -> Problem:
+def _validate(data: Any, origin: str, free: bool = False) -> Problem:
+    """The problem of ``data``; ``free``: faces may go without a condition (an inverse
+    problem whose observations constrain u)."""
     data = as_mapping(data, "")
     check_unknown(data, TOP_KEYS, "")
+    if data.get("unknowns") is not None or data.get("observations") is not None:
+        return validate_inverse(data, origin, _validate, _faces, _model)
     if "pde" not in data:
         raise SchemaError("pde", f"is required ({' | '.join(PDES)})")
     pde = as_choice(data["pde"], "pde", PDES)
@@ -198,7 +203,7 @@ def _validate(data: Any, origin: str) -> Problem:
 
     boundary: dict[str, BoundaryCondition] = {}
     if pde != "fit":
-        boundary = _boundary(data.get("boundary"), domain, exact, params)
+        boundary = _boundary(data.get("boundary"), domain, exact, params, free)
 
     model = _model(data.get("model"), domain, pde, boundary, params)
     train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
@@ -242,7 +247,7 @@ def _validate(data: Any, origin: str) -> Problem:
 
     # last, as the costliest check (2-30 ms): a problem known up to a constant must have
     # balanced data, ∫(f − r) + ∮ a g = 0 (problem/solvability.py)
-    gauge = gauge_of(pde, operator, boundary, exact)
+    gauge = None if free else gauge_of(pde, operator, boundary, exact)
     if gauge is not None:
         assert operator is not None
         check_compatibility(domain, operator, source, exact, boundary)
@@ -604,8 +609,14 @@ def _faces(value: Any, key: str, domain: Domain) -> list[str]:
 
 
 def _boundary(
-    raw: Any, domain: Domain, exact: Expression | None, params: Mapping[str, float]
+    raw: Any,
+    domain: Domain,
+    exact: Expression | None,
+    params: Mapping[str, float],
+    free: bool = False,
 ) -> dict[str, BoundaryCondition]:
+    if raw is None and free:
+        return {}
     if raw is None:
         raise SchemaError("boundary", "is required: a list of conditions (start with faces: all)")
     if not isinstance(raw, list) or not raw:
@@ -660,7 +671,7 @@ def _boundary(
             resolved[f] = BoundaryCondition(f, btype, value, from_exact, alpha)
             origin_of[f] = i
     missing = [f for f in domain.faces if f not in resolved]
-    if missing:
+    if missing and not free:
         what = "face(s)" if domain.is_box else "boundary part(s)"
         every = "every face" if domain.is_box else "every part of the boundary"
         hint = "" if domain.is_box else " (parts of shapes without a name are 'unnamed')"

@@ -24,7 +24,6 @@ from mscalepde.architectures.base import Architecture
 from mscalepde.architectures.growable import growth_of
 from mscalepde.calculus.derivatives import engine_for
 from mscalepde.diagnostics.evaluation import Evaluator
-from mscalepde.equations import Objective
 from mscalepde.errors import MscaleError, ResumeError, Stopped, TrainingError, first_line
 from mscalepde.frequencies.select import Selection, resolve_auto
 from mscalepde.frequencies.spectrum import save_spectrum
@@ -43,7 +42,13 @@ from mscalepde.run.clock import Stopwatch
 from mscalepde.run.evolution import animation, snapshots_figure, write_probes
 from mscalepde.run.figures import history_figure, solution_figure, spectrum_figure
 from mscalepde.run.folder import replace_folder, run_folder, save_state
-from mscalepde.run.model import make_model
+from mscalepde.run.inverse import (
+    InverseEvaluator,
+    field_errors,
+    inverse_summary,
+    unknowns_figure,
+)
+from mscalepde.run.model import make_model, make_objective
 from mscalepde.run.result import Run
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.settings import TrainSettings, plain_value
@@ -275,10 +280,12 @@ def solve(
     dtype = DTYPES[tr["dtype"]]
     with clock("setup"):
         model = make_model(problem, dtype).to(device)
-        objective = Objective.from_problem(problem, dtype=dtype, device=device)
+        objective = make_objective(problem, model, dtype=dtype, device=device)
     # the truth: exact, else the cached classical reference (computed here when missing)
     with clock("reference"):
         evaluator = Evaluator(problem, dtype=dtype, device=device)
+        if problem.inverse is not None:
+            evaluator = InverseEvaluator(evaluator, problem)  # type: ignore[assignment]
 
     run_dir: Path | None = None
     target: Path | None = None  # with overwrite: the folder the staging one replaces
@@ -318,6 +325,10 @@ def solve(
         problem, model, trainer, evaluator, device, status, message, compare, clock
     )
     grown = _record_choices(summary, selection, checkpoint, model, trainer)
+    if problem.inverse is not None:
+        with clock("diagnostics"):
+            summary["inverse"] = inverse_summary(problem, model, objective, tr["weights"])
+            summary["inverse"]["fields"] = field_errors(problem, model, evaluator)
     if monitor is not None:
         with clock("diagnostics"):
             diag = monitor.finish(run_dir)  # diagnostics.npz + figures/ when run_dir is set
@@ -581,6 +592,9 @@ def _write_figures(result: Run, selection: Selection | None, animate: bool = Fal
             truth,
             title=f"{problem.name} ({problem.model['arch']})",
         )
+        if problem.inverse is not None:
+            unknowns_figure(figures / "unknowns.png", result.history, result.summary,
+                            problem.name)
         if problem.domain.has_time:
             snapshots_figure(figures / "snapshots.png", result)
             if animate:

@@ -1,0 +1,183 @@
+"""An inverse problem's run: the unknowns in the history, their uncertainty in the summary,
+their trajectories and the recovered fields in figures (:mod:`mscalepde.inverse`).
+
+History columns: ``unknown_<name>`` (a scalar's value θ), ``rel_l2_<name>`` (a field's
+relative L2 error against its ``exact`` on the evaluation grid). ``summary.json`` gets
+``inverse``: per scalar its value, standard deviation and 95 % interval
+(:mod:`mscalepde.inverse.covariance`), per field its errors, and the L2RE of (u, a) stacked
+as PINNacle measures its inverse tasks (Hao et al. 2024: one relative L2 norm over both
+outputs at the reference points).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mscalepde.diagnostics.evaluation import Evaluator, relative_l2
+from mscalepde.inverse.covariance import uncertainty
+from mscalepde.inverse.model import InverseModel
+from mscalepde.problem.model import Problem
+
+
+def field_values(model: InverseModel, name: str, points: np.ndarray) -> np.ndarray:
+    """a(x) of field ``name`` at points (N, D) of the problem (float64 numpy)."""
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        x = torch.as_tensor(points, dtype=dtype, device=device)
+        a = model.unknowns.field(name, x, False, None)[0]
+    return a.to(torch.float64).cpu().numpy()
+
+
+def field_truth(problem: Problem, name: str, points: np.ndarray) -> np.ndarray | None:
+    spec = problem.inverse
+    assert spec is not None
+    f = spec.fields[name]
+    if f.true is None:
+        return None
+    cols = problem.variables if f.time else problem.variables[: problem.domain.space_dim]
+    env = {v: points[:, i] for i, v in enumerate(cols)}
+    return np.broadcast_to(f.true.numpy(env), (len(points),)).astype(float)
+
+
+class InverseEvaluator:
+    """The forward :class:`Evaluator` (u against its truth) plus the unknowns' columns."""
+
+    def __init__(self, base: Evaluator, problem: Problem) -> None:
+        self.base = base
+        self.problem = problem
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        out = self.base(model)
+        if not isinstance(model, InverseModel):
+            return out
+        for name, value in model.unknowns.scalars().items():
+            out[f"unknown_{name}"] = value
+        for name in model.unknowns.fields:
+            truth = field_truth(self.problem, name, self.base.points)
+            if truth is not None:
+                pred = field_values(model, name, self.base.points)
+                out[f"rel_l2_{name}"] = relative_l2(pred, truth)
+        return out
+
+
+def inverse_summary(problem: Problem, model: Any, objective: Any, weights: dict) -> dict:
+    """``summary["inverse"]`` (module docstring)."""
+    spec = problem.inverse
+    assert spec is not None
+    out: dict[str, Any] = {"scalars": {}, "fields": {}}
+    if isinstance(model, InverseModel):
+        for name, value in model.unknowns.scalars().items():
+            true = spec.scalars[name].true
+            entry: dict[str, Any] = {"value": value}
+            if true is not None:
+                entry["exact"] = true
+                entry["error"] = abs(value - true)
+            out["scalars"][name] = entry
+        if spec.observations is not None and spec.scalars:
+            try:
+                unc = uncertainty(model, objective, dict(weights), spec.observations.sigma)
+                out["uncertainty"] = unc.summary()
+                for name, u in unc.scalars.items():
+                    out["scalars"][name].update(
+                        {k: v for k, v in u.items() if k not in ("value", "exact")}
+                    )
+            except ValueError as exc:  # reported, never at the cost of the result
+                out["uncertainty"] = {"error": str(exc)}
+    return out
+
+
+def field_errors(problem: Problem, model: Any, evaluator: Any) -> dict[str, Any]:
+    """Per field: rel L2 and max error on the evaluation points, and PINNacle's L2RE of
+    (u, a) stacked (module docstring)."""
+    out: dict[str, Any] = {}
+    if not isinstance(model, InverseModel):
+        return out
+    points = evaluator.points
+    u_pred = evaluator.predict(model)
+    for name in model.unknowns.fields:
+        truth = field_truth(problem, name, points)
+        if truth is None:
+            continue
+        pred = field_values(model, name, points)
+        both = np.concatenate([u_pred - evaluator.truth, pred - truth])
+        ref = np.concatenate([evaluator.truth, truth])
+        out[name] = {
+            "rel_l2": relative_l2(pred, truth),
+            "max_error": float(np.max(np.abs(pred - truth))),
+            "pinnacle_l2re": float(np.linalg.norm(both) / np.linalg.norm(ref)),
+        }
+    return out
+
+
+def format_inverse(s: dict) -> str:
+    """The CLI's lines: one per unknown (value ± std, 95 % interval, exact) and field."""
+    inv = s.get("inverse")
+    if not inv:
+        return ""
+    lines = ["unknowns:"]
+    for name, u in inv.get("scalars", {}).items():
+        text = f"  {name:<10} {u['value']:.6g}"
+        if "std" in u:
+            text += f" ± {u['std']:.2g}  (95 % interval [{u['lower95']:.6g}, {u['upper95']:.6g}])"
+        if "exact" in u:
+            text += f"  exact {u['exact']:.6g}"
+        lines.append(text)
+    for name, f in inv.get("fields", {}).items():
+        lines.append(
+            f"  {name:<10} field: rel L2 {f['rel_l2']:.3e}, max error {f['max_error']:.3e}, "
+            f"L2RE of (u, {name}) {f['pinnacle_l2re']:.3e}"
+        )
+    unc = inv.get("uncertainty", {})
+    if "sigma" in unc:
+        lines.append(
+            f"  noise sigma {unc['sigma']:.3g} ({unc['sigma_source']}, "
+            f"{unc['observations']} observations)"
+        )
+    elif "error" in unc:
+        lines.append(f"  uncertainty not computed: {unc['error']}")
+    return "\n".join(lines)
+
+
+def unknowns_figure(path: Path, history: Any, summary: dict, title: str) -> None:
+    """Each scalar unknown against the training step, with its exact value and the final
+    95 % interval; each field's error against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inv = summary.get("inverse", {})
+    names = list(inv.get("scalars", {})) + [f"rel_l2_{n}" for n in inv.get("fields", {})]
+    if not names or not len(history):
+        return
+    steps = np.asarray(history.column("step"))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        if name.startswith("rel_l2_"):
+            ax.semilogy(steps, history.column(name), color="C1")
+            ax.set_ylabel(f"rel. L2 error of {name[7:]}")
+        else:
+            u = inv["scalars"][name]
+            ax.plot(steps, history.column(f"unknown_{name}"), color="C0", label="estimate")
+            if "lower95" in u:
+                ax.axhspan(u["lower95"], u["upper95"], color="C0", alpha=0.2,
+                           label="final 95 % interval")
+            if "exact" in u:
+                ax.axhline(u["exact"], color="k", ls="--", lw=1, label="exact")
+            ax.set_ylabel(name)
+            ax.legend(fontsize=8)
+        ax.set_xlabel("step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
