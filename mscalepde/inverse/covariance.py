@@ -65,7 +65,7 @@ class Uncertainty:
             "sigma": self.sigma,
             "sigma_source": self.sigma_source,
             "observations": self.observations,
-            "unknowns": self.scalars,
+            "parameters": self.parameters,
             "method": "Gauss-Newton (Laplace) covariance, Schur complement over the network",
         }
 

@@ -234,7 +234,7 @@ class InverseObjective(Objective):
     def _live_boundary(self, kind, b, ids, g_live, a_live, sd) -> ResidualBlock:  # type: ignore[no-untyped-def]
         def live(x: Tensor, aux: tuple[Tensor, ...], tape: LinearTape | None) -> tuple[Tensor, ...]:
             values = self._values(x, tape, grad=False)
-            face_id, normal, g0, a0 = aux[0], aux[1], aux[2], aux[3]
+            face_id, g0, a0 = aux[0], aux[2], aux[3]
             g = g0 if g_live is None else g_live(x, face_id, values)
             a = a0 if a_live is None else a_live(x, face_id, values)
             return (g, a)

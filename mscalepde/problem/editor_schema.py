@@ -38,6 +38,7 @@ from mscalepde.geometry import face_names
 from mscalepde.geometry.shapes import OPERATIONS, PRIMITIVES, UNNAMED
 from mscalepde.geometry.shapes_yaml import MAX_VERTICES
 from mscalepde.io import atomic_write_text
+from mscalepde.problem.inverse import TRANSFORMS
 from mscalepde.problem.model import BOUNDARY_TYPES, PDES, TOP_KEYS
 from mscalepde.reference.options import REFERENCE_OPTIONS
 from mscalepde.schema import Option, Parser, float_json, int_json
@@ -284,6 +285,46 @@ def _top(b: _Builder) -> dict[str, JSON]:
         "truth": {**or_null(obj({"file": {"type": "string"}, "sha256": {"type": "string"}},
                                 ("file",))),
                   "description": "errors at a data file's points"},
+        **_inverse(b),
+    }
+
+
+def _inverse(b: _Builder) -> dict[str, JSON]:
+    """``unknowns`` and ``observations`` (``problem/inverse.py``)."""
+    scalar = obj({
+        "initial": {**NUMBER, "description": "the starting value"},
+        "lower": {**or_null(NUMBER), "description": "lower bound (open)"},
+        "upper": {**or_null(NUMBER), "description": "upper bound (open)"},
+        "transform": {"enum": list(TRANSFORMS), "default": "auto",
+                      "description": "map from the trained raw parameter to the value"},
+        "exact": {**or_null(NUMBER), "description": "the true value (errors, exact data)"},
+    }, ("initial",))
+    field = obj({
+        "field": {**_model(b), "description": "the field's network"},
+        "positive": {"type": "boolean", "default": True, "description": "a = softplus(N)"},
+        "time": {"type": "boolean", "default": False, "description": "a(x, t) (heat)"},
+        "boundary": {**or_null(EXPR), "description": "known values on the boundary, or exact"},
+        "exact": {**or_null(EXPR), "description": "the true field"},
+    }, ("field",))
+    points = {"anyOf": [{"type": "integer", "minimum": 1}, array({"type": "array"}, least=1),
+                        obj({"grid": array({"type": "integer", "minimum": 1}, 1, 4)},
+                            ("grid",))]}
+    observations = obj({
+        "file": {"type": "string", "description": "a data file like a truth file"},
+        "sha256": {"type": "string"},
+        "points": {**points, "description": "a count, a list, or {grid: [n, ...]}"},
+        "from": {"enum": ["exact"], "description": "synthetic data from exact"},
+        "noise": {**NUMBER, "description": "standard deviation of the synthetic noise"},
+        "seed": {"type": "integer", "minimum": 0},
+        "sigma": {"anyOf": [NUMBER, {"const": "estimate"}], "default": "estimate",
+                  "description": "noise sigma for the uncertainty"},
+    })
+    return {
+        "unknowns": {**or_null({"type": "object",
+                                "additionalProperties": {"anyOf": [scalar, field]}}),
+                     "description": "inverse problem: scalars and fields to recover"},
+        "observations": {**or_null(observations),
+                         "description": "measurements of u: a file or synthetic"},
     }
 
 
@@ -297,7 +338,8 @@ def problem_json_schema(strict: bool = False) -> JSON:
     if strict and set(top) != set(TOP_KEYS):
         raise ValueError(f"top-level keys without a schema: {sorted(set(TOP_KEYS) ^ set(top))}")
     fit_only = {k: NULL for k in ("source", "diffusivity", "reaction", "initial", "boundary")}
-    equation = {"required": ["boundary"]}
+    # boundary is required unless observations constrain u (an inverse problem)
+    equation = {"anyOf": [{"required": ["boundary"]}, {"required": ["observations"]}]}
     schema = obj({k: top[k] for k in TOP_KEYS}, ("pde", "domain"))
     schema.update({
         "$schema": DRAFT,

@@ -27,9 +27,10 @@ it is validated like any problem and is what the references solve. Training read
 expressions with the unknowns' names kept (:attr:`InverseSpec.expressions`).
 
 **Observations** y_i = u(x_i) + ε_i, ε_i ~ N(0, σ²): from a data file written like a truth
-file (``file:``), or synthetic (``points:`` a count, a list, or ``{grid: [n_1, …]}``, ``from: exact``, ``noise:`` σ,
-``seed:``). ``sigma:`` is σ for the uncertainty (a number, or ``estimate``: the residual
-variance ‖u_θ(x_i) − y_i‖² / (n − p) with p the number of scalar unknowns).
+file (``file:``), or synthetic (``points:`` a count, a list, or ``{grid: [n_1, …]}``;
+``from: exact``, ``noise:`` σ, ``seed:``). ``sigma:`` is σ for the uncertainty (a number,
+or ``estimate``: the residual variance ‖u_θ(x_i) − y_i‖² / (n − p) with p the number of
+scalar unknowns).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ EXPRESSION_KEYS = ("diffusivity", "reaction", "source", "initial")
 
 @dataclass(frozen=True)
 class ScalarUnknown:
-    """θ = map(s) (module docstring); ``initial`` and ``true`` (the file's ``exact``) are values of θ."""
+    """θ = map(s) (module docstring); ``initial`` and ``true`` (the file's ``exact``) are
+    values of θ."""
 
     name: str
     initial: float
@@ -191,7 +193,8 @@ def forward_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
 
 
 # ---------------------------------------------------------------------- the unknowns
-def _name(name: Any, taken: Sequence[str], params: Mapping[str, float]) -> str:
+def check_name(name: Any, taken: Sequence[str], params: Mapping[str, Any]) -> str:
+    """A valid unknown name: a word, not a variable, u, a parameter or a function."""
     key = join("unknowns", str(name))
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", name):
         raise SchemaError(key, "expected a name of letters, digits and _ (a letter first)")
@@ -201,7 +204,7 @@ def _name(name: Any, taken: Sequence[str], params: Mapping[str, float]) -> str:
         raise SchemaError(key, f"'{name}' is already a parameter (params); remove one of them")
     try:
         expr = parse_expression(name, variables=(name,))
-    except ExpressionError as exc:
+    except (ExpressionError, ValueError) as exc:
         raise SchemaError(key, f"'{name}' cannot name an unknown ({exc})") from None
     if expr.variables != {name}:
         raise SchemaError(key, f"'{name}' is a function or constant of the expression language")
@@ -242,7 +245,9 @@ def _scalar(name: str, raw: Mapping[str, Any]) -> ScalarUnknown:
         raise SchemaError(join(key, "transform"), "logit needs both lower and upper")
     elif transform in ("log", "softplus"):
         if upper is not None:
-            raise SchemaError(join(key, "transform"), f"{transform} maps to (lower, inf): drop upper")
+            raise SchemaError(
+                join(key, "transform"), f"{transform} maps to (lower, inf): drop upper"
+            )
         if lower is None:
             lower = 0.0
             if not initial > 0:
@@ -304,7 +309,7 @@ def parse_unknowns(
     scalars: dict[str, ScalarUnknown] = {}
     fields: dict[str, FieldUnknown] = {}
     for name, entry in section.items():
-        name = _name(name, domain.variables, params)
+        name = check_name(name, domain.variables, params)
         entry = as_mapping(entry, join("unknowns", name))
         if "field" in entry:
             fields[name] = _field(name, entry, domain, params, validate_model)

@@ -13,13 +13,14 @@ from mscalepde.errors import SchemaError
 from mscalepde.problem.inverse import (
     EXPRESSION_KEYS,
     InverseSpec,
+    check_name,
     forward_data,
     inverse_expressions,
     parse_observations,
     parse_unknowns,
 )
 from mscalepde.problem.model import Problem
-from mscalepde.schema import join
+from mscalepde.schema import as_mapping, join
 
 
 def validate_inverse(
@@ -33,7 +34,10 @@ def validate_inverse(
     problem (``validate(data, origin, free)``) with :attr:`Problem.inverse` set and the
     file's own expressions in its ``config``."""
     has_unknowns = data.get("unknowns") is not None
-    if has_unknowns:
+    if has_unknowns:  # the names first: the forward problem would misreport a bad one
+        params = data.get("params") if isinstance(data.get("params"), Mapping) else {}
+        for name in as_mapping(data["unknowns"], "unknowns"):
+            check_name(name, ("x", "y", "z", "t"), params)
         fwd, _ = forward_data(data)
     else:
         fwd = {k: copy.deepcopy(v) for k, v in data.items() if k != "observations"}
@@ -73,6 +77,8 @@ def validate_inverse(
     for key in (*EXPRESSION_KEYS, "boundary"):
         if key in data:
             config[key] = copy.deepcopy(data[key])
+    if free_initial:
+        config.pop("initial", None)  # reloaded, the file must stay free of initial rows
     if has_unknowns:
         config["unknowns"] = copy.deepcopy(data["unknowns"])
         for name, f in fields.items():  # the field's network with its defaults
