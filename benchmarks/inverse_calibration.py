@@ -40,7 +40,7 @@ def main() -> None:
             )
             k = run.summary["inverse"]["scalars"]["kappa"]
             rows.append({"noise": noise, "seed": 100 + seed, "value": k["value"],
-                         "std": k["std"], "lower95": k["lower95"], "upper95": k["upper95"],
+                         "std": k["std"], "std_laplace": k["std_laplace"], "lower95": k["lower95"], "upper95": k["upper95"],
                          "covered": k["covered"],
                          "sigma_hat": run.summary["inverse"]["uncertainty"]["sigma"],
                          "train_seconds": run.summary["train_seconds"]})
@@ -56,6 +56,10 @@ def main() -> None:
             "draws": len(sel),
             "coverage": float(np.mean([r["covered"] for r in sel])),
             "mean_std": float(np.mean([r["std"] for r in sel])),
+            "mean_std_laplace": float(np.mean([r["std_laplace"] for r in sel])),
+            "laplace_coverage": float(np.mean([
+                abs(r["value"] - 0.3) <= 1.959963984540054 * r["std_laplace"] for r in sel
+            ])),
             "empirical_std": float(np.std([r["value"] for r in sel], ddof=1)),
             "mean_width": float(np.mean([r["upper95"] - r["lower95"] for r in sel])),
             "mean_train_seconds": float(np.mean([r["train_seconds"] for r in sel])),

@@ -327,7 +327,9 @@ def solve(
     grown = _record_choices(summary, selection, checkpoint, model, trainer)
     if problem.inverse is not None:
         with clock("diagnostics"):
-            summary["inverse"] = inverse_summary(problem, model, objective, tr["weights"])
+            summary["inverse"] = inverse_summary(
+                problem, model, objective, tr["weights"], run_dir
+            )
             summary["inverse"]["fields"] = field_errors(problem, model, evaluator)
     if monitor is not None:
         with clock("diagnostics"):
