@@ -66,6 +66,11 @@ def validate_inverse(
     spec = InverseSpec(scalars, fields, None, expressions)
     if not spec.truth_known:
         _check_no_exact_data(data, names)
+        if forward.exact is None and forward.truth is None:
+            raise SchemaError(
+                "unknowns", "the errors of u need a truth: give 'exact', 'truth: {file: ...}' "
+                "or every unknown's exact value (its forward problem is then solved as the truth)"
+            )
     observations = None
     if observed:
         observations = parse_observations(data["observations"], origin, domain, forward.exact)

@@ -224,3 +224,8 @@ def test_a_field_is_recovered_with_its_boundary_values():
     field = run.summary["inverse"]["fields"]["a"]
     assert field["rel_l2"] < 5e-3, field  # measured 2.5e-3
     assert run.history.column("rel_l2_a")[-1] == pytest.approx(field["rel_l2"], rel=1e-6)
+    # the spectral diagnostics of the field: the mean (k = 0) mode is resolved first
+    rows = field["spectrum"]
+    assert rows[0]["norm"] == 0.0 and rows[0]["resolved"] and rows[0]["delta_f"] < 5e-3
+    # the band (noise-free data: σ̂ is the model error, tiny) exists on the grid
+    assert run.summary["inverse"]["field_bands"]["a"]["band95_mean"] >= 0
