@@ -229,3 +229,77 @@ def test_a_field_is_recovered_with_its_boundary_values():
     assert rows[0]["norm"] == 0.0 and rows[0]["resolved"] and rows[0]["delta_f"] < 5e-3
     # the band (noise-free data: σ̂ is the model error, tiny) exists on the grid
     assert run.summary["inverse"]["field_bands"]["a"]["band95_mean"] >= 0
+
+
+def _rich_problem():
+    """2D: an unknown scalar in the diffusivity with a field, a Robin α unknown, a
+    reaction using an unknown, observations: every live path of the objective."""
+    return problem_from_dict({
+        "name": "rich", "pde": "poisson", "domain": {"box": [[0, 1], [0, 1]]},
+        "diffusivity": "kappa*a", "reaction": "c*u", "exact": "sin(x + 2*y)",
+        "source": "auto",
+        "boundary": [{"faces": "all", "type": "dirichlet", "value": "exact"},
+                     {"faces": "x+", "type": "robin", "alpha": "alpha", "value": "exact"},
+                     {"faces": "y-", "type": "neumann", "value": "exact"}],
+        "unknowns": {"kappa": {"initial": 1.3, "lower": 0, "exact": 1.0},
+                     "c": {"initial": 0.2, "exact": 0.5},
+                     "alpha": {"initial": 1.0, "lower": 0.1, "upper": 5, "exact": 2.0},
+                     "a": {"field": {"arch": "mlp", "width": 5, "depth": 1},
+                           "exact": "1 + x*y", "boundary": "exact"}},
+        "observations": {"points": 7, "from": "exact", "noise": 0.01},
+        "model": {"arch": "mlp", "width": 6, "depth": 1},
+        "train": {"dtype": "float64", "points": {"interior": 9, "boundary": 12}},
+    })
+
+
+def test_the_gauss_newton_jacobian_of_every_live_row_equals_autograd():
+    """Rows through recorded scalars (z = 1·θ), a field's jet, live boundary data and the
+    total derivative of the diffusivity: the per-point Jacobian equals autograd's."""
+    from mscalepde.training.gauss_newton import Parameters, block_rows
+
+    problem = _rich_problem()
+    torch.manual_seed(0)
+    model = make_model(problem, torch.float64)
+    objective = make_objective(problem, model, dtype=torch.float64, device=torch.device("cpu"))
+    params = Parameters(model)
+    terms = set()
+    for block in objective.blocks():
+        terms.add(block.term)
+        rows = slice(0, min(5, block.size))
+        (r,), (jac,) = block_rows(model, block, rows, params)
+        ref = block.residuals(model, rows)[0]
+        auto = torch.stack([
+            torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(
+                torch.autograd.grad(ref[i], params.params, retain_graph=True, allow_unused=True),
+                params.params, strict=True)])
+            for i in range(len(ref))
+        ])
+        assert torch.allclose(r, ref.detach(), atol=1e-13)
+        assert torch.allclose(jac, auto, rtol=1e-10, atol=1e-12), block.term
+    assert terms == {"pde", "boundary", "data"}
+
+
+def test_the_matrix_free_products_equal_the_dense_jacobian_with_unknowns():
+    from mscalepde.training.gauss_newton import Parameters, block_rows
+    from mscalepde.training.matrix_free import build_products
+
+    problem = _rich_problem()
+    torch.manual_seed(0)
+    model = make_model(problem, torch.float64)
+    objective = make_objective(problem, model, dtype=torch.float64, device=torch.device("cpu"))
+    params = Parameters(model)
+    blocks = [(b, 0.9) for b in objective.blocks()]
+    rows, res = [], []
+    for block, scale in blocks:
+        for start in range(0, block.size, 4):
+            rs, js = block_rows(model, block, slice(start, start + 4), params)
+            res += [r * scale for r in rs]
+            rows += [j * scale for j in js]
+    r, jac = torch.cat(res), torch.cat(rows)
+    prod = build_products(model, blocks, params, chunk=4)
+    assert torch.allclose(prod.residual, r, rtol=1e-12, atol=1e-13)
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(params.count, generator=gen, dtype=torch.float64)
+    w = torch.randn(len(r), generator=gen, dtype=torch.float64)
+    assert torch.allclose(prod.jv(v), jac @ v, rtol=1e-9, atol=1e-10)
+    assert torch.allclose(prod.jtw(w), jac.T @ w, rtol=1e-9, atol=1e-10)
