@@ -57,8 +57,12 @@ def solution_figure(
     prediction: np.ndarray,
     truth: np.ndarray | None,
     title: str = "",
+    symbol: str = "u",
+    labels: tuple[str, str] = ("network", "truth"),
 ) -> None:
-    """Prediction, truth and error on a tensor grid (``prediction`` shaped like the grid).
+    """Prediction, truth and error on a tensor grid (``prediction`` shaped like the grid);
+    ``symbol`` names the field in the labels (u, or a recovered coefficient a), ``labels``
+    the two panels.
 
     1 axis: curves; 2 axes (2D space, or 1D space × time): heat maps; 3 or more: the slice
     at the final time (heat) or the middle of the last spatial axis. NaN entries (grid
@@ -73,9 +77,9 @@ def solution_figure(
         )
         x = axes2[0]
         if truth is not None:
-            a0.plot(x, fields2[1], "k-", lw=2.5, alpha=0.4, label="truth")
-        a0.plot(x, fields2[0], "C3-", lw=1.0, label="network")
-        a0.set_ylabel("u")
+            a0.plot(x, fields2[1], "k-", lw=2.5, alpha=0.4, label=labels[1])
+        a0.plot(x, fields2[0], "C3-", lw=1.0, label=labels[0])
+        a0.set_ylabel(symbol)
         a0.legend()
         if truth is not None:
             a1.semilogy(x, np.abs(fields2[0] - fields2[1]) + 1e-300, "C0-", lw=0.8)
@@ -83,11 +87,11 @@ def solution_figure(
         a1.set_xlabel(names2[0])
         a0.set_title(full_title)
     else:
-        panels = [(r"network $u_\theta$", fields2[0])]
+        panels = [(labels[0] + rf" ${symbol}_\theta$", fields2[0])]
         if truth is not None:
             panels += [
-                (r"truth $u^*$", fields2[1]),
-                (r"$|u_\theta - u^*|$", np.abs(fields2[0] - fields2[1])),
+                (labels[1] + rf" ${symbol}^*$", fields2[1]),
+                (rf"$|{symbol}_\theta - {symbol}^*|$", np.abs(fields2[0] - fields2[1])),
             ]
         fig, axs = plt.subplots(
             1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False, layout="constrained"

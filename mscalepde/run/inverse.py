@@ -131,13 +131,15 @@ def field_report(
         solution_figure(
             run_dir / "figures" / f"field_{name}.png", axes, problem.variables[: dom.space_dim],
             pred.reshape(shape), None if truth is None else truth.reshape(shape),
-            title=f"{problem.name}: recovered field {name}",
+            title=f"{problem.name}: recovered field {name}", symbol=name,
+            labels=("recovered", "exact"),
         )
         if band is not None:
             solution_figure(
                 run_dir / "figures" / f"field_{name}_band.png", axes,
                 problem.variables[: dom.space_dim], band.reshape(shape), None,
                 title=f"{problem.name}: 95 % half-width of {name} (1.96 sd, linearised)",
+                symbol=rf"\delta {name}", labels=("95 % half-width", ""),
             )
     return out
 
