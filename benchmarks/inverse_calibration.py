@@ -40,7 +40,8 @@ def main() -> None:
             )
             k = run.summary["inverse"]["scalars"]["kappa"]
             rows.append({"noise": noise, "seed": 100 + seed, "value": k["value"],
-                         "std": k["std"], "std_laplace": k["std_laplace"], "lower95": k["lower95"], "upper95": k["upper95"],
+                         "std": k["std"], "std_laplace": k["std_laplace"],
+                         "lower95": k["lower95"], "upper95": k["upper95"],
                          "covered": k["covered"],
                          "sigma_hat": run.summary["inverse"]["uncertainty"]["sigma"],
                          "train_seconds": run.summary["train_seconds"]})

@@ -95,6 +95,18 @@ def read_truth(path: Path, variables: Sequence[str], key: str = "truth.file") ->
     return TruthData(path, table[:, :-1].copy(), table[:, -1].copy(), sha)
 
 
+def read_coefficient(
+    path: Path, variables: Sequence[str], name: str, key: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Points (N, D), values (N,) and SHA-256 of a coefficient's data file: a truth file
+    whose last column is the coefficient (named ``name`` or ``value`` in a header)."""
+    try:
+        table, sha = _read_table(path, [*variables, name], key)
+    except SchemaError:
+        table, sha = _read_table(path, [*variables, "value"], key)
+    return table[:, :-1].copy(), table[:, -1].copy(), sha
+
+
 def read_points(path: Path, variables: Sequence[str], key: str = "--points") -> np.ndarray:
     """Points (N, D) with columns ``variables`` from a text or npz file written like a
     truth file without the ``u`` column (:func:`read_truth`; the same checks and limits)."""

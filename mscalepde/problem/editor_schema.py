@@ -50,6 +50,18 @@ NULL: JSON = {"type": "null"}
 EXPR: JSON = {"$ref": "#/$defs/expression"}
 NUMBER = float_json()  # a number, or a string as_float reads as one
 INTERVAL: JSON = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+#: a coefficient from data (problem/coefficients.py): a file, or piecewise-constant blocks
+DATA: JSON = {"oneOf": [
+    {"type": "object", "required": ["file"], "additionalProperties": False, "properties": {
+        "file": {"type": "string", "description": "columns x[, y, z][, t], value"},
+        "interpolate": {"enum": ["linear", "nearest"], "default": "linear"},
+        "time": {"type": "boolean", "default": False}, "sha256": {"type": "string"}}},
+    {"type": "object", "required": ["blocks"], "additionalProperties": False, "properties": {
+        "blocks": {"type": "object", "required": ["values"], "properties": {
+            "x": {"type": "array", "items": NUMBER}, "y": {"type": "array", "items": NUMBER},
+            "z": {"type": "array", "items": NUMBER}, "values": {"type": "array"}},
+            "additionalProperties": False}}},
+]}
 
 
 def or_null(frag: JSON) -> JSON:
@@ -267,10 +279,12 @@ def _top(b: _Builder) -> dict[str, JSON]:
                               "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}),
                    "description": "named constants: numbers or expressions of earlier ones"},
         "pde": {"enum": list(PDES), "description": "poisson | heat | fit"},
-        "diffusivity": {**or_null({"anyOf": [EXPR, array(EXPR, 1, 3)]}),
-                        "description": "a > 0: an expression, or one per axis"},
-        "reaction": {**or_null(EXPR), "description": "r(x, [t,] u) in -div(a grad u) + r = f"},
-        "source": {**or_null(EXPR), "description": "f: an expression, a number or auto"},
+        "diffusivity": {**or_null({"anyOf": [EXPR, DATA, array({"anyOf": [EXPR, DATA]}, 1, 3)]}),
+                        "description": "a > 0: an expression, data, or one per axis"},
+        "reaction": {**or_null({"anyOf": [EXPR, DATA]}),
+                     "description": "r(x, [t,] u) in -div(a grad u) + r = f (data: r(x))"},
+        "source": {**or_null({"anyOf": [EXPR, DATA]}),
+                   "description": "f: an expression, a number, data or auto"},
         "domain": {**domain, "description": "box or shape, and time for heat"},
         "exact": {**or_null(EXPR), "description": "the exact solution (fit: the target)"},
         "initial": {**or_null(EXPR), "description": "heat: u at t0 (an expression or exact)"},

@@ -338,16 +338,16 @@ def inverse_expressions(
             raise SchemaError(key, str(exc)) from None
 
     out: dict[str, Any] = {}
-    if data.get("diffusivity") is not None:
-        raw = data["diffusivity"]
-        entries = raw if isinstance(raw, list) else [raw]
+    raw = data.get("diffusivity")
+    entries = raw if isinstance(raw, list) else [raw]
+    if raw is not None and not any(isinstance(e, Mapping) for e in entries):  # data: as is
         out["diffusivity"] = tuple(
             parse(v, join("diffusivity", i) if isinstance(raw, list) else "diffusivity")
             for i, v in enumerate(entries)
         )
-    if data.get("reaction") is not None:
+    if data.get("reaction") is not None and not isinstance(data["reaction"], Mapping):
         out["reaction"] = parse(data["reaction"], "reaction", ("u",))
-    if data.get("source") not in (None, "auto"):
+    if data.get("source") not in (None, "auto") and not isinstance(data["source"], Mapping):
         out["source"] = parse(data["source"], "source")
     if data.get("initial") not in (None, "exact"):
         out["initial"] = parse(data["initial"], "initial")

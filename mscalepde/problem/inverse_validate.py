@@ -64,6 +64,12 @@ def validate_inverse(
         data, names, domain.variables, params, lambda v, k: faces(v, k, domain)
     )
     spec = InverseSpec(scalars, fields, None, expressions)
+    free = set(domain.faces) - set(forward.boundary)
+    if free and forward.exact is None and forward.truth is None:
+        raise SchemaError(
+            "boundary", f"face(s) {', '.join(sorted(free))} have no condition, so no classical "
+            "reference can be the truth: give 'exact' or 'truth: {file: ...}'"
+        )
     if not spec.truth_known:
         _check_no_exact_data(data, names)
         if forward.exact is None and forward.truth is None:

@@ -45,6 +45,7 @@ from mscalepde.expressions.expression import Expression, parse_expression, parse
 from mscalepde.geometry import Domain, face_names
 from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
+from mscalepde.problem.coefficients import data_coefficient, is_data
 from mscalepde.problem.datafile import TruthData, read_truth
 from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
@@ -160,31 +161,7 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     if data.get("exact") is not None:
         exact = _expr(data["exact"], "exact", variables, params)
 
-    source = None
-    if pde == "fit":
-        if exact is None:
-            raise SchemaError("exact", "is required for pde: fit (it is the target)")
-        for key in ("source", "diffusivity", "reaction", "initial", "boundary"):
-            if data.get(key) is not None:
-                raise SchemaError(key, "is not used by pde: fit (remove it)")
-    else:
-        src = data.get("source", "auto")
-        if src == "auto":
-            if exact is None:
-                raise SchemaError(
-                    "source", "'auto' derives f from 'exact', which this file does not give"
-                )
-        else:
-            source = _expr(src, "source", variables, params)
-
-    operator = None
-    if pde != "fit":
-        operator = PDEOperator(
-            time=pde == "heat",
-            variables=variables,
-            diffusivity=_diffusivity(data.get("diffusivity"), domain, params),
-            reaction=_reaction(data.get("reaction"), variables, params),
-        )
+    source, operator = _equation(data, pde, domain, exact, params, origin)
 
     initial = None
     initial_text: Any = None
@@ -276,6 +253,52 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
         truth=truth,
         gauge=gauge,
     )
+
+
+def _equation(
+    data: Mapping[str, Any],
+    pde: str,
+    domain: Domain,
+    exact: Expression | None,
+    params: Mapping[str, float],
+    origin: str,
+) -> tuple[Expression | None, PDEOperator | None]:
+    """``source`` (None: ``auto``, or ``fit``) and the operator (``diffusivity``,
+    ``reaction``; expressions or data, :mod:`mscalepde.problem.coefficients`)."""
+    variables = domain.variables
+    source = None
+    if pde == "fit":
+        if exact is None:
+            raise SchemaError("exact", "is required for pde: fit (it is the target)")
+        for key in ("source", "diffusivity", "reaction", "initial", "boundary"):
+            if data.get(key) is not None:
+                raise SchemaError(key, "is not used by pde: fit (remove it)")
+    else:
+        src = data.get("source", "auto")
+        if src == "auto":
+            if exact is None:
+                raise SchemaError(
+                    "source", "'auto' derives f from 'exact', which this file does not give"
+                )
+        elif is_data(src):
+            source = data_coefficient(src, "source", domain, origin)  # type: ignore[assignment]
+        else:
+            source = _expr(src, "source", variables, params)
+
+    operator = None
+    if pde != "fit":
+        operator = PDEOperator(
+            time=pde == "heat",
+            variables=variables,
+            diffusivity=_diffusivity(data.get("diffusivity"), domain, params, origin),
+            reaction=(
+                data_coefficient(data["reaction"], "reaction", domain, origin)
+                if is_data(data.get("reaction"))
+                else _reaction(data.get("reaction"), variables, params)
+            ),
+        )
+
+    return source, operator
 
 
 def _domain(data: Mapping[str, Any], pde: str) -> Domain:
@@ -385,9 +408,11 @@ def _config(
     if operator is not None and (pde == "heat" or data.get("diffusivity") is not None):
         config["diffusivity"] = _diffusivity_config(operator)
     if operator is not None and operator.reaction is not None:
-        config["reaction"] = operator.reaction.text
+        config["reaction"] = getattr(operator.reaction, "config", None) or operator.reaction.text
     if pde != "fit":
-        config["source"] = "auto" if source is None else source.text
+        config["source"] = (
+            "auto" if source is None else getattr(source, "config", None) or source.text
+        )
     config["domain"] = (
         {"box": [list(b) for b in domain.box]}
         if domain.geometry is None
@@ -470,8 +495,11 @@ def _truth(raw: Any, origin: str, domain: Domain) -> TruthData:
     return data
 
 
-def _diffusivity(raw: Any, domain: Domain, params: Mapping[str, float]) -> tuple[Expression, ...]:
-    """a: a number, an expression of x (and t), or one entry per spatial axis."""
+def _diffusivity(
+    raw: Any, domain: Domain, params: Mapping[str, float], origin: str = "<dict>"
+) -> tuple[Expression, ...]:
+    """a: a number, an expression of x (and t), data (:mod:`mscalepde.problem.coefficients`),
+    or one entry per spatial axis."""
     if raw is None:
         return (parse_expression(1.0, variables=domain.variables),)
     entries = raw if isinstance(raw, list) else [raw]
@@ -484,6 +512,9 @@ def _diffusivity(raw: Any, domain: Domain, params: Mapping[str, float]) -> tuple
     out = []
     for i, item in enumerate(entries):
         key = join("diffusivity", i) if isinstance(raw, list) else "diffusivity"
+        if is_data(item):
+            out.append(data_coefficient(item, key, domain, origin, positive=True))
+            continue
         try:
             expr = _expr(item, key, domain.variables, params)
         except SchemaError:
@@ -540,7 +571,7 @@ def _check_positive(expr: Expression, domain: Domain, key: str) -> None:
 def _diffusivity_config(operator: PDEOperator) -> Any:
     """The diffusivity as a file writes it (numbers as numbers)."""
     items = [
-        float(e.constant_value) if e.is_constant else e.text  # type: ignore[arg-type]
+        float(e.constant_value) if e.is_constant else getattr(e, "config", None) or e.text  # type: ignore[arg-type]
         for e in operator.diffusivity
     ]
     return items if operator.anisotropic else items[0]
