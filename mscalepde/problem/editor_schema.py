@@ -322,11 +322,12 @@ def _inverse(b: _Builder) -> dict[str, JSON]:
     }, ("field",))
     points = {"anyOf": [{"type": "integer", "minimum": 1}, array({"type": "array"}, least=1),
                         obj({"grid": array({"type": "integer", "minimum": 1}, 1, 4)},
-                            ("grid",))]}
+                            ("grid",)),
+                        obj({"file": {"type": "string"}}, ("file",))]}
     observations = obj({
         "file": {"type": "string", "description": "a data file like a truth file"},
         "sha256": {"type": "string"},
-        "points": {**points, "description": "a count, a list, or {grid: [n, ...]}"},
+        "points": {**points, "description": "a count, a list, {grid: [n, ...]} or {file: ...}"},
         "from": {"enum": ["exact"], "description": "synthetic data from exact"},
         "noise": {**NUMBER, "description": "standard deviation of the synthetic noise"},
         "seed": {"type": "integer", "minimum": 0},

@@ -27,10 +27,10 @@ it is validated like any problem and is what the references solve. Training read
 expressions with the unknowns' names kept (:attr:`InverseSpec.expressions`).
 
 **Observations** y_i = u(x_i) + ε_i, ε_i ~ N(0, σ²): from a data file written like a truth
-file (``file:``), or synthetic (``points:`` a count, a list, or ``{grid: [n_1, …]}``;
-``from: exact``, ``noise:`` σ, ``seed:``). ``sigma:`` is σ for the uncertainty (a number,
-or ``estimate``: the residual variance ‖u_θ(x_i) − y_i‖² / (n − p) with p the number of
-scalar unknowns).
+file (``file:``), or synthetic (``points:`` a count, a list, ``{grid: [n_1, …]}`` or
+``{file: PATH}``, a points file with a truth file's columns without u; ``from: exact``,
+``noise:`` σ, ``seed:``). ``sigma:`` is σ for the uncertainty (a number, or ``estimate``:
+the residual variance ‖u_θ(x_i) − y_i‖² / (n − p) with p the number of scalar unknowns).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from mscalepde.errors import ExpressionError, SchemaError
 from mscalepde.expressions.expression import Expression, parse_expression
 from mscalepde.geometry import Domain
 from mscalepde.geometry.sampling import inside_mask, sample_interior
-from mscalepde.problem.datafile import read_truth
+from mscalepde.problem.datafile import read_points, read_truth
 from mscalepde.schema import (
     as_bool,
     as_choice,
@@ -408,7 +408,7 @@ def parse_observations(
         noise = as_float(spec.get("noise", 0.0), "observations.noise")
         if not (math.isfinite(noise) and noise >= 0):
             raise SchemaError("observations.noise", f"expected a number >= 0, got {noise:g}")
-        points = _points(spec["points"], domain, seed)
+        points = _points(spec["points"], domain, seed, origin)
         env = {v: points[:, i] for i, v in enumerate(domain.variables)}
         clean = np.broadcast_to(exact.numpy(env), (len(points),)).astype(float)
         rng = np.random.default_rng(seed + 1)
@@ -418,7 +418,13 @@ def parse_observations(
     return Observations(np.ascontiguousarray(points, float), values, sigma, noise, where, sha)
 
 
-def _points(raw: Any, domain: Domain, seed: int) -> np.ndarray:
+def _points(raw: Any, domain: Domain, seed: int, origin: str = "<dict>") -> np.ndarray:
+    if isinstance(raw, Mapping) and "file" in raw:  # {file: PATH}: the points of a data file
+        check_unknown(raw, ("file",), "observations.points")
+        path = Path(as_str(raw["file"], "observations.points.file")).expanduser()
+        if not path.is_absolute() and origin != "<dict>":
+            path = Path(origin).resolve().parent / path
+        return read_points(path.resolve(), domain.variables, "observations.points.file")
     if isinstance(raw, Mapping):  # {grid: [n_1, ..., n_D]}: endpoints included, inside Ω
         check_unknown(raw, ("grid",), "observations.points")
         counts = raw.get("grid")
