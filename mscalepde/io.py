@@ -218,6 +218,22 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise RunFolderError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write_bytes` leaves when its process
+    is killed between writing and renaming (``.NAME.XXXXXXXX.tmp``; SIGKILL runs no
+    cleanup). Call it only for a folder no live process writes to: a resumed run's own.
+    Returns the files removed."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        if p.is_file() and re.fullmatch(r"\..+\.[A-Za-z0-9_]{8}\.tmp", p.name):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

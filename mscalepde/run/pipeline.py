@@ -27,7 +27,7 @@ from mscalepde.diagnostics.evaluation import Evaluator
 from mscalepde.errors import MscaleError, ResumeError, Stopped, TrainingError, first_line
 from mscalepde.frequencies.select import Selection, resolve_auto
 from mscalepde.frequencies.spectrum import save_spectrum
-from mscalepde.io import atomic_write_text, write_json, write_yaml
+from mscalepde.io import atomic_write_text, remove_stale_temporaries, write_json, write_yaml
 from mscalepde.problem.model import Problem
 from mscalepde.problem.overrides import apply_overrides
 from mscalepde.problem.validate import load_problem, problem_from_dict, with_overrides
@@ -366,6 +366,7 @@ def _checkpoint(
         raise ResumeError(f"{out}: a resumed run writes into its own folder ({where})")
     saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
     check_resumable(saved, problem, checkpoint.trainer, str(where))
+    remove_stale_temporaries(where)  # what a killed writer left beside its whole files
     return checkpoint
 
 

@@ -169,7 +169,8 @@ def test_sigkill_leaves_a_valid_checkpoint_that_resumes_and_finishes(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     saved = load_checkpoint(out)  # whole: atomic writes never leave a torn file
     assert saved.step > 0 and saved.step % 50 == 0
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # a kill between an atomic write's write and rename may leave its temporary file
+    # (SIGKILL runs no cleanup); the resume removes it
     done = subprocess.run(
         [sys.executable, "-m", "mscalepde", "resume", str(out), "--quiet",
          "--set", f"train.steps={saved.step + 100}"],
@@ -179,6 +180,20 @@ def test_sigkill_leaves_a_valid_checkpoint_that_resumes_and_finishes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["steps"] == saved.step + 100
     assert summary["resumed_from_step"] == saved.step
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_resume_removes_what_a_killed_writer_left(tmp_path):
+    """The temporary file of an atomic write cut short by SIGKILL is deleted on resume;
+    other files stay."""
+    from mscalepde.io import remove_stale_temporaries
+
+    (tmp_path / ".checkpoint.pt.m4f9rizj.tmp").write_bytes(b"torn")
+    (tmp_path / ".hidden.tmp").write_bytes(b"not ours")
+    (tmp_path / "checkpoint.pt").write_bytes(b"whole")
+    removed = remove_stale_temporaries(tmp_path)
+    assert [p.name for p in removed] == [".checkpoint.pt.m4f9rizj.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden.tmp", "checkpoint.pt"]
 
 
 @pytest.mark.slow
