@@ -82,6 +82,11 @@ def validate_inverse(
         observations = parse_observations(data["observations"], origin, domain, forward.exact)
     free_initial = observed and forward.pde == "heat" and data.get("initial") is None
     spec = dataclasses.replace(spec, observations=observations, free_initial=free_initial)
+    if has_unknowns and (is_auto(forward.model) or forward.model.get("adapt")):
+        raise SchemaError(
+            "model", "auto and adapt read u's spectrum from the forward problem, that is from "
+            "the true unknowns; an inverse problem must name its network"
+        )
     if forward.train["loss"] == "ritz":
         raise SchemaError("train.loss", "an inverse problem trains on residuals (loss: residual)")
     config = dict(forward.config)

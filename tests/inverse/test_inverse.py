@@ -180,6 +180,7 @@ def test_the_model_holds_u_and_the_unknowns():
          "observations.noise", ()),
         ({"unknowns": {"sin": {"initial": 1.0}}}, "unknowns.sin", ()),
         ({"unknowns": {"kappa": {"initial": 1.0}}, "source": "auto"}, "source", ("exact",)),
+        ({"model": {"arch": "auto"}}, "model", ("true unknowns",)),
     ],
 )
 def test_bad_input_is_refused_in_one_line(change, key, words):
