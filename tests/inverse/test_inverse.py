@@ -59,6 +59,7 @@ def recovered():
     return solve(_problem(), write=False, baseline=False)
 
 
+@pytest.mark.slow
 def test_a_scalar_is_recovered_without_noise(recovered):
     kappa = recovered.summary["inverse"]["scalars"]["kappa"]
     assert abs(kappa["value"] - 0.7) < 1e-6, kappa
@@ -67,12 +68,14 @@ def test_a_scalar_is_recovered_without_noise(recovered):
     assert abs(column[0] - 2.0) < 0.1 and abs(column[-1] - kappa["value"]) < 1e-12
 
 
+@pytest.mark.slow
 def test_the_uncertainty_is_reported_and_covers(recovered):
     k = recovered.summary["inverse"]["scalars"]["kappa"]
     assert k["std"] > 0 and k["lower95"] < k["value"] < k["upper95"]
     assert recovered.summary["inverse"]["uncertainty"]["sigma_source"] == "estimated"
 
 
+@pytest.mark.slow
 def test_the_covariance_equals_the_inverse_finite_difference_hessian():
     """The Laplace form σ² [(J̃ᵀJ̃ + δI)⁻¹]_ss against σ² [(H + δI)⁻¹]_ss, H the
     finite-difference Hessian of ½‖R̃‖² at a minimum with (almost) zero residual, where the
@@ -139,6 +142,7 @@ class StopAt(Callback):
             self.request.set("SIGTERM")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [150, 210])
 def test_resume_with_unknowns_equals_an_uninterrupted_run(tmp_path, recovered, stop_at):
     run = tmp_path / "run"
@@ -202,6 +206,7 @@ def test_the_cli_refuses_bad_input_with_exit_2(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "observations" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_field_is_recovered_with_its_boundary_values():
     """−(a u')' = f on (0, 1) with a = 1 + x/2 unknown (known at the ends), u = sin(πx)
     observed at 40 points: the field network recovers a to rel L2 < 5e-3."""
