@@ -220,7 +220,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Delete the temporary files that :func:`atomic_write_bytes` leaves when its process
-    is killed between writing and renaming (``.NAME.XXXXXXXX.tmp``; SIGKILL runs no
+    is killed between writing and renaming (``.NAME.<8 random characters>.tmp``; SIGKILL runs no
     cleanup). Call it only for a folder no live process writes to: a resumed run's own.
     Returns the files removed."""
     removed = []

@@ -35,6 +35,7 @@ from mscalepde.equations import (
     _normal_derivative,
     _robin,
     _value,
+    _value_and_slope,
     expression_field,
 )
 from mscalepde.expressions.expression import Expression
@@ -292,8 +293,6 @@ class InverseObjective(Objective):
         out = [self._interior_block(), *self._boundary_blocks()]
         sd = self.domain.space_dim
         for x_lo, x_hi, axis in self.periodic:
-            from mscalepde.equations import _value_and_slope
-
             zero = torch.zeros(len(x_lo), dtype=x_lo.dtype, device=x_lo.device)
             out.append(ResidualBlock("boundary", (x_lo, x_hi), (1.0, -1.0),
                                      _value_and_slope(axis), (zero, zero), grad=True,

@@ -47,7 +47,6 @@ def scalar_map(u: ScalarUnknown, s: Tensor) -> Tensor:
 
 def scalar_slope(u: ScalarUnknown, s: float) -> float:
     """dθ/ds at s (the delta method's factor from s to θ)."""
-    lo = 0.0 if u.lower is None else u.lower
     if u.transform == "none":
         return 1.0
     if u.transform in ("log", "log-upper"):
@@ -56,7 +55,7 @@ def scalar_slope(u: ScalarUnknown, s: float) -> float:
         return 1.0 / (1.0 + math.exp(-s))
     assert u.lower is not None and u.upper is not None
     p = 1.0 / (1.0 + math.exp(-s))
-    return (u.upper - u.lower) * p * (1.0 - p) + 0.0 * lo
+    return (u.upper - u.lower) * p * (1.0 - p)
 
 
 class Unknowns(nn.Module):

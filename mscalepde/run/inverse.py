@@ -54,6 +54,11 @@ class InverseEvaluator:
     def __init__(self, base: Evaluator, problem: Problem) -> None:
         self.base = base
         self.problem = problem
+        spec = problem.inverse
+        assert spec is not None
+        self._field_truth = {  # each field's exact values at the evaluation points, once
+            name: field_truth(problem, name, base.points) for name in spec.fields
+        }
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
@@ -65,7 +70,7 @@ class InverseEvaluator:
         for name, value in model.unknowns.scalars().items():
             out[f"unknown_{name}"] = value
         for name in model.unknowns.fields:
-            truth = field_truth(self.problem, name, self.base.points)
+            truth = self._field_truth.get(name)
             if truth is not None:
                 pred = field_values(model, name, self.base.points)
                 out[f"rel_l2_{name}"] = relative_l2(pred, truth)
@@ -153,7 +158,8 @@ def field_spectrum(
     Δ_F(k) = |â_θ(k) − â*(k)| / |â*(k)| (Xu et al. 2019), a mode resolved when Δ_F is below
     ``diagnostics.threshold``. Empty without an exact field or on a shape."""
     dom = problem.domain
-    if not dom.is_box or field_truth(problem, name, np.zeros((1, dom.space_dim + 1))) is None:
+    assert problem.inverse is not None
+    if not dom.is_box or problem.inverse.fields[name].true is None:
         return []
     box = dom.box
     axes = diagnostic_grid(box, [n] * dom.space_dim, "dct")
