@@ -297,8 +297,10 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
         est = ref.estimated_error
         print(f"truth     classical reference ({ref.method} {grid}, est. error {est:.1e})")
     tr = problem.train
+    windows = int(tr["time_windows"])
+    per = f" in each of {windows} time windows" if windows > 1 else ""
     training = (
-        f"training  {describe_phases(TrainSettings.from_mapping(tr).phases())}, "
+        f"training  {describe_phases(TrainSettings.from_mapping(tr).window_phases())}{per}, "
         f"{tr['dtype']}, device {tr['device']}, seed {tr['seed']}"
     )
 
@@ -419,10 +421,20 @@ def format_summary(s: dict) -> str:
     ]
     lines.append(f"final loss         {s['loss']:.3e}")
     names = {"adam": "Adam", "lbfgs": "L-BFGS", "gauss-newton": "Gauss-Newton"}
-    parts = " + ".join(
-        f"{p['steps']} {names.get(p['name'], p['name'])}" for p in s.get("phases", [])
-    )
+    runs = [f"{p['steps']} {names.get(p['name'], p['name'])}" for p in s.get("phases", [])]
+    windows = s.get("windows") or []
+    if windows and len(runs) % len(windows) == 0:  # one line for K identical windows
+        per = runs[: len(runs) // len(windows)]
+        if per * len(windows) == runs:
+            runs = [f"{len(windows)} windows of {' + '.join(per)}"]
+    parts = " + ".join(runs)
     lines.append(f"steps              {s['steps']}" + (f" ({parts})" if parts else ""))
+    if windows:
+        errs = [w["rel_l2"] for w in windows]
+        shown = " ".join(f"{e:.1e}" for e in errs) if len(errs) <= 10 else (
+            f"{min(errs):.1e} to {max(errs):.1e} (windows {errs.index(min(errs))}, "
+            f"{errs.index(max(errs))})")
+        lines.append(f"per window         rel L2 {shown}")
     lines.append(f"training time      {s['train_seconds']:.1f} s")
     if "time_parts" in s:
         from mscalepde.run.clock import format_parts

@@ -64,6 +64,7 @@ from mscalepde.calculus.operators import PDEOperator
 from mscalepde.errors import ProblemError
 from mscalepde.expressions.expression import Expression
 from mscalepde.geometry import Domain, sample_face, split_boundary_points
+from mscalepde.geometry.box import opposite_face
 from mscalepde.geometry.sampling import sample_boundary, sample_initial, sample_interior
 from mscalepde.problem.model import Problem
 from mscalepde.problem.solvability import GAUGE_POINTS, gauge_rule
@@ -503,7 +504,7 @@ class Objective:
                 if not face.endswith("-"):
                     continue
                 axis = dom.face_axis(face)
-                n = split[face] + split[face[0] + "+"]
+                n = split[face] + split[opposite_face(face)]
                 x_lo = sample_face(dom, face, n, s, seed + 7919 * (j + 1))
                 x_hi = x_lo.copy()
                 x_hi[:, axis] = dom.box[axis][1]

@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mscalepde.architectures import options as opts
-from mscalepde.architectures.options import AXES, COMMON_OPTIONS
+from mscalepde.architectures.options import COMMON_OPTIONS
 from mscalepde.errors import ExpressionError, SchemaError
 from mscalepde.expressions.expression import Expression, parse_expression
+from mscalepde.geometry.box import axis_names
 from mscalepde.schema import Option, choice_option, validate_section
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ def interface_expressions(
     for i, text in enumerate(texts):
         where = f"{key}[{i}]" if len(texts) > 1 else key
         try:
-            expr = parse_expression(text, variables=AXES[:space_dim], params=params)
+            expr = parse_expression(text, variables=axis_names(space_dim), params=params)
         except ExpressionError as exc:
             raise SchemaError(
-                where, f"{exc} (a level set is a function of {', '.join(AXES[:space_dim])})"
+                where, f"{exc} (a level set is a function of {', '.join(axis_names(space_dim))})"
             ) from None
         if expr.is_constant:
             raise SchemaError(where, "is constant: a level set must vary in space")

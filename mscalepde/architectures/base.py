@@ -29,14 +29,14 @@ parameters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from mscalepde.architectures.options import AXES
 from mscalepde.calculus.jet import Jet, JetSpec
 from mscalepde.expressions.expression import Expression
+from mscalepde.geometry.box import axis_names
 from mscalepde.schema import Option
 
 
@@ -99,7 +99,7 @@ class Architecture(nn.Module):
         return Jet.cat([jet, *(self._interface_jet(phi, x, spec) for phi in self.interface)])
 
     def _env(self, x: Tensor) -> dict[str, Tensor]:
-        return {name: x[:, i] for i, name in enumerate(AXES[: self.space_dim])}
+        return {name: x[:, i] for i, name in enumerate(axis_names(self.space_dim))}
 
     def _interface_jet(self, phi: Expression, x: Tensor, spec: JetSpec) -> Jet:
         """The jet of |φ(x)|: value, sign(φ) ∇φ and sign(φ) Lφ for every operator."""
@@ -134,3 +134,24 @@ class Architecture(nn.Module):
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class Composite(nn.Module):
+    """A module made of networks that answers as its primary one (u's network): attributes
+    it lacks (``space_dim``, ``in_dim``, an architecture's options) are the primary's, and
+    ``parameter_count`` counts what is trainable now. Subclasses give ``primary``."""
+
+    def primary(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must define primary()")
+
+    def parameter_count(self) -> int:
+        """Trainable parameters (``requires_grad``) of all the networks together."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "primary" or name.startswith("__"):
+                raise
+            return getattr(self.primary(), name)

@@ -28,8 +28,6 @@ from mscalepde.schema import (
     join,
 )
 
-AXES = ("x", "y", "z")
-
 #: hidden activations by name (``activations.ACTIVATIONS`` implements them; a test checks
 #: that the two agree)
 ACTIVATION_NAMES = ("tanh", "sin", "gelu", "relu", "srelu", "s2relu")

@@ -7,6 +7,11 @@ points per axis chosen by the number of input columns D: 2001 (D = 1), 201 (D = 
 - relative L2: ‖u_θ − u*‖₂ / ‖u*‖₂ over the grid points (a discrete L2 norm);
 - max error: max |u_θ − u*| over the grid.
 
+In more than three space dimensions no grid is affordable: the errors are measured at
+``HIGH_DIM_POINTS`` scrambled Sobol' points of Ω (× time) with a fixed seed (a
+quasi-Monte Carlo estimate of the L2 norms), and the figure grid is the plane of the first
+two axes through the middle of the others (at the final time for heat).
+
 On a domain that is not a box the grid is the bounding box's, and only its points in Ω
 count (``mask``); figures leave the others blank. With ``truth: {file: ...}`` the errors
 are measured at the file's points against its values instead (no interpolation); the grid
@@ -22,11 +27,13 @@ import torch
 from torch import nn
 
 from mscalepde.geometry import grid_points, tensor_grid
-from mscalepde.geometry.sampling import inside_mask
+from mscalepde.geometry.sampling import inside_mask, sample_interior
 from mscalepde.problem.model import Problem
 from mscalepde.reference.truth import truth_values
 
 GRID_POINTS = {1: 2001, 2: 201, 3: 41, 4: 17}
+HIGH_DIM_POINTS = 2**15
+HIGH_DIM_SEED = 20240917  # fixed: a reloaded run measures at the same points
 
 
 def predict(
@@ -62,17 +69,28 @@ class Evaluator:
     """Callable ``model -> {'rel_l2', 'max_error'}`` on the evaluation grid."""
 
     def __init__(self, problem: Problem, *, dtype: torch.dtype, device: torch.device | str):
-        bounds = problem.domain.bounds
-        n = GRID_POINTS[len(bounds)]
-        self.axes = tensor_grid(bounds, [n] * len(bounds))
+        domain = problem.domain
+        bounds = domain.bounds
+        high = domain.space_dim > 3
+        if high:
+            self.axes = [np.linspace(lo, hi, GRID_POINTS[2]) for lo, hi in bounds[:2]]
+            self.axes += [np.array([0.5 * (lo + hi)]) for lo, hi in domain.box[2:]]
+            self.axes += [np.array([domain.time[1]])] if domain.time is not None else []
+        else:
+            n = GRID_POINTS[len(bounds)]
+            self.axes = tensor_grid(bounds, [n] * len(bounds))
         grid = grid_points(self.axes)
-        self.mask = inside_mask(problem.domain, grid)  # all True on a box
+        self.mask = inside_mask(domain, grid)  # all True on a box
         self.grid_points = grid[self.mask]
         self.problem = problem
         if problem.truth is not None:
             self.points, self.truth = problem.truth.points, problem.truth.values
         else:
-            self.points = self.grid_points
+            self.points = (
+                sample_interior(domain, HIGH_DIM_POINTS, "sobol", HIGH_DIM_SEED)
+                if high
+                else self.grid_points
+            )
             self.truth = truth_values(problem, self.points)
         self.dtype = dtype
         self.device = device

@@ -18,6 +18,7 @@ from mscalepde.diagnostics.settings import MAX_GRID_POINTS, DiagnosticSettings
 from mscalepde.diagnostics.transforms import diagnostic_grid
 from mscalepde.diagnostics.window import box_window, shape_window, smooth_step, window_width
 from mscalepde.errors import MscaleError
+from mscalepde.geometry.box import Domain
 from mscalepde.geometry.shapes import Shape
 from mscalepde.problem.model import Problem
 
@@ -32,6 +33,15 @@ def inside_function(problem: Problem) -> Callable[[np.ndarray], np.ndarray] | No
     shape's bound ``contains``: :class:`DiagnosticGrid` builds the shape's window from it)."""
     geometry = problem.domain.geometry
     return None if geometry is None else geometry.shape.contains
+
+
+def diagnostic_slice(domain: Domain) -> tuple[tuple[tuple[float, float], ...], tuple[float, ...]]:
+    """The box the diagnostic grid covers and the coordinates fixed beside it: the whole
+    box up to 3D; above, the plane of the first two axes through the middle of the others
+    (a grid of n^d points is out of reach)."""
+    if domain.space_dim <= 3:
+        return domain.box, ()
+    return domain.box[:2], tuple(0.5 * (lo + hi) for lo, hi in domain.box[2:])
 
 
 def slice_name(t: float | None) -> str:
@@ -54,6 +64,10 @@ class DiagnosticGrid:
     by it (:meth:`truth`, :meth:`evaluate`); with ``window`` 0 a shape's fields are
     multiplied by χ_Ω. A callable ``inside`` that is not a shape's ``contains`` gets
     w = ψ(d/W) of the grid's Euclidean distance d to the nearest point outside.
+
+    ``fixed``: the grid is a slice of a higher-dimensional domain (d > 3: the plane of the
+    first two axes, :func:`diagnostic_slice`); these coordinates follow the grid's in every
+    network input and in every ``inside`` test.
     """
 
     def __init__(
@@ -64,8 +78,13 @@ class DiagnosticGrid:
         filter_index: np.ndarray | None = None,
         seed: int = 0,
         inside: Callable[[np.ndarray], np.ndarray] | None = None,
+        fixed: Sequence[float] = (),
     ) -> None:
         self.box = tuple((float(lo), float(hi)) for lo, hi in box)
+        self.fixed = tuple(float(v) for v in fixed)
+        if self.fixed and inside is not None:
+            contains = inside
+            inside = lambda p: contains(self.embed(p))  # noqa: E731 - not a shape's own
         self.settings = settings
         d = len(self.box)
         self.coords = diagnostic_grid(self.box, settings.grid, settings.transform)
@@ -90,11 +109,10 @@ class DiagnosticGrid:
             self.mask = np.asarray(inside(self.spatial), dtype=bool)
         self.window = self._window(inside, settings)
         blocks = []
+        space = self.embed(self.spatial)
         for t in self.times:
             blocks.append(
-                self.spatial
-                if t is None
-                else np.concatenate([self.spatial, np.full((self.n, 1), t)], axis=1)
+                space if t is None else np.concatenate([space, np.full((self.n, 1), t)], axis=1)
             )
         self.points = np.concatenate(blocks, axis=0)
         m = min(int(settings.filter_points), self.n)
@@ -148,6 +166,12 @@ class DiagnosticGrid:
         dist = ndimage.distance_transform_edt(padded, sampling=spacing)
         inner = tuple(slice(1, -1) for _ in self.shape)
         return smooth_step(dist[inner] / width).reshape(-1)
+
+    def embed(self, spatial: np.ndarray) -> np.ndarray:
+        """Grid points with the ``fixed`` coordinates appended (the domain's points)."""
+        if not self.fixed:
+            return spatial
+        return np.hstack([spatial, np.tile(self.fixed, (len(spatial), 1))])
 
     @property
     def weight(self) -> np.ndarray | None:

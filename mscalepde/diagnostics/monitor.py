@@ -130,6 +130,7 @@ from mscalepde.diagnostics.grid import (
     NO_EXACT_NOTE,
     DiagnosticGrid,
     TruthFn,
+    diagnostic_slice,
     inside_function,
     slice_name,
     truth_function,
@@ -142,6 +143,7 @@ from mscalepde.diagnostics.store import _pack, _write_npz
 from mscalepde.diagnostics.transforms import transform_field
 from mscalepde.diagnostics.window import MAX_WINDOWED_PEAKS, window_kernel, windowed_peaks
 from mscalepde.errors import MscaleError
+from mscalepde.geometry.box import Domain
 from mscalepde.problem.model import Problem
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.trainer import Trainer
@@ -230,6 +232,17 @@ class _Spectra:
             hist.record(step, snap, e_low=e[0], e_high=e[1])
             snaps.append(snap)
         return snaps
+
+
+def slice_note(domain: Domain) -> str:
+    """What a d > 3 problem's spectra are of (the plane of :func:`diagnostic_slice`)."""
+    box, fixed = diagnostic_slice(domain)
+    at = ", ".join(f"{a} = {v:g}" for a, v in zip(domain.axes[2:], fixed, strict=True))
+    return (
+        f"in {domain.space_dim}D the spectra are those of the plane ({domain.axes[0]}, "
+        f"{domain.axes[1]}) through {at} (a grid of n^{domain.space_dim} points is out of "
+        "reach); the error columns are over the whole domain"
+    )
 
 
 class SpectralMonitor(Callback):
@@ -331,9 +344,12 @@ class SpectralMonitor(Callback):
 
     def setup(self) -> None:
         """Build the grid, the truth on it and its peaks (done by :meth:`on_start`)."""
+        box, fixed = diagnostic_slice(self.problem.domain)
         self.grid = DiagnosticGrid(
-            self.problem.domain.box, self.settings, inside=inside_function(self.problem)
+            box, self.settings, inside=inside_function(self.problem), fixed=fixed
         )
+        if fixed:
+            self.notes.append(slice_note(self.problem.domain))
         if self.grid.window is not None:  # stored with diagnostics.npz (diagnose reuses it)
             self.settings = replace(
                 self.settings,

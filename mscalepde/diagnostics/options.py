@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from mscalepde.errors import SchemaError
+from mscalepde.geometry.box import MAX_DIM
 from mscalepde.schema import (
     Option,
     as_float,
@@ -49,7 +50,7 @@ def _probes(value: Any, key: str) -> dict[str, list[float]] | None:
             raise SchemaError(where, "a probe's name is a word (letters, digits, _)")
         if is_number(point):
             point = [point]
-        if not isinstance(point, list) or not 1 <= len(point) <= 3:
+        if not isinstance(point, list) or not 1 <= len(point) <= MAX_DIM:
             raise SchemaError(where, f"expected a point [x, y, ...], got {describe(point)}")
         out[name] = [as_float(v, join(where, i)) for i, v in enumerate(point)]
     return out

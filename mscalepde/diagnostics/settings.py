@@ -95,7 +95,10 @@ class DiagnosticSettings:
         cells = float(d.get("window", DIAGNOSTICS_OPTIONS["window"].default))
         transform = d.get("transform", DIAGNOSTICS_OPTIONS["transform"].default)
         auto = transform == "auto"
-        if auto and not d.get("enabled", True):  # nothing is analysed: no truth to test
+        high = len(box) > max(DEFAULT_GRID)  # d > 3: a plane of the first two axes
+        if high:  # the truth on the plane's edges fits no transform: windowed fft
+            box, transform, windowed = box[:2], "fft", True
+        elif auto and not d.get("enabled", True):  # nothing analysed: no truth to test
             transform, windowed = "fft", problem.domain.geometry is not None
         elif auto:
             choice = choose_transform(problem, truth, (None,) if times is None else times)

@@ -39,6 +39,7 @@ from mscalepde.formats.sites import Sites, sites_for
 from mscalepde.run.result import Run, load_run
 
 FORMATS = ("vtu", "xdmf", "npz", "csv")
+MESH_FORMATS = ("vtu", "xdmf")  # ParaView's: points with 1 to 3 coordinates
 FIELDS = ("u", "truth", "error", "residual")
 
 
@@ -61,6 +62,16 @@ def export(
         raise ProblemError("--format", "", f"expected one of {', '.join(FORMATS)}, got {format!r}")
     if not isinstance(run, Run):
         run = load_run(run)
+    d = run.problem.domain.space_dim
+    if d > 3 and format in MESH_FORMATS:
+        raise ProblemError(
+            "--format", "", f"{format} holds 1 to 3 coordinates, this run has {d}; "
+            "use --format csv or npz with --points FILE"
+        )
+    if d > 3 and points is None:
+        raise ProblemError(
+            "--points", "", f"is required in {d}D (a grid of n^{d} sites is not exported)"
+        )
     ref = run.reference()  # a shape's FEM reference: export on its mesh
     fem_mesh = getattr(getattr(ref, "solution", None), "mesh", None)
     sites = sites_for(run.problem, n=grid, points=points, times=times, fem_mesh=fem_mesh)

@@ -151,7 +151,7 @@ class FrequencyAdapter(Callback):
             for face, bc in self.problem.boundary.items():
                 if bc.type != "dirichlet":
                     continue
-                axis = "xyz".index(face[0])
+                axis = self.problem.domain.face_axis(face)
                 index = 0 if face.endswith("-") else len(self.axes[axis]) - 1
                 grids = list(self.axes)
                 grids[axis] = self.axes[axis][index : index + 1]

@@ -2,12 +2,14 @@
 
 A domain is a box (or, with ``geometry``, a constructive shape inside its bounding box:
 :mod:`.shapes`; then ``box`` is that bounding box and ``faces`` are the shape's named
-boundary parts) Ω = [a_1, b_1] × … × [a_d, b_d] (d = 1, 2, 3; axes named x, y, z),
+boundary parts) Ω = [a_1, b_1] × … × [a_d, b_d] (d = 1 … ``MAX_DIM``; the axes are named
+x, y, z for d ≤ 3 and x1, …, xd above: :func:`axis_names`),
 optionally times a time interval [t0, t1] for evolution problems. Points are rows of an
 array with the spatial coordinates first and t last (the network's input layout).
 
-Faces are named ``x-``, ``x+``, ``y-``, … ; the face ``x-`` is {x = a_1} (times the time
-interval for heat) with outward unit normal −e_x, ``x+`` is {x = b_1} with normal +e_x.
+Faces are named ``x-``, ``x+``, ``y-``, … (``x1-``, ``x1+``, … for d > 3); the face ``x-``
+is {x = a_1} (times the time interval for heat) with outward unit normal −e_x, ``x+`` is
+{x = b_1} with normal +e_x.
 
 Samplers draw from the unit cube [0, 1]^k and are mapped affinely:
 - ``uniform``: i.i.d. uniform points (numpy ``default_rng(seed)``);
@@ -30,12 +32,33 @@ if TYPE_CHECKING:
     from mscalepde.geometry.shapes import Geometry
 
 AXES = ("x", "y", "z")
+MAX_DIM = 10
+"""The largest spatial dimension a problem may have. Above 3, everything that needs a
+tensor grid of n^d points (references, spectral diagnostics, grid exports) is refused."""
 SAMPLERS = ("uniform", "sobol", "grid")
 
 
+def axis_names(space_dim: int) -> tuple[str, ...]:
+    """Spatial variable names in column order: ``x, y, z`` for d ≤ 3, ``x1 … xd`` above
+    (PINNacle's and most papers' convention for high-dimensional problems)."""
+    if space_dim <= len(AXES):
+        return AXES[:space_dim]
+    return tuple(f"x{i + 1}" for i in range(space_dim))
+
+
 def face_names(space_dim: int) -> list[str]:
-    """``['x-', 'x+', ...]`` for the first ``space_dim`` axes."""
-    return [f"{a}{s}" for a in AXES[:space_dim] for s in "-+"]
+    """``['x-', 'x+', ...]`` for the axes of a ``space_dim``-dimensional box."""
+    return [f"{a}{s}" for a in axis_names(space_dim) for s in "-+"]
+
+
+def face_axis(face: str, space_dim: int) -> int:
+    """The axis index of a box face name (``'y+'`` → 1; ``'x4-'`` → 3 when d > 3)."""
+    return axis_names(space_dim).index(face[:-1])
+
+
+def opposite_face(face: str) -> str:
+    """The face across the box from ``face`` (``'x-'`` ↔ ``'x+'``)."""
+    return face[:-1] + ("+" if face.endswith("-") else "-")
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,7 @@ class Domain:
 
     @property
     def axes(self) -> tuple[str, ...]:
-        return AXES[: self.space_dim]
+        return axis_names(self.space_dim)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -82,7 +105,7 @@ class Domain:
     def face_axis(self, face: str) -> int:
         if self.geometry is not None:
             raise ValueError(f"'{face}' is a part of a shape, not a box face")
-        return AXES.index(face[0])
+        return face_axis(face, self.space_dim)
 
     def face_normal(self, face: str) -> np.ndarray:
         """Outward unit normal of a face (a vector of length ``space_dim``)."""

@@ -1,6 +1,7 @@
 """Constructive solid geometry: primitives, set operations and named boundary parts.
 
-A domain Ω ⊂ R^d (d = 1, 2, 3) is a tree (docs/design.md §6):
+A domain Ω ⊂ R^d (d = 1, 2, 3; boxes and balls, and set operations of them, up to
+``MAX_DIM``) is a tree (docs/design.md §6):
 
 - primitives: :class:`Box` ∏[a_i, b_i]; :class:`Ellipsoid` {Σ((x_i − c_i)/r_i)² ≤ 1}
   (``ball``: all r_i = r; ``ellipse`` in 2D, ``ellipsoid`` in 3D); :class:`Polygon`
@@ -123,6 +124,11 @@ def _surface_nodes(k: int, m: int) -> np.ndarray:
     return qmc.Sobol(k, scramble=True, seed=7).random_base2(max(4, math.ceil(math.log2(m))))
 
 
+def unit_ball_volume(d: int) -> float:
+    """V_d = π^{d/2} / Γ(d/2 + 1): 2, π, 4π/3, π²/2, 8π²/15, …"""
+    return math.pi ** (d / 2) / math.gamma(d / 2 + 1)
+
+
 def _midpoints(m: int) -> np.ndarray:
     """m equispaced nodes of [0, 1], shifted by the golden ratio's fraction (not 1/2) so that
     no node row falls on the cut a rational-coordinate shape makes (0.5, 0.25, ...)."""
@@ -234,14 +240,16 @@ class Ellipsoid(Primitive):
         return self.c - self.r, self.c + self.r
 
     def volume(self) -> float:
-        unit = {1: 2.0, 2: math.pi, 3: 4.0 * math.pi / 3.0}[self.dim]
-        return unit * float(np.prod(self.r))
+        """|E| = V_d Π r_i with the unit ball's volume V_d = π^{d/2} / Γ(d/2 + 1)."""
+        return unit_ball_volume(self.dim) * float(np.prod(self.r))
 
     @cached_property
     def _area(self) -> float:
         d, r = self.dim, self.r
         if d == 1:
             return 2.0
+        if d > 3:  # only balls reach d > 3 (shapes_yaml): |S^{d-1}_r| = d V_d r^{d-1}
+            return d * unit_ball_volume(d) * float(r[0]) ** (d - 1)
         if d == 2:  # perimeter: trapezoid rule on a periodic integrand (spectral accuracy)
             th = np.linspace(0.0, 2 * math.pi, 4096, endpoint=False)
             speed = np.hypot(r[0] * np.sin(th), r[1] * np.cos(th))
@@ -290,6 +298,12 @@ class Ellipsoid(Primitive):
             th = 2 * math.pi * _midpoints(n)
             u = np.stack([np.cos(th), np.sin(th)], axis=1)
             w = np.hypot(r[0] * u[:, 1], r[1] * u[:, 0]) * (2 * math.pi / n)
+        elif d > 3:  # a ball: Sobol' nodes mapped to normals and projected, equal weights
+            from scipy.special import ndtri  # the normal quantile: Gaussian, so isotropic
+
+            g = ndtri(np.clip(_surface_nodes(d, n), 1e-12, 1 - 1e-12))
+            u = g / np.linalg.norm(g, axis=1, keepdims=True)
+            w = np.full(len(u), self._area / len(u))
         else:  # Sobol' nodes in (cos θ, φ) (uniform on the sphere), weighted by det R‖R⁻¹u‖
             unit = _surface_nodes(2, n)
             z, phi = 2 * unit[:, 0] - 1, 2 * math.pi * unit[:, 1]

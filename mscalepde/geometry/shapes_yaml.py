@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mscalepde.errors import SchemaError
+from mscalepde.geometry.box import MAX_DIM
 from mscalepde.geometry.shapes import (
     EMPTY_TOLERANCE,
     OPERATION_CLASSES,
@@ -54,8 +55,10 @@ def _point(value: Any, key: str, dim: int | None = None) -> tuple[float, ...]:
 def _box(raw: Any, key: str) -> Box:
     if isinstance(raw, (list, tuple)) and len(raw) == 2 and all(is_number(v) for v in raw):
         raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not 1 <= len(raw) <= 3:
-        raise SchemaError(key, f"expected 1 to 3 intervals [[lo, hi], ...], got {describe(raw)}")
+    if not isinstance(raw, (list, tuple)) or not 1 <= len(raw) <= MAX_DIM:
+        raise SchemaError(
+            key, f"expected 1 to {MAX_DIM} intervals [[lo, hi], ...], got {describe(raw)}"
+        )
     bounds = []
     for i, b in enumerate(raw):
         if (
@@ -99,8 +102,10 @@ def _ellipsoid(kind: str, raw: Any, key: str) -> Ellipsoid:
                 f"an {kind} is {want}D (use {'ellipsoid' if want == 2 else 'ellipse'} for "
                 f"{len(center)}D), got {len(center)} coordinates",
             )
-    if not 1 <= len(center) <= 3:
-        raise SchemaError(join(key, "center"), f"expected 1 to 3 coordinates, got {len(center)}")
+    if not 1 <= len(center) <= MAX_DIM:
+        raise SchemaError(
+            join(key, "center"), f"expected 1 to {MAX_DIM} coordinates, got {len(center)}"
+        )
     scale = max(abs(c) for c in center)
     for r in set(radii):
         check_length(r, scale, join(key, radius_key), "radius")

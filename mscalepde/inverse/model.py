@@ -10,10 +10,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mscalepde.architectures.base import Composite
 from mscalepde.inverse.unknowns import Unknowns
 
 
-class InverseModel(nn.Module):
+class InverseModel(Composite):
     """``u`` (an :class:`~mscalepde.architectures.base.Architecture`) and ``unknowns``."""
 
     def __init__(self, u: nn.Module, unknowns: Unknowns) -> None:
@@ -27,13 +28,6 @@ class InverseModel(nn.Module):
     def jet(self, x: Tensor, spec: Any) -> Any:
         return self.u.jet(x, spec)
 
-    def parameter_count(self) -> int:
-        """Trainable parameters of u and of the unknowns together."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def __getattr__(self, name: str) -> Any:
-        """Anything else (``space_dim``, ``in_dim``, an architecture's attributes) is u's."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["u"], name)
+    def primary(self) -> nn.Module:
+        """u's network: ``space_dim``, ``in_dim`` and the rest are its."""
+        return self._modules["u"]  # type: ignore[return-value]

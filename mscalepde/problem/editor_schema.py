@@ -35,6 +35,7 @@ from mscalepde.architectures import ARCHITECTURES, COMMON_OPTIONS
 from mscalepde.architectures import options as arch
 from mscalepde.diagnostics.options import DIAGNOSTICS_OPTIONS, MAX_PROBES
 from mscalepde.geometry import face_names
+from mscalepde.geometry.box import MAX_DIM
 from mscalepde.geometry.shapes import OPERATIONS, PRIMITIVES, UNNAMED
 from mscalepde.geometry.shapes_yaml import MAX_VERTICES
 from mscalepde.io import atomic_write_text
@@ -186,7 +187,7 @@ HAND_WRITTEN: dict[str, Callable[[_Builder], JSON]] = {
         "type": "object",
         "maxProperties": MAX_PROBES,
         "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "additionalProperties": {"anyOf": [NUMBER, array(NUMBER, least=1, most=3)]},
+        "additionalProperties": {"anyOf": [NUMBER, array(NUMBER, least=1, most=MAX_DIM)]},
     },
     "reference.order": lambda b: {"enum": [2, 4]},  # _reference_order
     "reference.element": lambda b: {"enum": [1, 2]},  # _element_order
@@ -217,7 +218,7 @@ def _model(b: _Builder) -> JSON:
 
 def _shape() -> JSON:
     """``geometry/shapes_yaml.py`` ``_parse``: one primitive or operation, plus a name."""
-    point = {"anyOf": [{"type": "number"}, array(NUMBER, 1, 3)]}
+    point = {"anyOf": [{"type": "number"}, array(NUMBER, 1, MAX_DIM)]}
     radii = float_json(positive=True)
     kinds: dict[str, JSON] = {
         "box": _box({"type": "number"}),
@@ -245,8 +246,8 @@ def _shape() -> JSON:
 
 
 def _box(number: JSON) -> JSON:
-    """A box: one ``[lo, hi]`` per axis (1 to 3), or ``[lo, hi]`` alone in 1D."""
-    return {"anyOf": [array({"type": "number"}, 2, 2), array(array(number, 2, 2), 1, 3)]}
+    """A box: one ``[lo, hi]`` per axis (1 to ``MAX_DIM``), or ``[lo, hi]`` alone in 1D."""
+    return {"anyOf": [array({"type": "number"}, 2, 2), array(array(number, 2, 2), 1, MAX_DIM)]}
 
 
 def _top(b: _Builder) -> dict[str, JSON]:
@@ -267,7 +268,8 @@ def _top(b: _Builder) -> dict[str, JSON]:
          "then": {"properties": {"value": NULL}},
          "else": {"required": ["value"], "properties": {"value": EXPR}}},
     ]
-    domain = obj({"box": {**_box(NUMBER), "description": "one [lo, hi] per axis x, y, z"},
+    axes = "one [lo, hi] per axis: x, y, z (x1 ... xd above 3D)"
+    domain = obj({"box": {**_box(NUMBER), "description": axes},
                   "shape": {"$ref": "#/$defs/shape", "description": "a domain beyond boxes"},
                   "time": {**or_null(INTERVAL), "description": "[t0, t1] (heat; fit optional)"}})
     domain["oneOf"] = [{"required": ["box"]}, {"required": ["shape"]}]
@@ -279,7 +281,8 @@ def _top(b: _Builder) -> dict[str, JSON]:
                               "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}),
                    "description": "named constants: numbers or expressions of earlier ones"},
         "pde": {"enum": list(PDES), "description": "poisson | heat | fit"},
-        "diffusivity": {**or_null({"anyOf": [EXPR, DATA, array({"anyOf": [EXPR, DATA]}, 1, 3)]}),
+        "diffusivity": {**or_null({"anyOf": [EXPR, DATA, array({"anyOf": [EXPR, DATA]}, 1,
+                                                                 MAX_DIM)]}),
                         "description": "a > 0: an expression, data, or one per axis"},
         "reaction": {**or_null({"anyOf": [EXPR, DATA]}),
                      "description": "r(x, [t,] u) in -div(a grad u) + r = f (data: r(x))"},

@@ -10,6 +10,7 @@ from typing import Any
 
 from mscalepde.architectures import check_axes, is_auto, validate_model_section
 from mscalepde.errors import SchemaError
+from mscalepde.problem.dimension import is_high_dimensional
 from mscalepde.problem.inverse import (
     EXPRESSION_KEYS,
     InverseSpec,
@@ -43,6 +44,13 @@ def validate_inverse(
         fwd = {k: copy.deepcopy(v) for k, v in data.items() if k != "observations"}
     observed = data.get("observations") is not None
     forward = validate(fwd, origin, observed)
+    if forward.train["time_windows"] > 1:
+        raise SchemaError("train.time_windows", "inverse problems train in one window")
+    if is_high_dimensional(forward.domain):
+        raise SchemaError(
+            "unknowns" if has_unknowns else "observations",
+            f"inverse problems run in 1 to 3 space dimensions, not {forward.domain.space_dim}",
+        )
     domain, params = forward.domain, forward.params
     if forward.pde == "fit":
         raise SchemaError("unknowns" if has_unknowns else "observations", "needs poisson or heat")

@@ -43,16 +43,19 @@ from mscalepde.diagnostics.options import DIAGNOSTICS_OPTIONS
 from mscalepde.errors import ExpressionError, ProblemError, SchemaError
 from mscalepde.expressions.expression import Expression, parse_expression, parse_params
 from mscalepde.geometry import Domain, face_names
+from mscalepde.geometry.box import MAX_DIM, opposite_face
 from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.coefficients import data_coefficient, is_data
 from mscalepde.problem.datafile import TruthData, read_truth
+from mscalepde.problem.dimension import check_high_dimension, is_high_dimensional
 from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
 from mscalepde.problem.model import BOUNDARY_TYPES, PDES, TOP_KEYS, BoundaryCondition, Problem
 from mscalepde.problem.overrides import apply_overrides, merge_model, parse_override, set_override
 from mscalepde.problem.solvability import check_compatibility
 from mscalepde.problem.solvability import gauge as gauge_of
+from mscalepde.problem.windows import check_time_windows, window_edges
 from mscalepde.reference.options import REFERENCE_OPTIONS
 from mscalepde.schema import (
     as_choice,
@@ -214,6 +217,10 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
                 )
 
     _check_probes(diagnostics["probes"], domain)
+    check_time_windows(pde, domain, model, train)
+    if time is not None and train["time_windows"] > 1 and diagnostics["times"] is None:
+        # the spectrum of each window's end, reached while that window trains
+        diagnostics["times"] = window_edges(time, train["time_windows"])[1:]
     truth = _truth(data.get("truth"), origin, domain) if data.get("truth") is not None else None
     if geometry is not None and geometry.dim == 1 and exact is None and truth is None:
         raise SchemaError(
@@ -225,9 +232,10 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     # last, as the costliest check (2-30 ms): a problem known up to a constant must have
     # balanced data, ∫(f − r) + ∮ a g = 0 (problem/solvability.py)
     gauge = None if free else gauge_of(pde, operator, boundary, exact)
-    if gauge is not None:
+    if gauge is not None and not is_high_dimensional(domain):
         assert operator is not None
         check_compatibility(domain, operator, source, exact, boundary)
+    check_high_dimension(domain, model, reference, exact is not None or truth is not None, gauge)
 
     config = _config(
         data, name, description, params_raw, pde, operator, source, domain, exact,
@@ -327,9 +335,10 @@ def _domain(data: Mapping[str, Any], pde: str) -> Domain:
             and all(is_number(v) for v in box_raw)
         ):
             box_raw = [box_raw]  # 'box: [0, 1]' is accepted for 1D
-        if not isinstance(box_raw, (list, tuple)) or not 1 <= len(box_raw) <= 3:
+        if not isinstance(box_raw, (list, tuple)) or not 1 <= len(box_raw) <= MAX_DIM:
             raise SchemaError(
-                "domain.box", f"expected 1 to 3 intervals [[lo, hi], ...], got {describe(box_raw)}"
+                "domain.box",
+                f"expected 1 to {MAX_DIM} intervals [[lo, hi], ...], got {describe(box_raw)}",
             )
         box = tuple(
             _interval(b, join("domain.box", i), "[lo, hi] with lo < hi")
@@ -366,7 +375,7 @@ def _model(
                 "model", "auto needs a box domain (its spectrum comes from a box solve); "
                 "give sigmas or scales"
             )
-    if model.get("adapt"):
+    if model.get("adapt") and not is_high_dimensional(domain):
         if pde == "fit":
             raise SchemaError("model.adapt", "needs an equation (poisson or heat), not pde: fit")
         if any(bc.type == "periodic" for bc in boundary.values()):
@@ -679,11 +688,12 @@ def _boundary(
             if entry.get("value") is not None:
                 raise SchemaError(join(key, "value"), "a periodic condition takes no value")
             for f in faces:
-                partner = f[0] + ("+" if f.endswith("-") else "-")
+                partner = opposite_face(f)
                 if partner not in faces:
                     raise SchemaError(
                         join(key, "faces"),
-                        f"periodic needs both faces of an axis ({f[0]}- and {f[0]}+), got {f} only",
+                        f"periodic needs both faces of an axis ({f[:-1]}- and {f[:-1]}+), "
+                        f"got {f} only",
                     )
         else:
             if "value" not in entry or entry["value"] is None:
@@ -710,10 +720,10 @@ def _boundary(
             "boundary", f"no condition on {what} {', '.join(missing)} ({every} needs one){hint}"
         )
     for f, bc in resolved.items():
-        partner = f[0] + ("+" if f.endswith("-") else "-")
+        partner = opposite_face(f)
         if bc.type == "periodic" and resolved[partner].type != "periodic":
             raise SchemaError(
                 join("boundary", origin_of[partner]),
-                f"face {partner} overrides half of the periodic pair {f[0]}-/{f[0]}+",
+                f"face {partner} overrides half of the periodic pair {f[:-1]}-/{f[:-1]}+",
             )
     return resolved

@@ -13,6 +13,7 @@ import numpy as np
 
 from mscalepde.errors import ReferenceSolveError
 from mscalepde.geometry import grid_points
+from mscalepde.problem.dimension import is_high_dimensional, no_grid_solver
 from mscalepde.problem.model import Problem
 from mscalepde.reference.cache import get_reference
 from mscalepde.reference.flux import METHOD_NAME as FLUX_METHOD
@@ -58,6 +59,8 @@ def classical_baseline(
     """
     if problem.pde == "fit":
         raise ReferenceSolveError("pde: fit has no classical solver baseline")
+    if is_high_dimensional(problem.domain):
+        raise ReferenceSolveError(no_grid_solver(problem.domain.space_dim))
     if target is not None and not math.isfinite(target):
         target = None  # a diverged network: report the equal-time error only
     if points is None:

@@ -80,7 +80,7 @@ class _Data:
         bc = self.p.boundary[face]
         what = f"boundary (face {face}).value"
         if bc.type in ("neumann", "robin") and bc.from_exact:
-            axis = "xyz".index(face[0])
+            axis = self.p.domain.face_axis(face)
             sign = -1.0 if face.endswith("-") else 1.0
             g = sign * self._torch(grids, what, axis)
             if bc.type == "robin":

@@ -55,6 +55,7 @@ import numpy as np
 
 from mscalepde.errors import ReferenceSolveError, SchemaError
 from mscalepde.geometry import grid_points
+from mscalepde.problem.dimension import is_high_dimensional, no_grid_solver
 from mscalepde.problem.model import Problem
 from mscalepde.reference.collocation import chebyshev_axis, fourier_axis, tail_ratio
 from mscalepde.reference.data import _Data
@@ -423,6 +424,8 @@ def compute_reference(
         raise ReferenceSolveError(
             f"{problem.origin}: pde: fit has no equation to solve (its target is 'exact')"
         )
+    if is_high_dimensional(problem.domain):
+        raise ReferenceSolveError(f"{problem.origin}: {no_grid_solver(problem.domain.space_dim)}")
     if settings is None:
         settings = reference_settings(problem, **overrides)
     else:

@@ -19,6 +19,7 @@ from mscalepde.diagnostics.grid import (
     NO_EXACT_NOTE,
     DiagnosticGrid,
     TruthFn,
+    diagnostic_slice,
     inside_function,
     slice_name,
     truth_function,
@@ -202,7 +203,8 @@ def diagnose_run(
             bad = [t for t in new.times if not t0 - 1e-12 <= t <= t1 + 1e-12]
             if bad:
                 raise MscaleError(f"diagnose: times: {bad[0]:g} is outside [{t0:g}, {t1:g}]")
-        dgrid = DiagnosticGrid(problem.domain.box, new, inside=inside_function(problem))
+        box, fixed = diagnostic_slice(problem.domain)  # d > 3: the plane of the monitor
+        dgrid = DiagnosticGrid(box, new, inside=inside_function(problem), fixed=fixed)
         truth_grid = dgrid.truth(problem, truth)
         p = next(model.parameters())
         h = dgrid.evaluate(model, dtype=p.dtype, device=p.device)

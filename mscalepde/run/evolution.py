@@ -42,13 +42,13 @@ def _slice(run: Run, n: int | None = None) -> tuple[list[np.ndarray], np.ndarray
     points in Ω."""
     domain = run.problem.domain
     d = domain.space_dim
-    n = n or SLICE_POINTS[d]
+    n = n or SLICE_POINTS[min(d, 3)]
     box = list(domain.box)
     axes = tensor_grid(box[:2], [n] * min(d, 2))
     pts = grid_points(axes)
-    if d == 3:
-        z = 0.5 * (box[2][0] + box[2][1])
-        pts = np.hstack([pts, np.full((len(pts), 1), z)])
+    if d >= 3:  # the plane of the first two axes through the middle of the others
+        mid = [0.5 * (lo + hi) for lo, hi in box[2:]]
+        pts = np.hstack([pts, np.tile(mid, (len(pts), 1))])
     return axes, pts, inside_mask(domain, pts)
 
 
@@ -64,9 +64,12 @@ def _fields(run: Run, pts: np.ndarray, mask: np.ndarray, t: float) -> tuple[np.n
 
 def _space_label(run: Run) -> str:
     domain = run.problem.domain
-    if domain.space_dim == 3:
-        z = 0.5 * (domain.box[2][0] + domain.box[2][1])
-        return f" (slice z = {z:.3g})"
+    if domain.space_dim >= 3:
+        at = ", ".join(
+            f"{name} = {0.5 * (lo + hi):.3g}"
+            for name, (lo, hi) in zip(domain.axes[2:], domain.box[2:], strict=True)
+        )
+        return f" (slice {at})"
     return ""
 
 

@@ -17,15 +17,20 @@ from mscalepde.inverse.model import InverseModel
 from mscalepde.inverse.objective import InverseObjective
 from mscalepde.inverse.unknowns import Unknowns
 from mscalepde.problem.model import Problem
+from mscalepde.run.windows import WindowedModel, windowed_model
 
 
-def make_model(problem: Problem, dtype: torch.dtype | None = None) -> Architecture | InverseModel:
+def make_model(
+    problem: Problem, dtype: torch.dtype | None = None
+) -> Architecture | InverseModel | WindowedModel:
     """Build the problem's network, seeded by ``train.seed`` (torch's global RNG), in
     ``dtype`` (default: ``train.dtype``). A model section with ``auto`` is resolved from
     the spectrum first (:func:`mscalepde.frequencies.select.resolve_auto`): the problem
     names what it wants, and this pipeline step, not the problem, decides how."""
     if is_auto(problem.model):
         problem = resolve_auto(problem)[0]
+    if problem.train["time_windows"] > 1:  # one network per window (run/windows.py)
+        return windowed_model(problem, lambda window: make_model(window, dtype))
     torch.manual_seed(problem.train["seed"])
     model = build_model(
         problem.model,

@@ -50,6 +50,7 @@ from mscalepde.run.inverse import (
 )
 from mscalepde.run.model import make_model, make_objective
 from mscalepde.run.result import Run
+from mscalepde.run.windows import TimeMarching, WindowedModel
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.settings import TrainSettings, plain_value
 from mscalepde.training.signals import StopRequest
@@ -141,7 +142,9 @@ class ProgressBar(Callback):
         loss = getattr(trainer, "last_loss", None)
         if loss is not None and now - self._shown >= self.refresh:
             self._shown = now
-            self.post.update(phase=trainer.phase, loss=f"{float(loss):.3e}")
+            # an Adam step's loss still holds its graph: float() of it warns in torch ≥ 2.13
+            value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+            self.post.update(phase=trainer.phase, loss=f"{value:.3e}")
             self.bar.set_postfix(self.post, refresh=False)
 
     def on_restore(self, trainer: Trainer) -> None:
@@ -280,12 +283,20 @@ def solve(
     dtype = DTYPES[tr["dtype"]]
     with clock("setup"):
         model = make_model(problem, dtype).to(device)
-        objective = make_objective(problem, model, dtype=dtype, device=device)
     # the truth: exact, else the cached classical reference (computed here when missing)
     with clock("reference"):
         evaluator = Evaluator(problem, dtype=dtype, device=device)
         if problem.inverse is not None:
             evaluator = InverseEvaluator(evaluator, problem)  # type: ignore[assignment]
+    marching = None
+    with clock("setup"):
+        if isinstance(model, WindowedModel):  # time windows: run/windows.py
+            marching = TimeMarching(problem, model, evaluator, lambda p: make_objective(
+                p, model, dtype=dtype, device=device))
+            objective = marching.objective(0)
+            tr = {**tr, "compile": "off"}  # the objective changes between windows
+        else:
+            objective = make_objective(problem, model, dtype=dtype, device=device)
 
     run_dir: Path | None = None
     target: Path | None = None  # with overwrite: the folder the staging one replaces
@@ -296,9 +307,11 @@ def solve(
     cbs, monitor, writer, bar = _callbacks(problem, callbacks, run_dir, dtype, device, progress)
 
     trainer = Trainer(
-        model, objective, TrainSettings.from_mapping(tr), evaluate=evaluator, callbacks=cbs,
-        stop=stop,
+        model, objective, TrainSettings.from_mapping(tr), callbacks=cbs, stop=stop,
+        evaluate=evaluator if marching is None else marching.evaluate,
     )
+    if marching is not None:
+        trainer.enter_phase = marching.enter
     if checkpoint is not None:
         _restore(checkpoint, trainer, monitor)
     with clock("setup"):
@@ -325,6 +338,8 @@ def solve(
         problem, model, trainer, evaluator, device, status, message, compare, clock
     )
     grown = _record_choices(summary, selection, checkpoint, model, trainer)
+    if marching is not None:
+        summary["windows"] = marching.summary(model)
     if problem.inverse is not None:
         with clock("diagnostics"):
             summary["inverse"] = inverse_summary(

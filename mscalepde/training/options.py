@@ -95,6 +95,10 @@ TRAIN_OPTIONS: dict[str, Option] = {
     ),
     "sampler": Option(choice_option(*SAMPLERS), "sobol", "point sampler"),
     "resample_every": Option(int_option(0), 0, "steps between resampling (0: fixed)"),
+    "time_windows": Option(
+        int_option(1, 1000), 1,
+        "heat: train [t0, t1] in this many equal windows, one after the other (time marching)",
+    ),
     "weights": Option(
         lambda v, k: validate_section(
             v,

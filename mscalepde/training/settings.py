@@ -64,6 +64,7 @@ class TrainSettings:
     rollbacks: int = _schema("rollbacks")  # at most this many rollbacks per run
     budget_seconds: float = _schema("budget_seconds")  # 0: no limit
     budget_steps: int = _schema("budget_steps")  # 0: no limit
+    time_windows: int = _schema("time_windows")  # the phases run once per window
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> TrainSettings:
@@ -71,7 +72,12 @@ class TrainSettings:
         return cls(**{k: v for k, v in m.items() if k in names})
 
     def phases(self) -> list[Phase]:
-        """The optimiser phases in order (phases of zero steps left out)."""
+        """The optimiser phases in order (phases of zero steps left out), once per time
+        window: with ``time_windows: K`` window k runs phases k·n … k·n + n − 1."""
+        return self.window_phases() * self.time_windows
+
+    def window_phases(self) -> list[Phase]:
+        """The phases of one time window (of the whole run without windows)."""
         if self.optimizer is None:
             out = [
                 Phase(

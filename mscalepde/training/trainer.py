@@ -114,6 +114,8 @@ class Trainer:
     ``evaluate(model) -> {'rel_l2': ..., 'max_error': ...}`` (optional) adds error columns
     to the history rows; it must not build a graph. ``stop``: a
     :class:`~mscalepde.training.signals.StopRequest` read after every step (module docstring).
+    ``enter_phase(trainer, i, resuming)`` (optional) is called before phase i starts or
+    resumes: time marching swaps the objective there (:mod:`mscalepde.run.windows`).
     """
 
     def __init__(
@@ -149,8 +151,7 @@ class Trainer:
         self.phase_log: list[dict[str, Any]] = []  # per phase run: name, steps, seconds
         self._phase_end = 0
         self._train_dtype = next(model.parameters()).dtype
-        # where training stands (the checkpoint's position): the phase in progress, the
-        # steps done in it, whether it ended early, and its start on the training clock
+        # the checkpoint's position: phase in progress, steps done, ended early, its start
         self._phase_index = 0
         self._phase_k = 0
         self._phase_ended = False
@@ -165,6 +166,7 @@ class Trainer:
         self._snapshot: dict[str, Any] | None = None  # the in-memory checkpoint (rollback)
         self._checkpoint_step = -1
         self._checkpoint_time = 0.0  # training time of the last checkpoint
+        self.enter_phase: Callable[[Trainer, int, bool], None] | None = None
 
     def _eager_terms(self) -> dict[str, Tensor]:
         return self.objective.terms(self.model)
@@ -302,8 +304,7 @@ class Trainer:
         if not self.compiled and (mode == "on" or (mode == "auto" and state["compiled"])):
             if state["phase_name"] != "gauss-newton":
                 self._compile(cuda_graphs=state["phase_name"] == "adam")
-        # a copy: the optimiser updates its state in place, and a rollback snapshot must
-        # stay as it was taken
+        # a copy: the optimiser updates its state in place; a rollback snapshot must not
         return (int(state["phase_index"]), int(state["phase_k"]), bool(state["phase_ended"]),
                 copy.deepcopy(state["optimizer"]))
 
@@ -593,6 +594,8 @@ class Trainer:
         """Run the phases from the current position (the start, or a loaded state)."""
         start, k0, ended, opt_state = 0, 0, False, None
         if self._resume is not None:
+            if self.enter_phase is not None:  # before the points are restored into it
+                self.enter_phase(self, int(self._resume["phase_index"]), True)
             start, k0, ended, opt_state = self._restore_position()
         if self._budget_spent():  # e.g. resumed from the final checkpoint of a budgeted run
             raise _BudgetSpent
@@ -603,6 +606,8 @@ class Trainer:
             self.phase = ph.name
             self._phase_index = i
             if not resumed:
+                if self.enter_phase is not None:
+                    self.enter_phase(self, i, False)
                 k0, opt_state = 0, None
                 self._phase_t0 = self.train_seconds + time.perf_counter() - self._clock_start
                 self._lbfgs_counter = (math.inf, 0)
@@ -743,6 +748,12 @@ class Trainer:
             self._after_step(k, loss, terms, lr, force_log=stalled, ended=stalled)
             if stalled:
                 break
+
+    def renew_gauss_newton(self, phases: Iterable[int]) -> None:
+        """Rebuild these Gauss–Newton phases for the current objective and parameters."""
+        for i in phases if self._gauss_newton is not None else ():
+            if self.phases[i].name == "gauss-newton":
+                self._gauss_newton[i] = self._make_gauss_newton(self.phases[i], i)  # type: ignore[index]
 
     def _make_gauss_newton(self, ph: Phase, index: int) -> tuple[Any, torch.dtype]:
         from mscalepde.training.gauss_newton import GaussNewton

@@ -52,9 +52,13 @@ CORPUS: dict[str, tuple[bytes | str, str]] = {
         GOOD.replace("[[0, 1]]", "[[1, 0]]"),
         "domain.box[0]: expected [lo, hi] with lo < hi, got [1, 0]",
     ),
-    "four_axes": (
+    "eleven_axes": (
+        GOOD.replace("[[0, 1]]", "[" + ",".join(["[0,1]"] * 11) + "]"),
+        "domain.box: expected 1 to 10",
+    ),
+    "four_axes_named_xyz": (  # in 4D the axes are x1 ... x4: x is not a variable
         GOOD.replace("[[0, 1]]", "[[0,1],[0,1],[0,1],[0,1]]"),
-        "domain.box: expected 1 to 3",
+        "exact: unknown name 'x' (allowed: x1, x2, x3, x4",
     ),
     "nan_box": (GOOD.replace("[[0, 1]]", "[[0, .nan]]"), "domain.box[0][1]: expected a number"),
     "heat_no_time": (
