@@ -288,7 +288,10 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     print(f"problem   {problem.name} ({problem.pde}, {one_line(problem.origin)})")
     if problem.gauge_note:
         print(f"gauge     {problem.gauge_note}")
-    if problem.exact is None and problem.pde != "fit":
+    if problem.truth is not None:  # errors at the file's points: no reference needed
+        t = problem.truth
+        print(f"truth     data file {one_line(str(t.path))} ({len(t.values)} values)")
+    elif problem.exact is None and problem.pde != "fit":
         from mscalepde.reference.cache import get_reference
 
         with args.clock("reference"):

@@ -64,7 +64,7 @@ class DataField:
             self.axes = [np.asarray(e, dtype=float) for e in edges]
             return
         assert self.points is not None
-        self.axes, grid = _as_grid(self.points, self.values)
+        self.axes, grid = as_grid(self.points, self.values)
         if grid is not None:
             self.values = grid
         self._tree: Any = None
@@ -209,7 +209,7 @@ class DataField:
         return state
 
 
-def _as_grid(points: np.ndarray, values: np.ndarray) -> tuple[list[np.ndarray] | None, Any]:
+def as_grid(points: np.ndarray, values: np.ndarray) -> tuple[list[np.ndarray] | None, Any]:
     """(axes, values on the grid) when the points are a full tensor grid (every combination
     of their coordinates once), else (None, None): scattered points."""
     axes = [np.unique(points[:, d]) for d in range(points.shape[1])]

@@ -167,6 +167,9 @@ HAND_WRITTEN: dict[str, Callable[[_Builder], JSON]] = {
     "train.optimizer.adam.decay": _decay,
     "train.points": _per_term("points", int_json(1, 10_000_000)),
     "train.weights": _per_term("weights", float_json(minimum=0.0)),
+    "train.time_windows": lambda b: {  # training/options._time_windows
+        "anyOf": [int_json(1, 1000), obj({"length": float_json(positive=True)}, ("length",))]
+    },
     "train.optimizer": _optimizer,
     "model.interface": lambda b: {  # interface_option
         "anyOf": [{"type": "string", "pattern": r"\S"},

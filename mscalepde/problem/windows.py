@@ -27,12 +27,25 @@ def window_edges(time: tuple[float, float], count: int) -> list[float]:
 
 
 def check_time_windows(
-    pde: str, domain: Domain, model: Mapping[str, Any], train: Mapping[str, Any]
+    pde: str, domain: Domain, model: Mapping[str, Any], train: dict[str, Any]
 ) -> None:
-    """Refuse (one line) what cannot march in time."""
-    if int(train["time_windows"]) <= 1:
-        return
+    """Refuse (one line) what cannot march in time; a ``{length: L}`` becomes its count
+    K = (t1 − t0)/L in ``train`` (L must divide the span)."""
     key = "train.time_windows"
+    windows = train["time_windows"]
+    if isinstance(windows, Mapping):
+        if pde != "heat" or domain.time is None:
+            raise SchemaError(key, f"march in time: only heat problems have windows, not {pde}")
+        span, length = domain.time[1] - domain.time[0], float(windows["length"])
+        count = round(span / length)
+        if count < 1 or abs(count * length - span) > 1e-9 * span or count > 1000:
+            raise SchemaError(
+                f"{key}.length", f"{length:g} does not divide the time span {span:g} into 1 to "
+                f"1000 equal windows ({span / length:.4g} of them)"
+            )
+        train["time_windows"] = windows = count  # type: ignore[index]
+    if int(windows) <= 1:
+        return
     if pde != "heat" or domain.time is None:
         raise SchemaError(key, f"march in time: only heat problems have windows, not {pde}")
     if is_auto(model) or model.get("adapt"):

@@ -18,6 +18,7 @@ from mscalepde.geometry import SAMPLERS
 from mscalepde.schema import (
     Option,
     as_choice,
+    check_unknown,
     choice_option,
     describe,
     float_option,
@@ -96,8 +97,9 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "sampler": Option(choice_option(*SAMPLERS), "sobol", "point sampler"),
     "resample_every": Option(int_option(0), 0, "steps between resampling (0: fixed)"),
     "time_windows": Option(
-        int_option(1, 1000), 1,
-        "heat: train [t0, t1] in this many equal windows, one after the other (time marching)",
+        lambda v, k: _time_windows(v, k), 1,
+        "heat: train [t0, t1] in K equal windows one after the other (time marching); "
+        "K or {length: L}",
     ),
     "weights": Option(
         lambda v, k: validate_section(
@@ -205,6 +207,17 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
             "cg: largest forcing term η = min(forcing, √(‖JᵀR‖/‖JᵀR₀‖)) (0: cg_tol only)",
         ),
     }
+
+
+def _time_windows(value: Any, key: str) -> int | dict[str, float]:
+    """``train.time_windows``: a count K (1 … 1000), or ``{length: L}`` (L > 0), which
+    must divide the time span (checked with the domain: problem/windows.py)."""
+    if isinstance(value, Mapping):
+        check_unknown(value, ("length",), key)
+        if "length" not in value:
+            raise SchemaError(join(key, "length"), "is required (the length of one window)")
+        return {"length": float_option(positive=True)(value["length"], join(key, "length"))}
+    return int_option(1, 1000)(value, key)
 
 
 def with_default_optimizer(train: Any) -> Any:

@@ -139,6 +139,19 @@ def test_what_cannot_march_is_refused_in_one_line(change, words):
     assert info.value.key == "train.time_windows" and words in str(info.value)
 
 
+def test_a_window_length_must_divide_the_span():
+    cfg = copy.deepcopy(HEAT)
+    cfg["train"]["time_windows"] = {"length": 0.5}
+    p = problem_from_dict(cfg)
+    assert p.train["time_windows"] == 4 and p.config["train"]["time_windows"] == 4
+    cfg["train"]["time_windows"] = {"length": 0.3}
+    with pytest.raises(ProblemError) as info:
+        problem_from_dict(cfg)
+    msg = str(info.value)
+    assert info.value.key == "train.time_windows.length" and "does not divide" in msg
+    assert "6.667" in msg and "\n" not in msg
+
+
 def test_one_window_is_the_plain_run():
     from mscalepde.run.model import make_model
 
