@@ -11,6 +11,8 @@ import torch
 
 from mscalepde.architectures import build_model, validate_model_section
 from mscalepde.calculus.derivatives import derivatives
+from mscalepde.training.callbacks import Callback
+from mscalepde.training.signals import StopRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = ROOT / "problems"
@@ -85,3 +87,13 @@ def compare_engines(model, space_dim, has_time, tol=1e-10, *, on=None, n=40):
         assert float((a - b.to(a.device)).abs().max() / scale) < tol, p.shape
 
 
+class StopAt(Callback):
+    """Sets the stop request after step ``at`` (as a signal handler would): the way tests
+    interrupt a run to resume it."""
+
+    def __init__(self, at: int, request: StopRequest) -> None:
+        self.at, self.request = at, request
+
+    def on_step(self, trainer, step):
+        if step == self.at:
+            self.request.set("SIGTERM")

@@ -18,6 +18,7 @@ from mscalepde.frequencies.spectrum import estimate_spectrum, remove_lift
 from mscalepde.run.model import make_model
 from mscalepde.training.callbacks import Callback
 from mscalepde.training.signals import StopRequest
+from tests.helpers import StopAt
 
 TWO_PI = 2 * math.pi
 
@@ -332,15 +333,6 @@ def test_adapt_adds_the_missing_band_and_then_stops(tmp_path):
     assert torch.equal(model(x), result.model(x))
 
 
-class _StopAt(Callback):
-    def __init__(self, at, request):
-        self.at, self.request = at, request
-
-    def on_step(self, trainer, step):
-        if step == self.at:
-            self.request.set("SIGTERM")
-
-
 def _mscale_adapt_problem() -> dict:
     """MscaleDNN starting with scales [1, 2] on a 20-cycle mode: several scales are added
     in one step."""
@@ -364,7 +356,7 @@ def test_adapt_resumes_bit_for_bit(tmp_path, make, stop_at):
     run = tmp_path / "run"
     with pytest.raises(Stopped):
         solve(problem_from_dict(make()), out=run,
-              callbacks=[_StopAt(stop_at, request)], stop=request)
+              callbacks=[StopAt(stop_at, request)], stop=request)
     resumed = solve(problem_from_dict(make()), resume=run)
     sa, sb = full.model.state_dict(), resumed.model.state_dict()
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -13,8 +13,8 @@ from mscalepde.cli import main
 from mscalepde.errors import ProblemError, Stopped
 from mscalepde.inverse.covariance import uncertainty
 from mscalepde.run.model import make_model, make_objective
-from mscalepde.training.callbacks import Callback
 from mscalepde.training.signals import StopRequest
+from tests.helpers import StopAt
 
 # -κ u'' = κ π² sin(πx) on (0, 1), u = 0 at both ends: u = sin(πx) whatever κ, so the
 # source carries κ = 0.7 and the observations of u (and the source) determine it
@@ -131,15 +131,6 @@ def test_the_covariance_equals_the_inverse_finite_difference_hessian():
     assert sd_gn == pytest.approx(sd_fd, rel=0.05), (sd_gn, sd_fd)
     # the sandwich (the estimator's own spread, the reported std) never exceeds Laplace
     assert 0 < unc.scalars["kappa"]["std"] <= sd_gn * (1 + 1e-9)
-
-
-class StopAt(Callback):
-    def __init__(self, at, request):
-        self.at, self.request = at, request
-
-    def on_step(self, trainer, step):
-        if step == self.at:
-            self.request.set("SIGTERM")
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from mscalepde.training.callbacks import Callback
 from mscalepde.training.settings import TrainSettings
 from mscalepde.training.signals import StopRequest
 from mscalepde.training.trainer import Trainer
-from tests.helpers import POISSON1D, PROBLEMS
+from tests.helpers import POISSON1D, PROBLEMS, StopAt
 
 PHASES = [
     {"adam": {"steps": 20, "resample_every": 5, "decay": {"every": 7, "factor": 0.5}}},
@@ -46,17 +46,6 @@ def _problem(gn_steps: int = 5, **train):
                          "checkpoint_every": 0, "log_every": 3, "optimizer": phases, **train})
     cfg["diagnostics"] = {"every": 4}
     return problem_from_dict(cfg)
-
-
-class StopAt(Callback):
-    """Sets the stop request after step ``at`` (as a signal handler would)."""
-
-    def __init__(self, at: int, request: StopRequest) -> None:
-        self.at, self.request = at, request
-
-    def on_step(self, trainer, step):
-        if step == self.at:
-            self.request.set("SIGTERM")
 
 
 def _same_parameters(a, b) -> bool:

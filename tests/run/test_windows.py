@@ -17,7 +17,7 @@ from mscalepde.problem.windows import window_edges
 from mscalepde.run.checkpoint import load_checkpoint
 from mscalepde.run.windows import NetworkInitial, WindowedModel
 from mscalepde.training.signals import StopRequest
-from tests.run.test_resume import StopAt
+from tests.helpers import StopAt
 
 HEAT = {
     "name": "march",
