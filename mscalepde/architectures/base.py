@@ -28,6 +28,7 @@ parameters.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -136,13 +137,15 @@ class Architecture(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-class Composite(nn.Module):
+class Composite(nn.Module, ABC):
     """A module made of networks that answers as its primary one (u's network): attributes
     it lacks (``space_dim``, ``in_dim``, an architecture's options) are the primary's, and
-    ``parameter_count`` counts what is trainable now. Subclasses give ``primary``."""
+    ``parameter_count`` counts what is trainable now. An abstract base: a subclass without
+    ``primary`` cannot be instantiated (a TypeError, not a stub)."""
 
+    @abstractmethod
     def primary(self) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must define primary()")
+        """The network whose attributes the composite answers with."""
 
     def parameter_count(self) -> int:
         """Trainable parameters (``requires_grad``) of all the networks together."""
