@@ -28,6 +28,7 @@ from torch import nn
 
 from mscalepde.geometry import grid_points, tensor_grid
 from mscalepde.geometry.sampling import inside_mask, sample_interior
+from mscalepde.problem.dimension import is_high_dimensional
 from mscalepde.problem.model import Problem
 from mscalepde.reference.truth import truth_values
 
@@ -71,7 +72,7 @@ class Evaluator:
     def __init__(self, problem: Problem, *, dtype: torch.dtype, device: torch.device | str):
         domain = problem.domain
         bounds = domain.bounds
-        high = domain.space_dim > 3
+        high = is_high_dimensional(domain)
         if high:
             self.axes = [np.linspace(lo, hi, GRID_POINTS[2]) for lo, hi in bounds[:2]]
             self.axes += [np.array([0.5 * (lo + hi)]) for lo, hi in domain.box[2:]]

@@ -18,7 +18,6 @@ from mscalepde.diagnostics.settings import MAX_GRID_POINTS, DiagnosticSettings
 from mscalepde.diagnostics.transforms import diagnostic_grid
 from mscalepde.diagnostics.window import box_window, shape_window, smooth_step, window_width
 from mscalepde.errors import MscaleError
-from mscalepde.geometry.box import Domain
 from mscalepde.geometry.shapes import Shape
 from mscalepde.problem.model import Problem
 
@@ -33,15 +32,6 @@ def inside_function(problem: Problem) -> Callable[[np.ndarray], np.ndarray] | No
     shape's bound ``contains``: :class:`DiagnosticGrid` builds the shape's window from it)."""
     geometry = problem.domain.geometry
     return None if geometry is None else geometry.shape.contains
-
-
-def diagnostic_slice(domain: Domain) -> tuple[tuple[tuple[float, float], ...], tuple[float, ...]]:
-    """The box the diagnostic grid covers and the coordinates fixed beside it: the whole
-    box up to 3D; above, the plane of the first two axes through the middle of the others
-    (a grid of n^d points is out of reach)."""
-    if domain.space_dim <= 3:
-        return domain.box, ()
-    return domain.box[:2], tuple(0.5 * (lo + hi) for lo, hi in domain.box[2:])
 
 
 def slice_name(t: float | None) -> str:

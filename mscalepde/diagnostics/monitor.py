@@ -130,7 +130,6 @@ from mscalepde.diagnostics.grid import (
     NO_EXACT_NOTE,
     DiagnosticGrid,
     TruthFn,
-    diagnostic_slice,
     inside_function,
     slice_name,
     truth_function,
@@ -138,7 +137,7 @@ from mscalepde.diagnostics.grid import (
 from mscalepde.diagnostics.history import SpectralHistory
 from mscalepde.diagnostics.plots import _write_figures
 from mscalepde.diagnostics.report import _rows, _tables
-from mscalepde.diagnostics.settings import FIELDS_BUDGET_BYTES, DiagnosticSettings
+from mscalepde.diagnostics.settings import FIELDS_BUDGET_BYTES, DiagnosticSettings, diagnostic_slice
 from mscalepde.diagnostics.store import _pack, _write_npz
 from mscalepde.diagnostics.transforms import transform_field
 from mscalepde.diagnostics.window import MAX_WINDOWED_PEAKS, window_kernel, windowed_peaks

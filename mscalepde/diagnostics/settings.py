@@ -15,9 +15,20 @@ from mscalepde.diagnostics.fprinciple import cutoff_for_delta, default_delta
 from mscalepde.diagnostics.options import DIAGNOSTICS_OPTIONS
 from mscalepde.diagnostics.transforms import TRANSFORMS
 from mscalepde.errors import MscaleError
+from mscalepde.geometry.box import Domain
+from mscalepde.problem.dimension import is_high_dimensional
 from mscalepde.problem.model import Problem
 
 DEFAULT_GRID = {1: 512, 2: 128, 3: 32}
+
+
+def diagnostic_slice(domain: Domain) -> tuple[tuple[tuple[float, float], ...], tuple[float, ...]]:
+    """The box the diagnostic grid covers and the coordinates fixed beside it: the whole
+    box up to 3D; above, the plane of the first two axes through the middle of the others
+    (a grid of n^d points is out of reach)."""
+    if not is_high_dimensional(domain):
+        return domain.box, ()
+    return domain.box[:2], tuple(0.5 * (lo + hi) for lo, hi in domain.box[2:])
 
 
 DEFAULT_FILTER_POINTS = 2000
@@ -78,7 +89,6 @@ class DiagnosticSettings:
         for k, v in overrides.items():
             if v is not None:
                 d[k] = v
-        box = problem.domain.box
         times = None
         if problem.domain.has_time:
             assert problem.domain.time is not None
@@ -95,9 +105,9 @@ class DiagnosticSettings:
         cells = float(d.get("window", DIAGNOSTICS_OPTIONS["window"].default))
         transform = d.get("transform", DIAGNOSTICS_OPTIONS["transform"].default)
         auto = transform == "auto"
-        high = len(box) > max(DEFAULT_GRID)  # d > 3: a plane of the first two axes
-        if high:  # the truth on the plane's edges fits no transform: windowed fft
-            box, transform, windowed = box[:2], "fft", True
+        box = diagnostic_slice(problem.domain)[0]  # d > 3: a plane of the first two axes
+        if is_high_dimensional(problem.domain):  # the plane's edges fit no transform
+            transform, windowed = "fft", True
         elif auto and not d.get("enabled", True):  # nothing analysed: no truth to test
             transform, windowed = "fft", problem.domain.geometry is not None
         elif auto:

@@ -15,7 +15,7 @@ for a coarse 5-D finite-difference solve) and is refused here, at load, in one l
 The error is measured at quasi-random (Sobol') points instead of a grid
 (:mod:`mscalepde.diagnostics.evaluation`), and the spectral diagnostics are those of the
 plane of the first two axes through the middle of the others
-(:func:`mscalepde.diagnostics.grid.diagnostic_slice`).
+(:func:`mscalepde.diagnostics.settings.diagnostic_slice`).
 """
 
 from __future__ import annotations

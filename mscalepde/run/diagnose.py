@@ -19,7 +19,6 @@ from mscalepde.diagnostics.grid import (
     NO_EXACT_NOTE,
     DiagnosticGrid,
     TruthFn,
-    diagnostic_slice,
     inside_function,
     slice_name,
     truth_function,
@@ -28,7 +27,12 @@ from mscalepde.diagnostics.history import SpectralHistory
 from mscalepde.diagnostics.monitor import _Spectra
 from mscalepde.diagnostics.plots import _write_figures
 from mscalepde.diagnostics.report import _format_final_rows, _format_rows, _num, _rows
-from mscalepde.diagnostics.settings import DiagnosticSettings, _check_transform, _close
+from mscalepde.diagnostics.settings import (
+    DiagnosticSettings,
+    _check_transform,
+    _close,
+    diagnostic_slice,
+)
 from mscalepde.diagnostics.store import SavedDiagnostics, _pack, _write_npz, load_spectral
 from mscalepde.errors import MscaleError, RunFolderError
 from mscalepde.problem.model import Problem
