@@ -86,14 +86,9 @@ def previous(problem: Path, folder: Path) -> Path:
 
 def stripped(problem: Path, folder: Path) -> Path:
     """A copy of the problem file without its ``model`` and ``train`` sections."""
-    import yaml
+    from default_study import stripped_copy  # benchmarks/ is this script's own folder
 
-    data = yaml.safe_load(problem.read_text())
-    data.pop("model", None)
-    data.pop("train", None)
-    path = folder / problem.name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return stripped_copy(problem, folder)
 
 
 def run(problem: Path, overrides: list[str], out: Path) -> dict:

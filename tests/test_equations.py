@@ -138,7 +138,7 @@ def test_exact_solution_has_zero_residual_and_perturbation_does_not(name):
     for key, value in terms.items():
         assert float(value.detach()) < 1e-24, (name, key, float(value.detach()))
     bumped = obj.terms(_perturbed(p))
-    total = sum(float(v) for v in bumped.values())
+    total = sum(float(v.detach()) for v in bumped.values())
     assert total > 1e-6, (name, {k: float(v) for k, v in bumped.items()})
     assert set(terms) == (
         {"pde"}

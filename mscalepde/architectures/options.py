@@ -49,6 +49,13 @@ def interface_option(value: Any, key: str) -> list[str]:
 
 AUTO = "auto"
 
+#: the plain network of the package default: what ``arch: auto`` gives a smooth solution,
+#: and what a file without a ``model`` section gets where ``auto`` cannot run
+#: (``problem/defaults.py``). Three tanh layers of 48: the library's smooth files use it
+#: (benchmarks/README.md §23); 4×100 (the ``mlp`` architecture's own default) has 30 601
+#: parameters in 2D, which makes a dense Gauss–Newton step ~25× dearer for no gain.
+DEFAULT_MLP: dict[str, object] = {"arch": "mlp", "width": 48, "depth": 3}
+
 #: ``model.auto``: the settings of the automatic choice (``mscalepde/frequencies/select.py``)
 AUTO_SETTINGS: dict[str, Option] = {
     "delta": Option(

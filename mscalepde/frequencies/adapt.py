@@ -34,6 +34,12 @@ with σ from the same rule (``bands.band_sigmas``) or the MscaleDNN power of two
 Each addition has zero output weights, so the network's function is unchanged at the
 switch (a test checks it); Adam takes the new parameters as a new parameter group.
 Adaptation stops for good at the first check that adds nothing.
+
+**On a shape** there is no sine basis and no box solve, so the estimate is the one h + e
+equals wherever the box estimate is exact: the classical solution itself, the
+finite-element reference on Ω (cached; the run's errors use it anyway), read through the
+window of Ω (:mod:`mscalepde.frequencies.shape_spectrum`). It does not depend on the
+network, so it is computed once, and the first check adds every band the network lacks.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from mscalepde.frequencies.select import (
     format_value,
     sigma_rule,
 )
+from mscalepde.frequencies.shape_spectrum import shape_spectrum
 from mscalepde.frequencies.spectrum import mean_diffusivity, problem_data, remove_lift, uniform_axis
 from mscalepde.training.callbacks import Callback
 
@@ -91,6 +98,7 @@ class FrequencyAdapter(Callback):
         self._source: np.ndarray | None = None
         self._initial: np.ndarray | None = None
         self._faces: dict[str, tuple[int, int, np.ndarray]] | None = None
+        self._shape: tuple[list[np.ndarray], np.ndarray] | None = None  # a shape's spectrum
 
     # ---------------------------------------------------------------- callback
     def on_start(self, trainer: Trainer) -> None:
@@ -223,7 +231,13 @@ class FrequencyAdapter(Callback):
         return sfft.idstn(e_hat, type=1, axes=space)
 
     def spectrum(self, model: Any) -> tuple[list[np.ndarray], np.ndarray]:
-        """Spatial energy of h + e per wave vector (summed over the time slices)."""
+        """Spatial energy of h + e per wave vector (summed over the time slices); on a
+        shape, of the windowed classical solution (module docstring)."""
+        if self.problem.domain.geometry is not None:
+            if self._shape is None:
+                spec = shape_spectrum(self.problem)
+                self._shape = (spec.k, spec.energy)
+            return self._shape
         h, e = self.estimate(model)
         dim = self.problem.domain.space_dim
         kinds = ["dst"] * dim + [None] * (np.ndim(h) - dim)

@@ -60,9 +60,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mscalepde.architectures import ADAPTIVE, AUTO_KEYS, is_auto, validate_model_section
-from mscalepde.architectures.options import AUTO
+from mscalepde.architectures.options import AUTO, DEFAULT_MLP
 from mscalepde.errors import SpectrumError
 from mscalepde.frequencies.options import SMOOTH_CYCLES, AutoSettings
+from mscalepde.frequencies.shape_spectrum import shape_spectrum
 from mscalepde.frequencies.spectrum import Spectrum, estimate_spectrum
 
 if TYPE_CHECKING:
@@ -296,7 +297,12 @@ def choose(problem: Problem, spectrum: Spectrum | None = None) -> Selection:
     started = time.perf_counter()
     model = problem.model
     settings = AutoSettings.from_mapping(model.get("auto"))
-    spec = spectrum if spectrum is not None else estimate_spectrum(problem)
+    if spectrum is not None:
+        spec = spectrum
+    elif problem.domain.geometry is not None:  # a shape: the windowed truth's own peaks
+        spec = shape_spectrum(problem, started)
+    else:
+        spec = estimate_spectrum(problem)
     if not np.any(spec.energy > 0) and not spec.peak > 0:
         raise SpectrumError(
             f"{problem.origin}: model: auto: no spectrum can be estimated: the solution "
@@ -337,7 +343,7 @@ def choose(problem: Problem, spectrum: Spectrum | None = None) -> Selection:
     if problem.domain.has_time and arch in ("fourier", "mff") and not iso:
         chosen = _with_time_axis(chosen, bands_t, spec, normalize)  # t is an input column
     extra: dict[str, Any] = {}
-    if arch_auto and arch in ("mff", "stmff"):
+    if arch_auto:
         extra["defaults"] = auto_arch_defaults(problem, arch)
     sel = Selection(
         spectrum=spec,
@@ -355,14 +361,15 @@ def choose(problem: Problem, spectrum: Spectrum | None = None) -> Selection:
 
 
 def auto_arch_defaults(problem: Problem, arch: str) -> dict[str, Any]:
-    """The size ``arch: auto`` gives a Fourier network: 32 features per input column (a
-    2D or a space–time problem needs twice the 1D count to cover its frequency plane:
-    ``poisson2d_multiscale`` needed 64), and for ``stmff`` Wang, Wang & Perdikaris's
-    heat width of 100; the other options are the architecture's defaults."""
-    out: dict[str, Any] = {"features": 32 * len(problem.variables)}
-    if arch == "stmff":
-        out["width"] = 100
-    return out
+    """The size ``arch: auto`` gives its network. A smooth solution's MLP is
+    :data:`~mscalepde.architectures.options.DEFAULT_MLP`. A Fourier network gets 32
+    features per input column (a 2D or a space–time problem needs twice the 1D count to
+    cover its frequency plane: ``poisson2d_multiscale`` needed 64); the other options are
+    the architecture's defaults (width 64: Wang, Wang & Perdikaris's heat width of 100 made
+    a dense Gauss–Newton iteration of ``heat2d_anisotropic`` cost 4 s on 2 cores)."""
+    if arch == "mlp":
+        return {k: v for k, v in DEFAULT_MLP.items() if k != "arch"}
+    return {"features": 32 * len(problem.variables)}
 
 
 def _with_time_axis(
@@ -388,17 +395,25 @@ def _choose_arch(
     problem: Problem, bands: Sequence[FrequencyBand], lengths: Sequence[float]
 ) -> tuple[str, str]:
     """mlp when every band's RMS wavenumber stays within :data:`SMOOTH_CYCLES` cycles per
-    box length on every axis, else mff (stmff with time)."""
+    box length on every axis and the domain is a box, else mff (stmff with time)."""
     cycles = max(
         (ka * L / (2 * math.pi) for b in bands if not b.added for ka, L in zip(b.k_axes, lengths)),
         default=0.0,
     )
+    net = "stmff" if problem.domain.has_time else "mff"
+    if problem.domain.geometry is not None and cycles <= SMOOTH_CYCLES:
+        # The windowed spectrum shows a shape's modes, not the steep layers along its
+        # boundary (broadband, no peaks): PINNacle's Poisson 2d-C, smooth by its spectrum,
+        # ends at 0.74 with the MLP and 7.4e-2 with mff σ = 1 (benchmarks/README.md §23)
+        return net, (
+            f"a shape: every band within {cycles:.2g} cycles per box length, but layers "
+            "along ∂Ω are not peaks; a Fourier network at the low band"
+        )
     if cycles <= SMOOTH_CYCLES:
         return "mlp", (
             f"smooth: every band within {cycles:.2g} cycles per box length "
             f"(≤ {SMOOTH_CYCLES:g})"
         )
-    net = "stmff" if problem.domain.has_time else "mff"
     return net, f"a band at {cycles:.3g} cycles per box length (> {SMOOTH_CYCLES:g})"
 
 

@@ -43,7 +43,7 @@ from mscalepde.problem.inverse import TRANSFORMS
 from mscalepde.problem.model import BOUNDARY_TYPES, PDES, TOP_KEYS
 from mscalepde.reference.options import REFERENCE_OPTIONS
 from mscalepde.schema import Option, Parser, float_json, int_json
-from mscalepde.training.options import OPTIMIZERS, TRAIN_OPTIONS, _phase_options
+from mscalepde.training.options import DEFAULT_POINTS, OPTIMIZERS, TRAIN_OPTIONS, _phase_options
 
 JSON = dict[str, Any]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -126,6 +126,12 @@ def _decay(b: _Builder) -> JSON:  # training/options.py _decay
 def _per_term(key: str, frag: JSON) -> Callable[[_Builder], JSON]:
     """``train.points``/``train.weights``: one entry per loss term (keys from the default)."""
     terms = TRAIN_OPTIONS[key].default
+    if key == "points":  # or ``auto``: by dimension (training/options.py default_points)
+        return lambda b: {"anyOf": [
+            or_null(obj({t: {**frag, "description": f"{key}: {t} (default: by dimension)"}
+                         for t in DEFAULT_POINTS[2]})),
+            {"const": "auto", "description": "points by dimension (the package default)"},
+        ]}
     return lambda b: or_null(obj({t: {**frag, "default": v, "description": f"{key}: {t}"}
                                   for t, v in terms.items()}))
 

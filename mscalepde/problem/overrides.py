@@ -41,7 +41,8 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             continue
         if not isinstance(node, dict):
             raise SchemaError(path, f"cannot set a key inside {describe(node)}")
-        if part not in node or node[part] is None:
+        auto = node.get(part) == "auto" and isinstance(nxt, str)  # e.g. train.points.interior
+        if part not in node or node[part] is None or auto:  # (auto: the other keys stay auto)
             if isinstance(nxt, int):
                 raise SchemaError(path, f"no list '{part}' to override")
             node[part] = {}

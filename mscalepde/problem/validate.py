@@ -35,7 +35,6 @@ import numpy as np
 from mscalepde.architectures import (
     check_axes,
     interface_expressions,
-    is_auto,
     validate_model_section,
 )
 from mscalepde.calculus.operators import PDEOperator
@@ -48,6 +47,7 @@ from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.coefficients import data_coefficient, is_data
 from mscalepde.problem.datafile import TruthData, read_truth
+from mscalepde.problem.defaults import DEFAULT_MLP, default_model, fixed_points_in_1d
 from mscalepde.problem.dimension import check_high_dimension, is_high_dimensional
 from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
@@ -70,7 +70,12 @@ from mscalepde.schema import (
     join,
     validate_section,
 )
-from mscalepde.training.options import TRAIN_OPTIONS, validate_optimizer, with_default_optimizer
+from mscalepde.training.options import (
+    TRAIN_OPTIONS,
+    resolve_points,
+    validate_optimizer,
+    with_default_optimizer,
+)
 
 
 def load_problem(path: str | Path, overrides: Sequence[str] = ()) -> Problem:
@@ -139,6 +144,8 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     data = as_mapping(data, "")
     check_unknown(data, TOP_KEYS, "")
     if data.get("unknowns") is not None or data.get("observations") is not None:
+        if data.get("model") is None:  # the package default (problem/defaults.py)
+            data = {**data, "model": copy.deepcopy(DEFAULT_MLP)}
         return validate_inverse(data, origin, _validate, _faces, _model)
     if "pde" not in data:
         raise SchemaError("pde", f"is required ({' | '.join(PDES)})")
@@ -185,10 +192,15 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     if pde != "fit":
         boundary = _boundary(data.get("boundary"), domain, exact, params, free)
 
-    model = _model(data.get("model"), domain, pde, boundary, params)
+    model_raw = data.get("model")
+    if model_raw is None:  # a file as users write it: the package default (problem/defaults.py)
+        model_raw = default_model(data, domain)
+    model = _model(model_raw, domain, pde, boundary, params)
     train = validate_section(with_default_optimizer(data.get("train")), TRAIN_OPTIONS, "train")
+    train["points"] = resolve_points(train["points"], domain.space_dim, domain.has_time)
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
+        fixed_points_in_1d(train, domain)
     if train["loss"] == "ritz":
         _check_ritz(pde, boundary, train)
         natural = any(bc.type in ("neumann", "robin") for bc in boundary.values())
@@ -367,14 +379,6 @@ def _model(
     model = validate_model_section(raw, "model")
     interface_expressions(model.get("interface", []), domain.space_dim, params)  # at load
     check_axes(model, domain.space_dim, domain.has_time)
-    if domain.geometry is not None:
-        if model.get("adapt"):
-            raise SchemaError("model.adapt", "needs a box domain (its error estimate is on a grid)")
-        if is_auto(model):
-            raise SchemaError(
-                "model", "auto needs a box domain (its spectrum comes from a box solve); "
-                "give sigmas or scales"
-            )
     if model.get("adapt") and not is_high_dimensional(domain):
         if pde == "fit":
             raise SchemaError("model.adapt", "needs an equation (poisson or heat), not pde: fit")

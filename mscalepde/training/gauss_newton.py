@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -244,6 +245,7 @@ class GaussNewton:
         self.damping = settings.damping
         self.nu = 2.0
         self.checked = False
+        self.recent: list[float] = []  # accepted losses of this phase (the stall test)
         self.first_rhs: float | None = None  # matrix-free: ‖b‖ of the phase's first step
         self.last_cg: tuple[int, float] = (0, 0.0)  # matrix-free: the last inner solve
         self.terms: dict[str, Tensor] = {}
@@ -520,7 +522,36 @@ class GaussNewton:
         return loss0, direction
 
     # ------------------------------------------------------------------ the step
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the phase (plain numbers: ``weights_only`` loads it)."""
+        return {"damping": self.damping, "nu": self.nu, "checked": self.checked,
+                "recent": list(self.recent)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.damping, self.nu, self.checked = state["damping"], state["nu"], state["checked"]
+        self.recent = [float(v) for v in state.get("recent", [])]
+
+    def stalled(self) -> str | None:
+        """Why the phase should end, when the loss has stalled (``patience`` > 0): the best
+        loss of the last ``patience`` iterations is not below ``stall`` times the best
+        before them. With new points every iteration the loss is noisy and its floor is
+        the sampling noise; iterations on that floor do not lower the error."""
+        n, factor = self.settings.patience, self.settings.stall
+        if n <= 0 or len(self.recent) <= n:
+            return None
+        before, last = min(self.recent[:-n]), min(self.recent[-n:])
+        if last < factor * before:
+            return None
+        return (f"the loss stalled (best of the last {n} iterations {last:.3e}, "
+                f"best before them {before:.3e}; patience {n}, stall {factor:g})")
+
     def iterate(self) -> Iteration | None:
+        it = self._iterate()
+        if it is not None:
+            self.recent.append(float(it.loss))
+        return it
+
+    def _iterate(self) -> Iteration | None:
         s = self.settings
         blocks = self._scaled_blocks()
         rows = sum(b.rows for b, _ in blocks)

@@ -55,6 +55,8 @@ class GaussNewtonSettings:
     cg_tol: float = 1e-10  # cg: floor of the relative residual of the inner solve
     cg_max_iter: int = 300  # cg: inner iterations at most
     forcing: float = 1e-3  # cg: largest inexact-Newton forcing term η (0: always cg_tol)
+    patience: int = 0  # stop when the last `patience` iterations gained less than `stall`
+    stall: float = 0.8  # the factor `patience` iterations must gain (GaussNewton.stalled)
 
 
 def settings_from_mapping(m: Mapping[str, object]) -> GaussNewtonSettings:
@@ -75,6 +77,14 @@ def _decay(value: Any, key: str) -> dict[str, Any] | None:
     )
 
 
+#: ``train.points: auto``, the points of a default run (a file that names no
+#: ``train.points``), by spatial dimension. A dense Gauss–Newton iteration costs about
+#: M²P for M rows, so 1D takes fewer; a steady 1D problem's boundary is its two end
+#: points; the library's shape files need 400 boundary points in 2D to resolve holes and
+#: corners, 3D surfaces more; the 5D PINNacle files use 1 000.
+AUTO_POINTS = "auto"
+
+
 TRAIN_OPTIONS: dict[str, Option] = {
     "steps": Option(int_option(0, 10_000_000), 5000, "Adam steps"),
     "lr": Option(float_option(positive=True), 1e-3, "Adam learning rate"),
@@ -82,17 +92,18 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "lbfgs_steps": Option(int_option(0, 1_000_000), 0, "L-BFGS iterations after Adam"),
     "lbfgs_lr": Option(float_option(positive=True), 1.0, "L-BFGS step length"),
     "points": Option(
-        lambda v, k: validate_section(
+        lambda v, k: AUTO_POINTS if v == AUTO_POINTS else validate_section(
             v,
             {
-                "interior": Option(int_option(1, 10_000_000), 2000),
-                "boundary": Option(int_option(1, 10_000_000), 200),
-                "initial": Option(int_option(1, 10_000_000), 200),
+                "interior": Option(int_option(1, 10_000_000), None),
+                "boundary": Option(int_option(1, 10_000_000), None),
+                "initial": Option(int_option(1, 10_000_000), None),
             },
             k,
         ),
-        {"interior": 2000, "boundary": 200, "initial": 200},
-        "collocation points per term",
+        AUTO_POINTS,
+        "collocation points per term; a term not given (or auto) gets its default by "
+        "dimension",
     ),
     "sampler": Option(choice_option(*SAMPLERS), "sobol", "point sampler"),
     "resample_every": Option(int_option(0), 0, "steps between resampling (0: fixed)"),
@@ -149,11 +160,41 @@ TRAIN_OPTIONS: dict[str, Option] = {
 
 # The phases a file gets when its train section names neither ``optimizer`` nor ``steps``
 # nor ``lbfgs_steps`` (measured over problems/ without their model and train sections:
-# benchmarks/README.md §7.3).
-DEFAULT_OPTIMIZER: list[Any] = ["adam", {"gauss-newton": {"steps": 30, "resample_every": 1}}]
+# benchmarks/README.md §7.3 and §23). Gauss–Newton runs on new points every iteration
+# until its loss stalls (at most ``steps`` iterations), so that an easy problem ends early
+# and a hard one keeps going.
+DEFAULT_OPTIMIZER: list[Any] = [
+    "adam",
+    {"gauss-newton": {"steps": 100, "resample_every": 1, "decrease": 0.1, "patience": 15,
+                      "stall": 0.7}},
+]
 
 
-DEFAULT_ADAM_STEPS = 1000  # Adam steps of a default run (train.steps when given)
+DEFAULT_ADAM_STEPS = 500  # Adam steps of a default run (train.steps when given)
+
+#: the counts of ``auto`` by spatial dimension (4: every dimension above 3)
+DEFAULT_POINTS: dict[int, dict[str, int]] = {
+    1: {"interior": 1000, "boundary": 2, "initial": 200},
+    2: {"interior": 1500, "boundary": 400, "initial": 400},
+    3: {"interior": 2000, "boundary": 600, "initial": 600},
+    4: {"interior": 2000, "boundary": 1000, "initial": 500},
+}
+
+
+def default_points(space_dim: int, has_time: bool) -> dict[str, int]:
+    """What ``train.points: auto`` means for a domain (:data:`DEFAULT_POINTS`; the boundary
+    of a 1D heat problem is two lines in (x, t), not two points)."""
+    out = dict(DEFAULT_POINTS[min(space_dim, 4)])
+    if space_dim == 1 and has_time:
+        out["boundary"] = 200
+    return out
+
+
+def resolve_points(points: Any, space_dim: int, has_time: bool) -> dict[str, int]:
+    """The validated ``train.points`` (``auto`` or a mapping whose missing terms are None)
+    with every term set: the given counts, the rest from :func:`default_points`."""
+    given = {} if points == AUTO_POINTS else {k: v for k, v in points.items() if v is not None}
+    return {**default_points(space_dim, has_time), **given}
 
 
 def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
@@ -205,6 +246,15 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
         "forcing": Option(
             float_option(minimum=0.0, maximum=0.5), d.forcing,
             "cg: largest forcing term η = min(forcing, √(‖JᵀR‖/‖JᵀR₀‖)) (0: cg_tol only)",
+        ),
+        "patience": Option(
+            int_option(0, 1_000_000), d.patience,
+            "end the phase when the best loss of the last `patience` iterations is not below "
+            "`stall` times the best before them (0: run every iteration)",
+        ),
+        "stall": Option(
+            float_option(positive=True, maximum=1.0), d.stall,
+            "the factor the last `patience` iterations must gain",
         ),
     }
 

@@ -213,7 +213,7 @@ class Trainer:
         elif isinstance(opt, torch.optim.Optimizer):
             optimizer = copy.deepcopy(opt.state_dict())
         else:  # GaussNewton
-            optimizer = {"damping": opt.damping, "nu": opt.nu, "checked": opt.checked}
+            optimizer = opt.state()
         best, since = self._lbfgs_counter
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -774,20 +774,19 @@ class Trainer:
         every accepted iteration is a history row with its damping λ and step size α. A
         rollback doubles λ per rollback (the analogue of halving a learning rate)."""
         if state is not None:
-            gn.damping, gn.nu, gn.checked = state["damping"], state["nu"], state["checked"]
+            gn.load_state(state)
         else:
-            gn.damping, gn.nu = gn.settings.damping / self._lr_scale, 2.0
+            gn.damping, gn.nu, gn.recent = gn.settings.damping / self._lr_scale, 2.0, []
         self._optimizer = gn
         every = gn.settings.resample_every
         for k in range(k0 + 1, ph.steps + 1):
-            if every and k > 1 and (k - 1) % every == 0:
+            why = gn.stalled()  # (before the step: a resume at a stalled step ends here too)
+            if not why and every and k > 1 and (k - 1) % every == 0:
                 self._after_resample()
-            it = gn.iterate()
+            it = None if why else gn.iterate()
             if it is None:
-                self.notes.append(
-                    f"Gauss-Newton stopped at iteration {k}: no step reduced the loss "
-                    f"(damping {gn.damping:.1e})"
-                )
+                why = why or f"no step reduced the loss (damping {gn.damping:.1e})"
+                self.notes.append(f"Gauss-Newton stopped at iteration {k}: {why}")
                 self._phase_ended = True
                 break
             self.step += 1

@@ -13,6 +13,7 @@ import pytest
 from mscalepde import ProblemError, load_problem, problem_from_dict
 from mscalepde.cli import main
 from mscalepde.problem.validate import with_overrides
+from mscalepde.training.options import DEFAULT_ADAM_STEPS, default_points
 from tests.helpers import POISSON1D, PROBLEMS
 
 GOOD = """\
@@ -259,12 +260,17 @@ def test_error_message_format_names_file_key_expected_and_found(tmp_path):
 def test_defaults_are_filled_and_config_is_complete(tmp_path):
     p = load_problem(_write(tmp_path, "good", GOOD))
     assert p.name == "good"
-    assert p.train["dtype"] == "float32" and p.train["steps"] == 1000
-    # a file silent on the optimiser gets Adam, then Gauss–Newton on resampled points
+    assert p.train["dtype"] == "float32" and p.train["steps"] == DEFAULT_ADAM_STEPS == 500
+    # a file silent on the optimiser gets Adam, then Gauss–Newton until its loss stalls,
+    # on the default points (fixed ones: this problem is steady and 1D)
     assert p.train["optimizer"] == [
-        {"name": "adam"}, {"name": "gauss-newton", "steps": 30, "resample_every": 1}
+        {"name": "adam"},
+        {"name": "gauss-newton", "steps": 100, "resample_every": 0, "decrease": 0.1,
+         "patience": 15, "stall": 0.7},
     ]
-    assert p.model["arch"] == "mlp" and p.model["width"] == 100
+    assert p.train["points"] == default_points(p.domain.space_dim, p.domain.has_time)
+    # and, silent on the network, the automatic choice (resolved by solve, not at load)
+    assert p.model == {"arch": "auto"}
     assert p.diagnostics["threshold"] == 0.05
     # the resolved config reloads to the same problem (a round trip)
     again = problem_from_dict(p.config, origin="again")

@@ -339,10 +339,11 @@ def test_steps_override_sizes_the_package_default_instead_of_replacing_it(tmp_pa
     data.pop("train")
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(data))
-    for overrides, adam in (([], 1000), (["train.steps=300"], 300)):
+    for overrides, adam in (([], 500), (["train.steps=300"], 300)):
         p = load_problem(path, overrides)
         phases = TrainSettings.from_mapping(p.train).phases()
-        assert [(ph.name, ph.steps) for ph in phases] == [("adam", adam), ("gauss-newton", 30)]
+        assert [(ph.name, ph.steps) for ph in phases] == [("adam", adam), ("gauss-newton", 100)]
+        assert phases[1].options["patience"] == 15
 
 
 def test_damping_outside_its_limits_is_refused():

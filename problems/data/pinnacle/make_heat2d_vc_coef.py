@@ -27,9 +27,9 @@ seed, so its field cannot be reproduced; ours is another draw from the same dist
    N grid steps while the N points span [0, 1] with both ends included, as in PINNacle.
 
 Every column is written with 6 significant digits (x and y to within 5e-7 of j/255;
-each grid line prints the same in every row, so the file reads back as a tensor grid). PINNacle interpolates a by nearest
-neighbour (scipy.interpolate.griddata, method='nearest'); see heat2d_vc.yaml for the
-interpolation our file uses and why.
+each grid line prints the same in every row, so the file reads back as a tensor grid).
+PINNacle interpolates a by nearest neighbour (scipy.interpolate.griddata,
+method='nearest'); see heat2d_vc.yaml for the interpolation our file uses and why.
 
 Run from anywhere: ``python problems/data/pinnacle/make_heat2d_vc_coef.py``; it writes the
 file beside itself and prints its SHA-256. The output is deterministic for a given numpy

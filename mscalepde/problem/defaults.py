@@ -1,0 +1,58 @@
+"""The network a problem gets when its file has no ``model`` section (docs/design.md §9).
+
+A file written as users write it names the equation, the domain and the data, and no
+network. It gets ``model: {arch: auto}``: the network and its frequencies are chosen from
+the solution's spectrum before training (:mod:`mscalepde.frequencies.select`; on a shape
+from the windowed finite-element reference, :mod:`mscalepde.frequencies.shape_spectrum`).
+A smooth solution then gets the small MLP :data:`~mscalepde.architectures.options.DEFAULT_MLP`,
+an oscillating one a multiscale Fourier-feature network with σ at its bands. Measured over
+the whole library against each file's own settings: benchmarks/README.md §23.
+
+``auto`` cannot run where the spectrum of the solution is not available before training,
+and there the default is :data:`DEFAULT_MLP` itself:
+
+- inverse problems (``unknowns``): the forward problem's spectrum would use the true
+  coefficients the run is meant to find;
+- more than three space dimensions: no grid solve;
+- time windows (``train.time_windows`` > 1): one network per window, not one spectrum.
+
+The default optimiser (:data:`~mscalepde.training.options.DEFAULT_OPTIMIZER`) draws new
+points for every Gauss–Newton iteration, except on a steady 1D problem
+(:func:`fixed_points_in_1d`): there 1 000 points resolve the solution and new points only
+add noise to the step (``poisson1d_multiscale``: 9.6e-6 resampled, 1D rows of
+benchmarks/README.md §23).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from mscalepde.architectures.options import AUTO, DEFAULT_MLP
+from mscalepde.training.options import DEFAULT_OPTIMIZER, validate_optimizer
+
+__all__ = ["DEFAULT_MLP", "default_model", "fixed_points_in_1d"]
+from mscalepde.geometry import Domain
+from mscalepde.problem.dimension import is_high_dimensional
+
+
+def default_model(data: Mapping[str, Any], domain: Domain) -> dict[str, Any]:
+    """The model section of a problem whose file has none (module docstring)."""
+    train = data.get("train")
+    windows = train.get("time_windows", 1) if isinstance(train, Mapping) else 1
+    if data.get("unknowns") or data.get("observations") or is_high_dimensional(domain) or (
+        windows not in (1, None)
+    ):
+        return copy.deepcopy(DEFAULT_MLP)
+    return {"arch": AUTO}
+
+
+def fixed_points_in_1d(train: dict[str, Any], domain: Domain) -> None:
+    """A steady 1D problem trained by the package default keeps its points fixed in the
+    Gauss–Newton phase (module docstring); ``train`` is the validated section, changed in
+    place."""
+    if domain.space_dim != 1 or domain.has_time or train["optimizer"] is None:
+        return
+    if train["optimizer"] == validate_optimizer(DEFAULT_OPTIMIZER, train, "train.optimizer"):
+        train["optimizer"][-1]["resample_every"] = 0
