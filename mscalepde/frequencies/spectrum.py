@@ -151,7 +151,7 @@ def _sample_axes(problem: Problem, sizes: Sequence[int], nt: int) -> list[np.nda
     dom = problem.domain
     periodic = _periodic_axes(problem)
     axes = [uniform_axis(lo, hi, n, p) for (lo, hi), n, p in zip(dom.box, sizes, periodic)]
-    if dom.has_time:
+    if dom.has_time and nt > 0:  # (nt = 0: the spatial axes alone)
         axes.append(time_axis(*dom.time, nt))  # type: ignore[misc]
     return axes
 

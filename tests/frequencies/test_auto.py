@@ -165,6 +165,28 @@ def test_source_spectrum_when_no_classical_solve(monkeypatch):
     assert _covered([1.0], sel.bands) and _covered([20.0], sel.bands)
 
 
+def test_source_spectrum_of_a_heat_problem_when_no_classical_solve(monkeypatch):
+    """The heat fallback samples the source and the initial data in space alone (it used
+    to build a time axis of zero points and divide by zero: PINNacle's Heat 2d-LT without
+    a model section, whose 100-time-unit FD solve fails)."""
+    from mscalepde.errors import ReferenceSolveError
+    from mscalepde.frequencies import spectrum as spectrum_module
+
+    def fail(problem):
+        raise ReferenceSolveError("solver refused")
+
+    monkeypatch.setattr(spectrum_module, "_coarse_reference", fail)
+    cfg = _poisson("x", [[0, 1]])
+    cfg.update(pde="heat", domain={"box": [[0, 1]], "time": [0, 1]},
+               initial="sin(pi*x) + 0.1*sin(30*pi*x)", source="0")
+    cfg["boundary"] = [{"faces": "all", "type": "dirichlet", "value": 0}]
+    cfg.pop("exact")
+    spec = estimate_spectrum(problem_from_dict(cfg))
+    assert spec.origin == "source" and "initial" in spec.detail
+    sel = choose(problem_from_dict(cfg), spectrum=spec)
+    assert _covered([0.5], sel.bands) and _covered([15.0], sel.bands)
+
+
 def test_no_spectrum_fails_with_one_clear_line(tmp_path, capsys):
     """A heat problem with zero data has a zero solution: nothing to choose from."""
     text = """
