@@ -16,11 +16,6 @@ and there the default is :data:`DEFAULT_MLP` itself:
 - more than three space dimensions: no grid solve;
 - time windows (``train.time_windows`` > 1): one network per window, not one spectrum.
 
-The default optimiser (:data:`~mscalepde.training.options.DEFAULT_OPTIMIZER`) draws new
-points for every Gauss–Newton iteration, except on a steady 1D problem
-(:func:`fixed_points_in_1d`): there 1 000 points resolve the solution and new points only
-add noise to the step (``poisson1d_multiscale``: 9.6e-6 resampled, 1D rows of
-benchmarks/README.md §23).
 """
 
 from __future__ import annotations
@@ -30,11 +25,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from mscalepde.architectures.options import AUTO, DEFAULT_MLP
-from mscalepde.training.options import DEFAULT_OPTIMIZER, validate_optimizer
-
-__all__ = ["DEFAULT_MLP", "default_model", "fixed_points_in_1d"]
 from mscalepde.geometry import Domain
 from mscalepde.problem.dimension import is_high_dimensional
+
+__all__ = ["DEFAULT_MLP", "default_model"]
 
 
 def default_model(data: Mapping[str, Any], domain: Domain) -> dict[str, Any]:
@@ -47,12 +41,3 @@ def default_model(data: Mapping[str, Any], domain: Domain) -> dict[str, Any]:
         return copy.deepcopy(DEFAULT_MLP)
     return {"arch": AUTO}
 
-
-def fixed_points_in_1d(train: dict[str, Any], domain: Domain) -> None:
-    """A steady 1D problem trained by the package default keeps its points fixed in the
-    Gauss–Newton phase (module docstring); ``train`` is the validated section, changed in
-    place."""
-    if domain.space_dim != 1 or domain.has_time or train["optimizer"] is None:
-        return
-    if train["optimizer"] == validate_optimizer(DEFAULT_OPTIMIZER, train, "train.optimizer"):
-        train["optimizer"][-1]["resample_every"] = 0

@@ -47,7 +47,7 @@ from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.coefficients import data_coefficient, is_data
 from mscalepde.problem.datafile import TruthData, read_truth
-from mscalepde.problem.defaults import DEFAULT_MLP, default_model, fixed_points_in_1d
+from mscalepde.problem.defaults import DEFAULT_MLP, default_model
 from mscalepde.problem.dimension import check_high_dimension, is_high_dimensional
 from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
@@ -200,7 +200,6 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     train["points"] = resolve_points(train["points"], domain.space_dim, domain.has_time)
     if train["optimizer"] is not None:
         train["optimizer"] = validate_optimizer(train["optimizer"], train, "train.optimizer")
-        fixed_points_in_1d(train, domain)
     if train["loss"] == "ritz":
         _check_ritz(pde, boundary, train)
         natural = any(bc.type in ("neumann", "robin") for bc in boundary.values())

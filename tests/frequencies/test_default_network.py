@@ -187,20 +187,3 @@ def test_points_default_by_dimension_and_a_term_set_keeps_the_others(tmp_path):
     points = load_problem(path, ["train.points.interior=9"]).train["points"]
     assert (points["interior"], points["boundary"]) == (9, 2)  # 1D: the two end points
 
-
-def test_the_default_keeps_points_fixed_only_on_a_steady_1d_problem():
-    """New points every Gauss–Newton iteration add noise where 1 000 points resolve the
-    solution (steady 1D); heat and 2D/3D keep resampling; a file's own optimiser is never
-    touched."""
-    def gauss_newton(cfg):
-        return problem_from_dict(cfg).train["optimizer"][-1]
-
-    steady = {**_disc("x*x"), "domain": {"box": [[0, 1]]}}
-    steady["train"] = {}
-    assert gauss_newton(steady)["resample_every"] == 0
-    heat = {**steady, "pde": "heat", "domain": {"box": [[0, 1]], "time": [0, 1]}}
-    assert gauss_newton(heat)["resample_every"] == 1
-    plane = {**steady, "domain": {"box": [[0, 1], [0, 1]]}}
-    assert gauss_newton(plane)["resample_every"] == 1
-    own = {**steady, "train": {"optimizer": [{"gauss-newton": {"resample_every": 1}}]}}
-    assert gauss_newton(own)["resample_every"] == 1

@@ -261,11 +261,11 @@ def test_defaults_are_filled_and_config_is_complete(tmp_path):
     p = load_problem(_write(tmp_path, "good", GOOD))
     assert p.name == "good"
     assert p.train["dtype"] == "float32" and p.train["steps"] == DEFAULT_ADAM_STEPS == 500
-    # a file silent on the optimiser gets Adam, then Gauss–Newton until its loss stalls,
-    # on the default points (fixed ones: this problem is steady and 1D)
+    # a file silent on the optimiser gets Adam, then Gauss–Newton on new points each
+    # iteration until its loss stalls, on the default points
     assert p.train["optimizer"] == [
         {"name": "adam"},
-        {"name": "gauss-newton", "steps": 100, "resample_every": 0, "decrease": 0.1,
+        {"name": "gauss-newton", "steps": 100, "resample_every": 1, "decrease": 0.1,
          "patience": 15, "stall": 0.7},
     ]
     assert p.train["points"] == default_points(p.domain.space_dim, p.domain.has_time)
