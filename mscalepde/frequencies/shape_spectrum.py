@@ -42,7 +42,7 @@ from mscalepde.diagnostics.transforms import axis_wavenumbers, parseval_weights,
 from mscalepde.diagnostics.window import shape_window, window_kernel, window_width, windowed_peaks
 from mscalepde.errors import SpectrumError
 from mscalepde.frequencies.options import AutoSettings
-from mscalepde.frequencies.spectrum import Spectrum, problem_data, time_axis
+from mscalepde.frequencies.spectrum import Spectrum, time_axis
 
 if TYPE_CHECKING:
     from mscalepde.problem.model import Problem
@@ -68,29 +68,38 @@ def shape_axes(problem: Problem) -> list[np.ndarray]:
 def _truth_values(problem: Problem, axes: list[np.ndarray], inside: np.ndarray) -> tuple[
     np.ndarray, str
 ]:
-    """u on the grid ``axes`` (0 where ``inside`` is False in space) and where it came from."""
+    """u on the grid ``axes`` (0 where ``inside`` is False in space: outside Ω an exact
+    expression may be undefined) and where it came from."""
     dom = problem.domain
     shape = [len(a) for a in axes]
-    if problem.exact is not None:
-        return np.asarray(problem_data(problem).exact(axes), dtype=float).reshape(shape), (
-            "the exact solution"
-        )
-    from mscalepde.reference.cache import get_reference
-    from mscalepde.reference.solve import compute_reference
-
-    if problem.truth is None:
-        ref, how = get_reference(problem), "the cached"
-    else:
-        ref, how = compute_reference(problem, estimate=False), "a"
     grids = np.meshgrid(*axes[: dom.space_dim], indexing="ij")
     space = np.stack([g.reshape(-1) for g in grids], axis=1)[inside]
-    n_space = int(np.prod(shape[: dom.space_dim]))
+    if problem.exact is not None:
+        exact, how = problem.exact, "the exact solution"
+
+        def at(pts: np.ndarray, t: float | None) -> np.ndarray:
+            env = {name: pts[:, i] for i, name in enumerate(dom.axes)}
+            if t is not None:
+                env["t"] = np.full(len(pts), t)
+            return np.broadcast_to(np.asarray(exact.numpy(env), dtype=float), (len(pts),))
+    else:
+        from mscalepde.reference.cache import get_reference
+        from mscalepde.reference.solve import compute_reference
+
+        if problem.truth is None:
+            ref, how = get_reference(problem), "the cached"
+        else:
+            ref, how = compute_reference(problem, estimate=False), "a"
+        how = f"{how} {getattr(ref, 'method', 'classical')} reference"
+
+        def at(pts: np.ndarray, t: float | None) -> np.ndarray:
+            return ref(pts if t is None else np.column_stack([pts, np.full(len(pts), t)]))
+
     times = axes[dom.space_dim] if dom.has_time else [None]
-    out = np.zeros((n_space, len(times)))
+    out = np.zeros((int(inside.size), len(times)))
     for j, t in enumerate(times):
-        pts = space if t is None else np.column_stack([space, np.full(len(space), t)])
-        out[inside, j] = ref(pts)
-    return out.reshape(shape), f"{how} {getattr(ref, 'method', 'classical')} reference"
+        out[inside, j] = at(space, t)
+    return out.reshape(shape), how
 
 
 def shape_spectrum(problem: Problem, started: float | None = None) -> Spectrum:

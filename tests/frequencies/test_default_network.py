@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -64,6 +65,13 @@ def test_a_smooth_solution_on_a_box_gets_the_default_mlp():
     problem, sel = resolve_auto(problem_from_dict(cfg))
     assert sel is not None and sel.arch == "mlp" and "smooth" in sel.reason
     assert {k: problem.model[k] for k in DEFAULT_MLP} == DEFAULT_MLP
+
+
+def test_an_exact_solution_undefined_outside_the_shape_is_read_inside_only():
+    """sqrt(1.5 − x² − y²) is NaN in the corners of the disc's bounding box; the window is 0
+    there, so the spectrum must not be."""
+    spec = shape_spectrum(problem_from_dict(_disc("sqrt(1.5 - x*x - y*y)")))
+    assert np.all(np.isfinite(spec.energy)) and spec.energy.sum() > 0
 
 
 def test_heat_on_a_shape_gets_a_temporal_spectrum():
