@@ -9,9 +9,10 @@ line-search method, 4 trial step sizes): the ill-conditioned system of a run's l
 iterations, where the Levenberg–Marquardt control has driven λ down, rather than the
 heavily damped first ones. The iteration is timed twice after one warm-up iteration
 (the second and third of the phase); the dense step's time includes forming J or JᵀJ and its
-Cholesky factor, the matrix-free one's the recorded maps, the Nyström sketch and CG. Four
-variants: dense; matrix-free as shipped (Nyström, inexact: forcing 0.1); and two accurate
-matrix-free solves (relative residual 1e-6, no forcing), without and with Nyström.
+Cholesky factor, the matrix-free one's the recorded maps, the Nyström sketch and CG. Five
+variants (``--variants``): ``dense``; ``inexact``, matrix-free as shipped (Nyström, inexact:
+forcing 0.1); and three accurate matrix-free solves (relative residual 1e-6, no forcing):
+``plain`` (no preconditioner), ``nystrom`` and ``kfac`` (Kronecker factors per layer).
 
     python benchmarks/gauss_newton_scaling.py \\
         --out benchmarks/results/gn-scaling-2026-12-07/results.json
@@ -71,6 +72,15 @@ print(json.dumps({"M": rows, "P": gn.params.count, "seconds": min(times), "cg": 
 """
 
 
+VARIANTS = {
+    "dense": ("dense", "none", 0.1, 1e-10),  # Cholesky: exact to rounding
+    "inexact": ("cg", "nystrom", 0.1, 1e-10),  # inexact Newton (forcing 0.1)
+    "plain": ("cg", "none", 0.0, 1e-6),  # an accurate solve, unpreconditioned
+    "nystrom": ("cg", "nystrom", 0.0, 1e-6),  # an accurate solve, Nyström
+    "kfac": ("cg", "kfac", 0.0, 1e-6),  # an accurate solve, Kronecker factors
+}
+
+
 def run(
     m: int, width: int, solver: str, precond: str, max_gb: float, forcing: float, tol: float
 ) -> dict:
@@ -100,17 +110,13 @@ def main() -> None:
                     help="run the unpreconditioned accurate solve only up to this M "
                     "(it takes ~1000 CG iterations: minutes per case beyond)")
     ap.add_argument("--append", action="store_true", help="add to the rows already in --out")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
     path = Path(args.out)
     rows = json.loads(path.read_text()) if args.append and path.exists() else []
     for width in args.widths:
         for m in args.m:
-            for solver, precond, forcing, tol in (
-                ("dense", "none", 0.1, 1e-10),  # Cholesky: exact to rounding
-                ("cg", "nystrom", 0.1, 1e-10),  # the default: inexact Newton
-                ("cg", "none", 0.0, 1e-6),  # an accurate solve, unpreconditioned
-                ("cg", "nystrom", 0.0, 1e-6),  # an accurate solve, preconditioned
-            ):
+            for solver, precond, forcing, tol in (VARIANTS[v] for v in args.variants):
                 if solver == "cg" and precond == "none" and m > args.plain_cg_up_to:
                     continue
                 row = run(m, width, solver, precond, args.max_gb, forcing, tol)

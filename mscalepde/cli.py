@@ -12,6 +12,8 @@ exit with 130 and 143.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 import warnings
@@ -44,6 +46,10 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
 def _add_quick_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the classical solver's comparison at the end")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="one run on N processes of this machine, the points split between "
+                   "them (torch.distributed: gloo on CPU, NCCL on GPUs); a resume needs the "
+                   "same N")
     p.add_argument("--no-diagnostics", action="store_true",
                    help="no spectral diagnostics (same as --set diagnostics.enabled=false)")
 
@@ -272,13 +278,32 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
 
 def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> int:
+    from mscalepde.parallel.comm import join, leave
+
+    device = _device_kind(problem)  # --device cuda without CUDA: before any work
+    comm = join(device)  # one process, or this rank of a launched run (mscalepde.parallel)
+    try:
+        if comm.is_root:
+            return _train_rank(problem, args, stop, resume, comm)
+        with contextlib.redirect_stdout(io.StringIO()):  # rank 0 alone prints
+            return _train_rank(problem, args, stop, resume, comm)
+    finally:
+        leave(comm)
+
+
+def _device_kind(problem: Any) -> str:
+    from mscalepde.run.pipeline import resolve_device
+
+    return resolve_device(problem.train["device"]).type
+
+
+def _train_rank(problem: Any, args: argparse.Namespace, stop: Any, resume: Any, comm: Any) -> int:
     from mscalepde.frequencies.select import resolve_auto
-    from mscalepde.run.pipeline import resolve_device, solve
+    from mscalepde.run.pipeline import solve
     from mscalepde.training.callbacks import Callback
     from mscalepde.training.settings import TrainSettings, describe_phases
     from mscalepde.training.trainer import Trainer
 
-    resolve_device(problem.train["device"])  # --device cuda without CUDA: before any work
     with args.clock("auto"):
         problem, selection = resolve_auto(problem)  # model: auto → chosen from the spectrum
     if selection is not None:
@@ -286,12 +311,14 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
     m = problem.model
     arch_desc = ", ".join(f"{k}={v}" for k, v in m.items() if k != "arch")
     print(f"problem   {problem.name} ({problem.pde}, {one_line(problem.origin)})")
+    if comm.world > 1:
+        print(f"processes {comm.world} (the points split between them; rank 0 writes)")
     if problem.gauge_note:
         print(f"gauge     {problem.gauge_note}")
     if problem.truth is not None:  # errors at the file's points: no reference needed
         t = problem.truth
         print(f"truth     data file {one_line(str(t.path))} ({len(t.values)} values)")
-    elif problem.exact is None and problem.pde != "fit":
+    elif problem.exact is None and problem.pde != "fit" and comm.is_root:
         from mscalepde.reference.cache import get_reference
 
         with args.clock("reference"):
@@ -319,7 +346,9 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
                    callbacks=[ModelLine()], resume=resume, stop=stop, selection=selection,
                    overwrite=getattr(args, "overwrite", False), baseline=not args.no_baseline,
                    animate=getattr(args, "animate", False),
-                   clock=args.clock)
+                   clock=args.clock, comm=comm)
+    if not comm.is_root:
+        return 0
     s = result.summary
     print(format_summary(s))
     if "inverse" in s:
@@ -472,6 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command not in ("solve", "resume", "bench"):
         return _run(lambda: handlers[args.command](args))
+    if getattr(args, "nproc", None) is not None:
+        launched = _launch(args, list(sys.argv[1:] if argv is None else argv))
+        if launched is not None:
+            return launched
     from mscalepde.training.threads import configure_threads, load_warning
 
     if getattr(args, "threads", None) is not None and args.threads < 1:
@@ -490,6 +523,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     retain_freed_memory()  # no page faults in every training step (allocator.py)
     with graceful_stop(StopRequest()) as stop:  # SIGINT/SIGTERM: stop at a step boundary
         return _run(lambda: handlers[args.command](args, stop))
+
+
+def _launch(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """``--nproc N``: this command as N processes (:mod:`mscalepde.parallel.launch`); its
+    exit code, or None to run here (N = 1)."""
+    from mscalepde.parallel.comm import launched_world
+    from mscalepde.training.threads import thread_count
+
+    n = args.nproc
+    if n < 1:
+        print(f"error: --nproc: expected an integer >= 1, got {n}", file=sys.stderr)
+        return 2
+    if launched_world() > 1:
+        print("error: --nproc: this process is already one of a launched run's "
+              f"{launched_world()}; give --nproc or torchrun, not both", file=sys.stderr)
+        return 2
+    if n == 1:
+        return None
+    from mscalepde.parallel.launch import launch, without_nproc
+
+    # each process's share of the CPUs (an explicit --threads is passed on, per process)
+    threads = max(1, thread_count(getattr(args, "threads", None))[0] // n)
+    return _run(lambda: launch(n, without_nproc(argv), threads))
 
 
 def _run(command: Any) -> int:

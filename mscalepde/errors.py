@@ -85,6 +85,13 @@ class TrainingError(MscaleError):
     exit_code = 3
 
 
+class ParallelError(MscaleError):
+    """A run on several processes cannot start, or lost one of its ranks
+    (:mod:`mscalepde.parallel`); the run folder keeps its last checkpoint."""
+
+    exit_code = 3
+
+
 class RunFolderError(MscaleError):
     """A run folder cannot be written or read (disk full, permissions, missing files)."""
 

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("calculus", ["calculus"]),
+    ("parallel", ["parallel"]),
     ("problem", ["problem"]),
     ("models", ["architectures", "equations"]),
     ("solvers", ["reference", "training"]),

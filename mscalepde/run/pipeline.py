@@ -28,6 +28,7 @@ from mscalepde.errors import MscaleError, ResumeError, Stopped, TrainingError, f
 from mscalepde.frequencies.select import Selection, resolve_auto
 from mscalepde.frequencies.spectrum import save_spectrum
 from mscalepde.io import atomic_write_text, remove_stale_temporaries, write_json, write_yaml
+from mscalepde.parallel.comm import Communicator, Single
 from mscalepde.problem.model import Problem
 from mscalepde.problem.overrides import apply_overrides
 from mscalepde.problem.validate import load_problem, problem_from_dict, with_overrides
@@ -48,7 +49,8 @@ from mscalepde.run.inverse import (
     inverse_summary,
     unknowns_figure,
 )
-from mscalepde.run.model import make_model, make_objective
+from mscalepde.run.model import make_model
+from mscalepde.run.ranks import check_parallel, objective_factory
 from mscalepde.run.result import Run
 from mscalepde.run.windows import TimeMarching, WindowedModel
 from mscalepde.training.callbacks import Callback
@@ -191,15 +193,16 @@ def _callbacks(
     dtype: torch.dtype,
     device: torch.device,
     progress: bool,
+    root: bool = True,
 ) -> tuple[list[Callback], Any, RunWriter | None, ProgressBar | None]:
     """The training callbacks of a solve: the run writer first, the caller's, the spectral
-    monitor (unless the caller gave one, or diagnostics are off), ``model.adapt``'s frequency
-    adapter and the progress bar."""
+    monitor (unless the caller gave one, or diagnostics are off, or this is not rank 0 of a
+    run on several processes), ``model.adapt``'s frequency adapter and the progress bar."""
     from mscalepde.diagnostics.monitor import SpectralMonitor
 
     cbs: list[Callback] = list(given)
     monitor = next((c for c in cbs if isinstance(c, SpectralMonitor)), None)
-    if monitor is None and problem.diagnostics["enabled"]:
+    if monitor is None and problem.diagnostics["enabled"] and root:
         # without exact, its truth is the cached reference (diagnostics.truth_function)
         monitor = SpectralMonitor(problem, dtype=dtype, device=device, run_dir=run_dir)
         cbs.append(monitor)
@@ -232,6 +235,7 @@ def solve(
     baseline: bool = True,
     animate: bool = False,
     clock: Stopwatch | None = None,
+    comm: Communicator | None = None,
     **changes: Any,
 ) -> Run:
     """Train a physics-informed network on a problem.
@@ -266,37 +270,32 @@ def solve(
     ``figures/animation.gif`` of a heat run (:mod:`mscalepde.run.evolution`). ``clock``: a
     :class:`~mscalepde.run.clock.Stopwatch` started with the command (the CLI's), so that
     ``summary.json``'s ``wall_seconds`` and ``time_parts`` cover all of it.
-    """
+
+    ``comm``: this process's rank of a run on several (:mod:`mscalepde.run.ranks`): rank 0
+    writes and evaluates, the others train and return their status and training time."""
     clock = clock if clock is not None else Stopwatch()
+    comm = comm if comm is not None else Single()
     with clock("validation"):
         problem = _as_problem(problem_or_path, overrides, changes)
+    check_parallel(problem, comm)
     device = resolve_device(problem.train["device"])  # before any costly step
+    if comm.world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", comm.local_rank)  # one GPU per rank
+        write, progress = write and comm.is_root, progress and comm.is_root
     if is_auto(problem.model):
         with clock("auto"):
             problem, selection = resolve_auto(problem)
     if stop is not None:
         stop.deferred = False  # until training starts, a signal stops at once
-    checkpoint = _checkpoint(resume, out, problem)
+    checkpoint = _checkpoint(resume, out, problem, tidy=comm.is_root)
     if checkpoint is not None:
         out = checkpoint.run_dir
-    tr = problem.train
-    dtype = DTYPES[tr["dtype"]]
+    dtype = DTYPES[problem.train["dtype"]]
     with clock("setup"):
         model = make_model(problem, dtype).to(device)
-    # the truth: exact, else the cached classical reference (computed here when missing)
-    with clock("reference"):
-        evaluator = Evaluator(problem, dtype=dtype, device=device)
-        if problem.inverse is not None:
-            evaluator = InverseEvaluator(evaluator, problem)  # type: ignore[assignment]
-    marching = None
-    with clock("setup"):
-        if isinstance(model, WindowedModel):  # time windows: run/windows.py
-            marching = TimeMarching(problem, model, evaluator, lambda p: make_objective(
-                p, model, dtype=dtype, device=device))
-            objective = marching.objective(0)
-            tr = {**tr, "compile": "off"}  # the objective changes between windows
-        else:
-            objective = make_objective(problem, model, dtype=dtype, device=device)
+        comm.broadcast([*model.parameters(), *model.buffers()])  # one network on all ranks
+    evaluator, marching, objective, tr = _objective(problem, model, comm, dtype, device, clock)
 
     run_dir: Path | None = None
     target: Path | None = None  # with overwrite: the folder the staging one replaces
@@ -304,11 +303,13 @@ def solve(
         run_dir, target = run_folder(
             out, runs_dir, problem.name, resumed=checkpoint is not None, overwrite=overwrite
         )
-    cbs, monitor, writer, bar = _callbacks(problem, callbacks, run_dir, dtype, device, progress)
-
+    cbs, monitor, writer, bar = _callbacks(
+        problem, callbacks, run_dir, dtype, device, progress, comm.is_root
+    )
+    evaluate = evaluator if marching is None else marching.evaluate
     trainer = Trainer(
         model, objective, TrainSettings.from_mapping(tr), callbacks=cbs, stop=stop,
-        evaluate=evaluator if marching is None else marching.evaluate,
+        evaluate=evaluate if comm.is_root else None, comm=comm,
     )
     if marching is not None:
         trainer.enter_phase = marching.enter
@@ -329,6 +330,8 @@ def solve(
     if monitor is not None:
         clock.add("diagnostics", monitored)
     clock.add("training", time.perf_counter() - started - monitored)
+    if not comm.is_root:  # rank 0 evaluates and writes; this rank's part is done
+        return _rank_result(problem, model, trainer, comm, status, message, interrupt)
 
     # after a signal the run folder must be finished quickly: no classical baseline
     compare = "ok" if baseline else "skipped: --no-baseline"
@@ -368,11 +371,50 @@ def solve(
     return result
 
 
+def _objective(
+    problem: Problem, model: Any, comm: Communicator, dtype: torch.dtype,
+    device: torch.device, clock: Stopwatch,
+) -> tuple[Any, TimeMarching | None, Any, dict[str, Any]]:
+    """The evaluator (rank 0: exact, else the cached classical reference, computed here when
+    missing), the time marching of a windowed run, the objective (this rank's shard of the
+    points with several processes) and the train section as the trainer takes it."""
+    tr = dict(problem.train)
+    evaluator: Any = None
+    if comm.is_root:
+        with clock("reference"):
+            evaluator = Evaluator(problem, dtype=dtype, device=device)
+            if problem.inverse is not None:
+                evaluator = InverseEvaluator(evaluator, problem)
+    make_objective = objective_factory(comm, model, dtype, device)
+    if comm.world > 1:
+        tr["compile"] = "off"  # the loss holds an all-reduce (training/compile.py)
+    with clock("setup"):
+        if isinstance(model, WindowedModel):  # time windows: run/windows.py
+            tr["compile"] = "off"  # the objective changes between windows
+            marching = TimeMarching(problem, model, evaluator, make_objective)
+            return evaluator, marching, marching.objective(0), tr
+        return evaluator, None, make_objective(problem), tr
+
+
+def _rank_result(
+    problem: Problem, model: Any, trainer: Trainer, comm: Communicator, status: str,
+    message: str, interrupt: KeyboardInterrupt | None,
+) -> Run:
+    """What a rank other than 0 returns (or raises) once training has ended."""
+    if interrupt is not None:
+        raise interrupt
+    if status == "diverged":
+        raise TrainingError(message)
+    summary = {"status": status, "rank": comm.rank, "train_seconds": trainer.train_seconds}
+    return Run(problem, model, trainer.history, summary, None)
+
+
 def _checkpoint(
-    resume: str | Path | Checkpoint | None, out: str | Path | None, problem: Problem
+    resume: str | Path | Checkpoint | None, out: str | Path | None, problem: Problem,
+    tidy: bool = True,
 ) -> Checkpoint | None:
     """The checkpoint a resumed run continues from, checked against ``problem`` and
-    ``out`` (None for a new run)."""
+    ``out`` (None for a new run). ``tidy``: remove what a killed writer left (rank 0)."""
     if resume is None:
         return None
     checkpoint = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
@@ -381,7 +423,8 @@ def _checkpoint(
         raise ResumeError(f"{out}: a resumed run writes into its own folder ({where})")
     saved = problem_from_dict(checkpoint.config, origin=f"{where}/{CHECKPOINT_FILE}")
     check_resumable(saved, problem, checkpoint.trainer, str(where))
-    remove_stale_temporaries(where)  # what a killed writer left beside its whole files
+    if tidy:
+        remove_stale_temporaries(where)  # what a killed writer left beside its whole files
     return checkpoint
 
 

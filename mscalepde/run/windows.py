@@ -148,9 +148,10 @@ class TimeMarching:
         self,
         problem: Problem,
         model: WindowedModel,
-        evaluator: Evaluator,
+        evaluator: Evaluator | None,
         make_objective: Any,
     ) -> None:
+        """``evaluator`` None: no errors (a rank other than 0 of a parallel run)."""
         self.problem = problem
         self.model = model
         self.edges = model.edges
@@ -159,15 +160,18 @@ class TimeMarching:
         self.window = 0
         # window k holds [t_k, t_{k+1}): a point at t_{k+1} is the next window's (rounding
         # to the model's precision aside, hence the margin)
-        t = evaluator.points[:, -1]
-        margin = 1e-6 * (self.edges[-1] - self.edges[0])
-        ends = [e - margin for e in self.edges[1:-1]] + [np.inf]
-        starts = [-np.inf] + ends[:-1]
-        self.so_far = [_restricted(evaluator, t < e) for e in ends]
-        self.slabs = [
-            _restricted(evaluator, (t >= lo) & (t < hi))
-            for lo, hi in zip(starts, ends, strict=True)
-        ]
+        self.so_far: list[Evaluator] = []
+        self.slabs: list[Evaluator] = []
+        if evaluator is not None:
+            t = evaluator.points[:, -1]
+            margin = 1e-6 * (self.edges[-1] - self.edges[0])
+            ends = [e - margin for e in self.edges[1:-1]] + [np.inf]
+            starts = [-np.inf] + ends[:-1]
+            self.so_far = [_restricted(evaluator, t < e) for e in ends]
+            self.slabs = [
+                _restricted(evaluator, (t >= lo) & (t < hi))
+                for lo, hi in zip(starts, ends, strict=True)
+            ]
         model.train_window(0)
 
     def problem_of(self, k: int) -> Problem:

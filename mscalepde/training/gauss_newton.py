@@ -68,6 +68,7 @@ from torch import Tensor, nn
 from mscalepde.calculus.jet import LinearTape
 from mscalepde.equations import ResidualBlock
 from mscalepde.errors import MscaleError, TrainingError
+from mscalepde.parallel.comm import Communicator, Single
 from mscalepde.training.options import GaussNewtonSettings, settings_from_mapping
 
 GIB = float(1 << 30)
@@ -235,8 +236,10 @@ class GaussNewton:
         settings: GaussNewtonSettings,
         *,
         key: str = "train.optimizer",
+        comm: Communicator | None = None,
     ) -> None:
         self.model = model
+        self.comm = comm if comm is not None else Single()
         self.objective = objective
         self.weights = weights
         self.settings = settings
@@ -256,6 +259,14 @@ class GaussNewton:
             raise MscaleError(
                 f"{key}: with loss: ritz the Gauss-Newton step has no dual form "
                 f"(the energy's gradient is not J^T R); use form: primal or auto"
+            )
+        if settings.preconditioner == "kfac" and settings.form == "dual":
+            raise MscaleError(f"{key}.preconditioner: kfac approximates J^T J, the primal "
+                              f"form's matrix; use form: primal or auto")
+        if self.comm.world > 1 and self.energy:
+            raise MscaleError(
+                f"{key}: on several processes the Gauss-Newton step has no Ritz energy "
+                f"(its boundary terms are per-face sums over each rank's own points)"
             )
         if not all(callable(getattr(m, "jet", None)) for m in [model]):
             raise MscaleError(
@@ -284,7 +295,8 @@ class GaussNewton:
                 for p, g in zip(self.params.params, grads, strict=True)
             ]
         )
-        return float(total.detach()), flat.detach()
+        # the terms' values are the whole loss, their gradient this process's share
+        return float(total.detach()), self.comm.sum(flat.detach())
 
     def _energy_gradient(self) -> tuple[float, Tensor]:
         """The weighted energy and half its gradient (autograd), as one vector."""
@@ -293,7 +305,12 @@ class GaussNewton:
             raise TrainingError("gauss-newton: the Ritz energy or its gradient is not finite")
         return value, 0.5 * grad
 
+    def total_rows(self, rows: int) -> int:
+        """M over every rank, from this rank's ``rows`` (one all-reduce with several)."""
+        return rows if self.comm.world == 1 else int(self.comm.sum_float(float(rows)))
+
     def form(self, rows: int) -> str:
+        """``primal`` or ``dual`` for ``rows`` residuals over every rank."""
         if self.energy:
             return "primal"
         f = self.settings.form
@@ -301,8 +318,16 @@ class GaussNewton:
             return "dual" if rows < self.params.count else "primal"
         return f
 
+    def _free_form(self, form: str) -> str:
+        """The matrix-free step's form: the primal one with KFAC (it approximates JᵀJ) and
+        on several processes (its CG vectors live in P, the same on every rank)."""
+        if self.settings.preconditioner == "kfac" or self.comm.world > 1:
+            return "primal"
+        return form
+
     def _dense_need(self, rows: int, itemsize: int) -> tuple[int, str]:
-        """Bytes of the dense step and what they hold."""
+        """Bytes of the dense step for ``rows`` residuals over every rank (the dual form
+        gathers every rank's rows of J), and what they hold."""
         form = self.form(rows)
         p = self.params.count
         chunk = min(self.settings.chunk, rows)
@@ -316,13 +341,13 @@ class GaussNewton:
         points, :func:`~.matrix_free.tape_bytes_per_row`), the CG vectors and the sketch."""
         from mscalepde.training.matrix_free import tape_bytes_per_row
 
-        blocks = self._scaled_blocks()
+        blocks = [b for group in self._scaled_groups() for b in group]
         per_row = max(tape_bytes_per_row(self.model, b) for b, _ in blocks)
         first = next(iter(self.params.params), None)  # measured in the model's precision
         if first is not None:
             per_row *= itemsize / first.element_size()
         p = self.params.count
-        size = rows if self.form(rows) == "dual" else p
+        size = rows if self._free_form(self.form(self.total_rows(rows))) == "dual" else p
         rank = min(self.settings.rank, size) if self.settings.preconditioner == "nystrom" else 0
         need = int(per_row * rows) + (8 * (rows + p) + 3 * rank * size) * itemsize
         return need, (
@@ -335,10 +360,12 @@ class GaussNewton:
         ``max_memory_gb`` and in the memory available, else the matrix-free one."""
         if self.settings.solver != "auto":
             return self.settings.solver
-        need, _ = self._dense_need(rows, itemsize)
+        need, _ = self._dense_need(self.total_rows(rows), itemsize)
         device = self.params.params[0].device if self.params.params else torch.device("cpu")
         free = available_memory(device)
         fits = need <= self.settings.max_memory_gb * GIB and (free is None or need <= free)
+        if self.comm.world > 1:  # every rank must take the same step: dense where all fit
+            fits = self.comm.max([0.0 if fits else 1.0])[0] == 0.0
         return "dense" if fits else "cg"
 
     def check_memory(self, rows: int, itemsize: int) -> None:
@@ -346,15 +373,17 @@ class GaussNewton:
         the memory the machine (or the GPU) has available: J (dual) or JᵀJ (primal) for the
         dense step, the recorded maps and vectors (O(M + P) beyond the network's own
         quantities) for the matrix-free one."""
-        form = self.form(rows)
+        total = self.total_rows(rows)
+        form = self.form(total)
         if self.solver(rows, itemsize) == "cg":
+            form = self._free_form(form)
             need, what = self._cg_need(rows, itemsize)
             if self.settings.solver == "auto":  # neither fits: say what the dense one needs
-                dense, held = self._dense_need(rows, itemsize)
+                dense, held = self._dense_need(total, itemsize)
                 what += f" (the dense step: {dense / GIB:.2f} GiB for {held})"
             form = f"matrix-free {form}"
         else:
-            need, what = self._dense_need(rows, itemsize)
+            need, what = self._dense_need(total, itemsize)
         device = self.params.params[0].device if self.params.params else torch.device("cpu")
         free = available_memory(device)
         if free is not None and need > free:
@@ -372,15 +401,29 @@ class GaussNewton:
                 f"or raise max_memory_gb"
             )
 
-    def _scaled_blocks(self) -> list[tuple[ResidualBlock, float]]:
+    def _scaled_groups(self) -> list[list[tuple[ResidualBlock, float]]]:
+        """The residual blocks with their scales √(w_k/N_k), in groups: one group per
+        shard of points this process holds (``block_groups`` of a
+        :class:`~mscalepde.parallel.shards.ShardedObjective`), else one. The step adds the
+        groups' sums in order and then over the ranks, so that one process holding two
+        shards and two processes holding one each add the same numbers the same way.
+        N_k counts the rows of every rank."""
         if self.energy:  # the curvature rows carry their quadrature weights: √w_k only
             curv: list[ResidualBlock] = self.objective.curvature_blocks()  # type: ignore[attr-defined]
-            return [(b, math.sqrt(self.weights.get(b.term, 1.0))) for b in curv]
-        blocks: list[ResidualBlock] = self.objective.blocks()  # type: ignore[attr-defined]
+            return [[(b, math.sqrt(self.weights.get(b.term, 1.0))) for b in curv]]
+        grouped = getattr(self.objective, "block_groups", None)
+        groups: list[list[ResidualBlock]] = (
+            grouped() if grouped is not None else [self.objective.blocks()]  # type: ignore[attr-defined]
+        )
         counts: dict[str, int] = {}
-        for b in blocks:
+        for b in (b for group in groups for b in group):
             counts[b.term] = counts.get(b.term, 0) + b.rows
-        return [(b, math.sqrt(self.weights.get(b.term, 1.0) / counts[b.term])) for b in blocks]
+        if self.comm.world > 1:
+            names = list(counts)
+            mine = torch.tensor([float(counts[k]) for k in names], dtype=torch.float64)
+            counts = {k: int(v) for k, v in zip(names, self.comm.sum(mine).tolist(), strict=True)}
+        return [[(b, math.sqrt(self.weights.get(b.term, 1.0) / counts[b.term])) for b in group]
+                for group in groups]
 
     def _pieces(self, blocks: list[tuple[ResidualBlock, float]]):
         """Yield (term, scaled residual rows, scaled Jacobian rows), chunk by chunk."""
@@ -418,30 +461,41 @@ class GaussNewton:
 
     # ------------------------------------------------------------------ the step
     def _dense_system(
-        self, blocks: list[tuple[ResidualBlock, float]], rows: int, form: str, theta: Tensor
+        self, groups: list[list[tuple[ResidualBlock, float]]], rows: int, form: str,
+        theta: Tensor,
     ) -> tuple[float, Direction]:
         """The dense step: J (dual) or JᵀJ (primal) formed chunk by chunk, each damping a
         Cholesky solve. Returns the loss and ``direction(λ) -> (d, predicted decrease,
-        (0, 0.0))`` (None when the system cannot be solved)."""
+        (0, 0.0))`` (None when the system cannot be solved). ``rows``: M over every rank.
+        The primal sums are added group by group, then over the ranks."""
         p = self.params.count
-        if form == "dual":
-            parts = list(self._pieces(blocks))
-            r = torch.cat([x for _, x, _ in parts])
-            jac = torch.cat([j for _, _, j in parts])
+        if form == "dual":  # several ranks: every rank's rows of J, in rank order, on each
+            parts = list(self._pieces([b for group in groups for b in group]))
+            r = self.comm.gather_rows(torch.cat([x for _, x, _ in parts]))
+            jac = self.comm.gather_rows(torch.cat([j for _, _, j in parts]))
             del parts
             gram = jac @ jac.T
             jtr = jac.T @ r
+            loss0 = float(r @ r)
         else:
-            gram = theta.new_zeros(p, p)
-            jtr = theta.new_zeros(p)
-            rs = []
-            for _, x, j in self._pieces(blocks):
-                gram.addmm_(j.T, j)
-                jtr.addmv_(j.T, x)
-                rs.append(x)
-            r = torch.cat(rs)
+            gram, jtr, loss0 = theta.new_zeros(p, p), theta.new_zeros(p), 0.0
+            for i, group in enumerate(groups):
+                # the first group sums into gram and jtr; a later one apart, then added
+                g_gram = gram if i == 0 else torch.zeros_like(gram)
+                g_jtr = jtr if i == 0 else torch.zeros_like(jtr)
+                rs = []
+                for _, x, j in self._pieces(group):
+                    g_gram.addmm_(j.T, j)
+                    g_jtr.addmv_(j.T, x)
+                    rs.append(x)
+                if i > 0:
+                    gram += g_gram
+                    jtr += g_jtr
+                r = torch.cat(rs)
+                loss0 += float(r @ r)
+            gram, jtr = self.comm.sum(gram), self.comm.sum(jtr)
+            loss0 = self.comm.sum_float(loss0)
             jac = None
-        loss0 = float(r @ r)
         if self.energy:  # ½∇E in place of JᵀR: d = (½H + λμI)⁻¹ ½∇E, the same predictions
             loss0, jtr = self._energy_gradient()
         elif not self.checked:
@@ -471,18 +525,27 @@ class GaussNewton:
 
         return loss0, direction
 
+    def _norm2(self, prod: Any, v: Tensor) -> float:
+        """‖v‖² of a vector of residual rows, added group by group, then over the ranks."""
+        return self.comm.sum_float(sum(float(x @ x) for x in prod.split(v)))
+
     def _matrix_free_system(
-        self, blocks: list[tuple[ResidualBlock, float]], form: str
+        self, groups: list[list[tuple[ResidualBlock, float]]], form: str
     ) -> tuple[float, Direction]:
         """The matrix-free step (:mod:`.matrix_free`): products with J and Jᵀ from the
-        recorded maps, PCG with the Nyström preconditioner, an inexact solve."""
+        recorded maps, PCG with the Nyström preconditioner, an inexact solve. Several
+        groups or ranks: the products of each, summed (:class:`.matrix_free.Summed`)."""
+        from mscalepde.training.kfac import Kfac
         from mscalepde.training.krylov import Nystrom, pcg
-        from mscalepde.training.matrix_free import build_products
+        from mscalepde.training.matrix_free import Summed, build_products
 
         s = self.settings
-        prod = build_products(self.model, blocks, self.params, s.chunk)
+        parts = [build_products(self.model, group, self.params, s.chunk) for group in groups]
+        prod: Any = parts[0]
+        if len(parts) > 1 or self.comm.world > 1:
+            prod = Summed(parts, self.comm)
         r = prod.residual
-        loss0 = float(r @ r)
+        loss0 = self._norm2(prod, r)
         if self.energy:  # ½∇E in place of JᵀR (no product spent on JᵀR)
             loss0, b = self._energy_gradient()
         else:
@@ -498,9 +561,11 @@ class GaussNewton:
             self.first_rhs = norm_b
         forcing = min(s.forcing, math.sqrt(norm_b / self.first_rhs)) if self.first_rhs else 0.0
         tol = max(s.cg_tol, forcing)
-        nys = None
+        nys: Any = None
         if s.preconditioner == "nystrom":
             nys = Nystrom(lambda x: prod.gram(x, dual), size, s.rank, r)
+        elif s.preconditioner == "kfac":  # (primal only: _iterate)
+            nys = Kfac(parts, self.comm)
 
         def direction(lam: float) -> tuple[Tensor, float, tuple[int, float]] | None:
             rho = lam * mu
@@ -514,7 +579,7 @@ class GaussNewton:
             self.last_cg = (solved.iterations, solved.residual)
             jd = prod.jv(d)
             if dual or not self.energy:
-                pred = loss0 - float((r - jd) @ (r - jd))
+                pred = loss0 - self._norm2(prod, r - jd)
             else:
                 pred = float(2.0 * (d @ b) - jd @ jd)
             return d, pred, (solved.iterations, solved.residual)
@@ -553,16 +618,18 @@ class GaussNewton:
 
     def _iterate(self) -> Iteration | None:
         s = self.settings
-        blocks = self._scaled_blocks()
-        rows = sum(b.rows for b, _ in blocks)
-        form = self.form(rows)
+        groups = self._scaled_groups()
+        rows = sum(b.rows for group in groups for b, _ in group)  # this process's
+        total = self.total_rows(rows)
+        form = self.form(total)
         theta = self.params.vector()
         self.check_memory(rows, theta.element_size())
         if self.solver(rows, theta.element_size()) == "cg":
-            loss0, direction = self._matrix_free_system(blocks, form)
+            form = self._free_form(form)
+            loss0, direction = self._matrix_free_system(groups, form)
             form = f"cg-{form}"
         else:
-            loss0, direction = self._dense_system(blocks, rows, form, theta)
+            loss0, direction = self._dense_system(groups, total, form, theta)
 
         if s.method == "line-search":
             found = direction(self.damping)

@@ -61,6 +61,7 @@ from torch import Tensor
 
 from mscalepde.calculus.jet import LinearTape
 from mscalepde.equations import ResidualBlock
+from mscalepde.parallel.comm import Communicator
 
 
 @dataclass
@@ -220,6 +221,37 @@ class Products:
                     self._add(out, m.bias, torch.einsum("sno,n->o", m.g0, ws))
         return out
 
+    @staticmethod
+    def joined(piece: _Piece) -> tuple[dict[int, tuple[Tensor, Tensor, Tensor]],
+                                       dict[int, tuple[Tensor, Tensor]]]:
+        """A piece's maps joined per trainable weight, ``{id: (W, G, a)}`` with the streams
+        α of every map that uses W stacked (a weight used by several maps, as mff's shared
+        layers, has one row gradient Σ_α G_α a_αᵀ), and per trainable bias,
+        ``{id: (b, G_0)}`` with G_0 the value stream's output gradients summed over the
+        point sets (the row gradient of b)."""
+        weights: dict[int, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
+        biases: dict[int, tuple[Tensor, Tensor]] = {}
+        for m in piece.maps:
+            if m.weight.requires_grad:
+                _, gs, as_ = weights.setdefault(id(m.weight), (m.weight, [], []))
+                gs.append(m.g)
+                as_.append(m.a)
+            if m.bias is not None and m.bias.requires_grad and m.g0 is not None:
+                g0 = m.g0.sum(0)
+                if id(m.bias) in biases:
+                    g0 = biases[id(m.bias)][1] + g0
+                biases[id(m.bias)] = (m.bias, g0)
+        joined = {k: (w, torch.cat(gs), torch.cat(as_)) for k, (w, gs, as_) in weights.items()}
+        return joined, biases
+
+    @staticmethod
+    def row_norms(g: Tensor, a: Tensor) -> Tensor:
+        """Σ_rows ‖Σ_α G_α a_αᵀ‖²_F of one weight, without forming the row gradients:
+        Σ_{α,β} (G_α·G_β)(a_α·a_β) per row."""
+        gg = torch.einsum("ano,bno->abn", g, g)
+        aa = torch.einsum("ani,bni->abn", a, a)
+        return (gg * aa).sum()
+
     def trace(self) -> float:
         """tr(JᵀJ) = Σ_rows ‖∂r_i/∂θ‖² (module docstring)."""
         if self.derived:
@@ -231,24 +263,10 @@ class Products:
                 gauge_rows.add(piece.offset)
                 continue
             s2 = piece.scale**2
-            # a weight used by several maps (mff's shared layers) has one row gradient:
-            # the maps' streams are joined before the norm
-            weights: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
-            biases: dict[int, Tensor] = {}
-            for m in piece.maps:
-                if m.weight.requires_grad:
-                    gs, as_ = weights.setdefault(id(m.weight), ([], []))
-                    gs.append(m.g)
-                    as_.append(m.a)
-                if m.bias is not None and m.bias.requires_grad and m.g0 is not None:
-                    g0 = m.g0.sum(0)
-                    biases[id(m.bias)] = biases[id(m.bias)] + g0 if id(m.bias) in biases else g0
-            for gs, as_ in weights.values():  # ‖Σ_α G_α a_αᵀ‖² per row
-                g, a = torch.cat(gs), torch.cat(as_)
-                gg = torch.einsum("ano,bno->abn", g, g)
-                aa = torch.einsum("ani,bni->abn", a, a)
-                total += s2 * float((gg * aa).sum())
-            for g0 in biases.values():
+            weights, biases = self.joined(piece)
+            for _, g, a in weights.values():
+                total += s2 * float(self.row_norms(g, a))
+            for _, g0 in biases.values():
                 total += s2 * float(g0.pow(2).sum())
         for row in gauge_rows:  # the gauge row's gradient itself
             e = self.residual.new_zeros(self.rows)
@@ -266,6 +284,42 @@ class Products:
 
     def gram(self, x: Tensor, dual: bool) -> Tensor:
         """JᵀJ x (primal) or J Jᵀ x (dual)."""
+        return self.jv(self.jtw(x)) if dual else self.jtw(self.jv(x))
+
+    def split(self, v: Tensor) -> list[Tensor]:
+        """A vector of residual rows, as the parts whose sums are added in order (one)."""
+        return [v]
+
+
+class Summed:
+    """The products of several groups of rows (the shards of points of this process) and
+    of every rank: R and J v are this process's rows, the groups' in order; Jᵀ w and
+    tr(JᵀJ) are sums over the groups in order, then over the ranks (``comm``), so every
+    rank gets the same vectors in P. ``rows`` is M over every rank."""
+
+    def __init__(self, parts: list[Products], comm: Communicator) -> None:
+        self.parts = parts
+        self.comm = comm
+        self.sizes = [p.rows for p in parts]
+        self.residual = torch.cat([p.residual for p in parts])
+        self.rows = int(comm.sum_float(float(sum(self.sizes))))
+
+    def split(self, v: Tensor) -> list[Tensor]:
+        return list(v.split(self.sizes))
+
+    def jv(self, v: Tensor) -> Tensor:
+        return torch.cat([p.jv(v) for p in self.parts])
+
+    def jtw(self, w: Tensor) -> Tensor:
+        out = self.parts[0].jtw(w[: self.sizes[0]])
+        for p, part in zip(self.parts[1:], self.split(w)[1:], strict=True):
+            out = out + p.jtw(part)
+        return self.comm.sum(out)
+
+    def trace(self) -> float:
+        return self.comm.sum_float(sum(p.trace() for p in self.parts))
+
+    def gram(self, x: Tensor, dual: bool) -> Tensor:
         return self.jv(self.jtw(x)) if dual else self.jtw(self.jv(x))
 
 

@@ -50,7 +50,7 @@ class GaussNewtonSettings:
     dtype: str = "float64"
     resample_every: int = 0
     solver: str = "auto"  # auto | dense | cg (matrix-free)
-    preconditioner: str = "nystrom"  # cg: nystrom | none
+    preconditioner: str = "nystrom"  # cg: nystrom | kfac | none
     rank: int = 50  # cg: rank of the Nyström preconditioner
     cg_tol: float = 1e-10  # cg: floor of the relative residual of the inner solve
     cg_max_iter: int = 300  # cg: inner iterations at most
@@ -235,7 +235,7 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
             "dense (J or JᵀJ factored), cg (matrix-free), auto (dense while it fits)",
         ),
         "preconditioner": Option(
-            choice_option("nystrom", "none"), d.preconditioner, "cg: preconditioner"
+            choice_option("nystrom", "kfac", "none"), d.preconditioner, "cg: preconditioner"
         ),
         "rank": Option(int_option(1, 100_000), d.rank, "cg: rank of the Nyström sketch"),
         "cg_tol": Option(

@@ -26,22 +26,7 @@ phases) end training at the step boundary where the budget is spent, whatever ph
 running: the basis of equal-time comparisons (``mscalepde bench``). The last step is a
 history row and the notes say where the budget ran out.
 
-``compile`` (``auto | on | off``) wraps the loss in ``torch.compile`` (the forward-Laplacian
-engine makes the loss first-order differentiable, which compiles; double backward does not).
-``auto`` times eager steps 2–21 (step 1 carries one-off start-up costs). It compiles only
-when the expected saving over the remaining steps exceeds an estimate of the compile cost:
-
-- on a CPU, 0.3 of the eager time saved against 30 s. A compiled step takes 0.5–0.75 of an
-  eager one there, and compiles took 4–25 s (``benchmarks/README.md`` §4);
-- on CUDA, 0.75 saved against 20 s per compile, two compiles when L-BFGS follows. On an
-  H100/H200 a compiled step took 0.09–0.32 of an eager one, and compiles took 4–18 s
-  (§6).
-
-Any compile failure falls back to eager with a one-line warning. On CUDA the Adam phase
-uses the ``reduce-overhead`` mode (CUDA graphs: one replay per step). L-BFGS's strong-Wolfe
-line search evaluates the loss several times per iteration, sometimes without a backward
-pass, so L-BFGS is recompiled without CUDA graphs. On an H100, CUDA-graph trees raised
-"graph recording observed an input tensor deallocate" in the L-BFGS closure.
+``compile`` (``auto | on | off``): :mod:`mscalepde.training.compile`.
 
 Every step the loss is checked (and, in Adam, the gradient): a NaN or infinite value
 raises :class:`~mscalepde.errors.TrainingError` naming the loss term that went bad, after
@@ -77,8 +62,10 @@ import torch
 from torch import Tensor, nn
 
 from mscalepde.architectures.growable import Growable, growth_of
-from mscalepde.errors import Stopped, TrainingError, first_line
+from mscalepde.errors import Stopped, TrainingError
+from mscalepde.parallel.comm import Communicator, Single
 from mscalepde.training.callbacks import Callback, ObjectiveLike
+from mscalepde.training.compile import compile_terms, worth_compiling
 from mscalepde.training.history import History
 from mscalepde.training.settings import PHASE_CODES, Phase, TrainSettings, plain_value
 from mscalepde.training.signals import StopRequest
@@ -127,8 +114,10 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         callbacks: Iterable[Callback] = (),
         stop: StopRequest | None = None,
+        comm: Communicator | None = None,
     ) -> None:
         self.model = model
+        self.comm = comm if comm is not None else Single()  # the ranks of a parallel run
         self.objective = objective
         self.settings = settings
         self.evaluate = evaluate
@@ -172,30 +161,19 @@ class Trainer:
         return self.objective.terms(self.model)
 
     def _compile(self, cuda_graphs: bool = True) -> None:
-        """Switch the loss to a ``torch.compile``d version (eager again on any failure).
-
-        On CUDA with ``cuda_graphs`` the ``reduce-overhead`` mode is used."""
-        try:
-            cuda = cuda_graphs and next(self.model.parameters()).is_cuda
-            fn = torch.compile(self._eager_terms, mode="reduce-overhead" if cuda else None)
-            if cuda:
-                torch.compiler.cudagraph_mark_step_begin()
-            fn()  # compile now, so a failure is caught here and not mid-step
-        except Exception as exc:  # noqa: BLE001 - any backend failure: fall back
-            self.notes.append(f"torch.compile failed, training eagerly: {first_line(exc)}")
+        """Switch the loss to a ``torch.compile``d version (eager again on any failure;
+        :func:`~mscalepde.training.compile.compile_terms`)."""
+        cuda = cuda_graphs and next(self.model.parameters()).is_cuda
+        fn, failure = compile_terms(self._eager_terms, cuda)
+        if fn is None:
+            self.notes.append(f"torch.compile failed, training eagerly: {failure}")
             warnings.warn(self.notes[-1], RuntimeWarning, stacklevel=2)
             return
-        self._terms = fn
-        self.compiled = True
-        self._cuda_graphs = cuda
+        self._terms, self.compiled, self._cuda_graphs = fn, True, cuda
 
     def _auto_compile(self, step_seconds: float, adam_left: int, lbfgs_left: int) -> bool:
-        """Compile when the expected saving beats the compile cost (module docstring)."""
-        if next(self.model.parameters()).is_cuda:
-            saving, cost = 0.75, 20.0 * (2 if lbfgs_left else 1)
-        else:
-            saving, cost = 0.3, 30.0
-        return saving * step_seconds * (adam_left + lbfgs_left) > cost
+        cuda = next(self.model.parameters()).is_cuda
+        return worth_compiling(cuda, step_seconds, adam_left, lbfgs_left)
 
     @property
     def total_steps(self) -> int:
@@ -220,6 +198,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "format": CHECKPOINT_FORMAT,
+            "world": self.comm.world,
             "step": self.step,
             "phase_index": self._phase_index,
             "phase_name": self.phase,
@@ -251,6 +230,10 @@ class Trainer:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')} (expected "
                              f"{CHECKPOINT_FORMAT})")
+        world = int(state.get("world", 1))
+        if world != self.comm.world:  # each rank's points come from its own seed stream
+            raise ValueError(f"it was written by a run on {world} process(es); resume it on "
+                             f"{world} (this run has {self.comm.world})")
         i = int(state["phase_index"])
         if i >= len(self.phases) or self.phases[i].name != state["phase_name"]:
             raise ValueError(f"the checkpoint is in phase {i} ({state['phase_name']}), "
@@ -444,6 +427,8 @@ class Trainer:
         """Step ``k`` of the phase is done: log, callbacks, checkpoint, stop request."""
         s = self.settings
         self.train_seconds += time.perf_counter() - self._clock_start
+        if self.comm.world > 1:  # every rank ends and checkpoints at the same step
+            self.train_seconds = self.comm.max([self.train_seconds])[0]
         self.last_loss = loss  # a tensor: read (and synchronised) only by who needs it
         self._phase_k, self._phase_ended = k, ended
         self.phase_log[-1].update(
@@ -464,11 +449,14 @@ class Trainer:
             due = True  # a long Gauss-Newton phase takes few, expensive steps
         if due and not last:
             self._checkpoint()
-        if self.stop and not last:  # (on the last step the run is complete: it just ends)
+        stop = bool(self.stop)  # (set by a signal, or by a callback's on_step)
+        if self.comm.world > 1:  # a stop on any rank stops every rank at this step
+            stop = self.comm.max([float(stop)])[0] > 0
+        if stop and not last:  # (on the last step the run is complete: it just ends)
             if self.history.last.get("step") != self.step:
                 self._log(loss, terms, lr, extra)  # the stopping step is a history row
             self._checkpoint()
-            raise Stopped(str(self.stop.reason), self.step)
+            raise Stopped(str(self.stop.reason) if self.stop else "another rank", self.step)
         self._clock_start = time.perf_counter()
         if budget:
             raise _BudgetSpent
@@ -671,6 +659,7 @@ class Trainer:
             self.step += 1
             self._check(loss, terms)
             loss.backward()
+            self.comm.sum_gradients(params)  # several ranks: the whole loss's gradient
             self._check_gradient(params)
             opt.step()
             self._after_step(k, loss, terms, lr)
@@ -719,6 +708,7 @@ class Trainer:
             loss, terms = self._loss()
             if torch.isfinite(loss):
                 loss.backward()
+                self.comm.sum_gradients(params)
             latest["loss"], latest["terms"] = loss, terms
             return loss
 
@@ -763,7 +753,8 @@ class Trainer:
         if "resample_every" not in ph.options:
             gs.resample_every = self.settings.resample_every
         key = f"train.optimizer[{index}].gauss-newton"
-        gn = GaussNewton(self.model, self.objective, self.settings.weights, gs, key=key)
+        gn = GaussNewton(self.model, self.objective, self.settings.weights, gs, key=key,
+                         comm=self.comm)
         counts = sum(b.rows for b in self.objective.blocks())  # type: ignore[attr-defined]
         dtype = getattr(torch, gs.dtype)
         gn.check_memory(counts, dtype.itemsize)

@@ -139,11 +139,11 @@ def test_the_matrix_free_step_equals_the_dense_step_in_every_architecture(arch):
     model = make_model(p, torch.float64)
     gn = GaussNewton(model, Objective.from_problem(p, dtype=torch.float64), p.train["weights"],
                      GaussNewtonSettings(cg_tol=1e-14, cg_max_iter=5000, forcing=0.0))
-    blocks = gn._scaled_blocks()
-    rows = sum(b.rows for b, _ in blocks)
+    groups = gn._scaled_groups()
+    rows = sum(b.rows for b, _ in groups[0])
     form = gn.form(rows)
-    loss_d, dense = gn._dense_system(blocks, rows, form, gn.params.vector())
-    loss_c, free = gn._matrix_free_system(blocks, form)
+    loss_d, dense = gn._dense_system(groups, rows, form, gn.params.vector())
+    loss_c, free = gn._matrix_free_system(groups, form)
     assert loss_c == pytest.approx(loss_d, rel=1e-12)
     (d, pred_d, _), (q, pred_c, _) = dense(1e-4), free(1e-4)
     assert float((d - q).norm()) <= 1e-8 * float(d.norm())
@@ -164,7 +164,7 @@ def test_the_ritz_energy_step_is_the_same_matrix_free():
 
 def test_the_nystrom_preconditioner_lowers_the_cg_iterations():
     gn = _gn("primal", "cg")
-    blocks = gn._scaled_blocks()
+    (blocks,) = gn._scaled_groups()
     prod = build_products(gn.model, blocks, gn.params, 1024)
     b = prod.jtw(prod.residual)
     rho = 1e-9 * prod.trace() / prod.rows  # a small damping: an ill-conditioned system
@@ -180,7 +180,7 @@ def test_the_nystrom_preconditioner_lowers_the_cg_iterations():
 
 def test_auto_takes_the_matrix_free_step_when_the_dense_one_does_not_fit():
     gn = _gn("primal", "auto", max_memory_gb=5e-4)  # 193 parameters: JᵀJ needs ~0.9 MB
-    rows = sum(b.rows for b, _ in gn._scaled_blocks())
+    rows = sum(b.rows for b, _ in gn._scaled_groups()[0])
     assert gn.solver(rows, 8) == "cg"
     gn.check_memory(rows, 8)  # the matrix-free step fits
     assert _gn("primal", "auto").solver(rows, 8) == "dense"
@@ -188,7 +188,7 @@ def test_auto_takes_the_matrix_free_step_when_the_dense_one_does_not_fit():
 
 def test_a_matrix_free_step_that_cannot_fit_is_refused_naming_the_sizes():
     gn = _gn("primal", "cg", max_memory_gb=1e-7)
-    rows = sum(b.rows for b, _ in gn._scaled_blocks())
+    rows = sum(b.rows for b, _ in gn._scaled_groups()[0])
     with pytest.raises(MscaleError, match=r"matrix-free primal Gauss-Newton step needs .* "
                        r"recorded network maps of 62 residuals"):
         gn.check_memory(rows, 8)
