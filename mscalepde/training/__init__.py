@@ -8,7 +8,8 @@
 - :mod:`.threads` — how many CPU threads, and OpenMP's wait policy on a busy machine;
 - :mod:`.compile` — ``torch.compile`` of the loss, and when it pays;
 - :mod:`.gauss_newton` — the Gauss–Newton / Levenberg–Marquardt phase;
-- :mod:`.matrix_free`, :mod:`.krylov` — its matrix-free step: J and Jᵀ products, PCG, Nyström;
+- :mod:`.matrix_free`, :mod:`.krylov`, :mod:`.kfac` — its matrix-free step: J and Jᵀ
+  products, PCG, the Nyström and Kronecker-factored preconditioners;
 - :mod:`.history` — the loss history (``history.csv``);
 - :mod:`.signals` — stopping on SIGINT/SIGTERM with a checkpoint;
 - :mod:`.allocator` — glibc allocator settings for long runs.

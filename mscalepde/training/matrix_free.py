@@ -41,6 +41,9 @@ Y = H Ω, ν = √n · ε · ‖Y‖₂, Y_ν = Y + νΩ, C = chol(Ωᵀ Y_ν), 
 It is built once per Gauss–Newton iteration (J changes with θ) and reused for every damping
 the Levenberg–Marquardt control tries. NysNewton-CG (Rathore et al., ICML 2024) applies the
 same preconditioner to the full Hessian with rank 60.
+``preconditioner: kfac`` (:mod:`.kfac`) approximates JᵀJ block by block with Kronecker
+factors instead; measured, it does not lower the CG count on these systems, whose
+ill-conditioning lies in the coupling between layers (``benchmarks/README.md`` §18).
 
 **Inexact Newton.** CG stops when ‖(H + ρI)x − rhs‖ ≤ η ‖rhs‖, with the forcing term
 η = min(``forcing``, √(‖b‖/‖b₀‖)) (b₀: the phase's first right-hand side; an Eisenstat &
