@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 import time
 import warnings
@@ -272,7 +273,8 @@ def cmd_resume(args: argparse.Namespace, stop: Any = None) -> int:
 
     with args.clock("validation"):
         problem, checkpoint = resume_problem(args.run_dir, _overrides(args))
-    print(f"resume    {args.run_dir} from step {checkpoint.step}")
+    if os.environ.get("RANK", "0") == "0":  # (a launched run: rank 0 alone prints)
+        print(f"resume    {args.run_dir} from step {checkpoint.step}")
     args.out, args.runs_dir = None, "runs"
     return _train(problem, args, stop, resume=checkpoint)
 
