@@ -101,7 +101,6 @@ class ShardedObjective:
         for s in self.shards:
             mine = {k: share(int(v), world, s) for k, v in counts.items()}
             self.parts.append(make(mine, shard_seed(seed, s, world)))
-        self.counts = dict(counts)
         self._shares = self._term_shares()
 
     def _term_shares(self) -> list[dict[str, float]]:

@@ -81,8 +81,7 @@ class Kfac:
         start = 0
         for k in keys:
             sizes = [t.numel() for t in factors[k]]
-            pieces = [flat[start + sum(sizes[:i]) : start + sum(sizes[: i + 1])] for i in
-                      range(len(sizes))]
+            pieces = flat[start : start + sum(sizes)].split(sizes)
             start += sum(sizes)
             n = int(torch.tensor(self.shapes[k]).prod())
             covered += n
