@@ -20,16 +20,16 @@ def test_speed_script_quick_run(tmp_path):
     cmd = [
         sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--quick",
         "--problems", "heat1d", "--points", "256", "--boundary", "32", "--initial", "32",
-        "--engines", "forward,forward+compile,autograd,autograd+compile", "--out", str(out),
+        "--engines", "forward,forward+compile,autograd", "--out", str(out),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["engine"]: r for r in json.loads(out.read_text())["results"]}
-    assert set(rows) == {"forward", "forward+compile", "autograd", "autograd+compile"}
+    # (autograd+compile, which torch cannot compile, costs 17 s to fail: benchmarks §4 records it)
+    assert set(rows) == {"forward", "forward+compile", "autograd"}
     for engine in ("forward", "forward+compile", "autograd"):
         assert rows[engine]["status"] == "ok", rows[engine]
         assert rows[engine]["ms"] > 0 and len(rows[engine]["repeats_ms"]) == 3
-    assert rows["autograd+compile"]["status"] == "fails"
     assert rows["forward+compile"]["graphs"] == 1
     assert rows["forward+compile"]["graph_breaks"] == 0
     assert rows["autograd"]["vs_autograd"] == pytest.approx(1.0)

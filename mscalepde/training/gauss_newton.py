@@ -39,8 +39,13 @@ Step control (``method``):
   step sets λ ← λ ν, ν ← 2ν and solves again (J is not rebuilt). The default: on
   ``poisson1d_multiscale`` it needs no tuning, where a fixed λ does (``benchmarks/README.md``
   §7);
-- ``line-search``: fixed λ, α = argmin over {1, 1/2, …, 2^−halvings} of L(θ − α d), the
-  ENGD recipe.
+- ``line-search``: fixed λ, α from the grid {1, 1/2, …, 2^−halvings}, the ENGD recipe
+  (ENGD takes the grid's argmin of L(θ − α d)). The grid is walked from α = 1 down and the
+  walk stops at the first α whose loss is not below the best one found so far, once a
+  loss below L(θ) has been found: the first local minimum along the grid, the argmin
+  whenever L(θ − α d) is unimodal in log α. A full walk costs ``halvings`` + 1 loss
+  evaluations per iteration, as much as the Gram matrix on a 3D problem's points
+  (``benchmarks/README.md`` §26); the walk takes 2–6.
 
 λ is relative: the absolute damping is λ · tr(JᵀJ)/M, the mean squared row norm of J, so
 the same setting suits problems whose residuals differ in scale by many orders.
@@ -637,18 +642,22 @@ class GaussNewton:
                 return None
             d, _, info = found
             best, best_alpha, best_terms = loss0, 0.0, {}
+            evaluations = 0
             for k in range(s.halvings + 1):
                 alpha = 0.5**k
                 self.params.assign(theta - alpha * d)
                 value = self.loss()
+                evaluations += 1
                 if math.isfinite(value) and value < best:
                     best, best_alpha, best_terms = value, alpha, self.terms
+                elif best_alpha > 0.0:
+                    break  # the loss rose again along the grid: its first local minimum
             if best_alpha == 0.0:
                 self.params.assign(theta)
                 return None
             self.params.assign(theta - best_alpha * d)
             return Iteration(
-                best, self.damping, best_alpha, form, s.halvings + 1, terms=best_terms,
+                best, self.damping, best_alpha, form, evaluations, terms=best_terms,
                 cg_iterations=info[0], cg_residual=info[1],
             )
 

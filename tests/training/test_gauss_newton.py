@@ -219,6 +219,39 @@ def test_line_search_method_also_converges(poisson1d):
     assert all(b < a for a, b in zip(losses, losses[1:]))
 
 
+def test_line_search_stops_at_the_grids_first_local_minimum(poisson1d):
+    """The walk α = 1, ½, … stops once the loss rises again; on a unimodal profile the α it
+    takes is the argmin over the whole grid (the ENGD recipe), at fewer loss evaluations."""
+    p = problem_from_dict(poisson1d)
+    torch.manual_seed(0)
+    model = make_model(p, torch.float64)
+    obj = Objective.from_problem(p, dtype=torch.float64)
+    settings = GaussNewtonSettings(method="line-search", damping=1e-8, halvings=10)
+    gn = GaussNewton(model, obj, p.train["weights"], settings)
+    theta = gn.params.vector().clone()
+    loss0 = gn.loss()
+    seen: list[tuple[torch.Tensor, float]] = []
+    plain = gn.loss
+
+    def recording() -> float:
+        value = plain()
+        seen.append((gn.params.vector().clone(), value))
+        return value
+
+    gn.loss = recording  # type: ignore[method-assign]
+    it = gn.iterate()
+    assert it is not None and it.tries == len(seen) < settings.halvings + 1
+    d = theta - seen[0][0]  # the first evaluation is at α = 1
+    grid = []
+    for k in range(settings.halvings + 1):
+        gn.params.assign(theta - 0.5**k * d)
+        grid.append(plain())
+    best = min(range(len(grid)), key=grid.__getitem__)
+    assert grid[best] < loss0
+    assert it.step_size == 0.5**best and it.loss == pytest.approx(grid[best], rel=1e-12)
+    assert seen[-1][1] >= it.loss  # it stopped on a rise, not at the grid's end
+
+
 def test_resampling_every_iteration_changes_the_points(poisson1d):
     poisson1d["train"]["optimizer"] = [{"gauss-newton": {"steps": 3, "resample_every": 1}}]
     p = problem_from_dict(poisson1d)
