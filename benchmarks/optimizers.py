@@ -164,6 +164,17 @@ def figure(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def keep(records: list[dict], rec: dict, out: Path) -> list[dict]:
+    """``records`` with ``rec`` added (a rerun replaces the earlier record of its problem
+    and variant), printed as one line and saved to ``out/results.json``."""
+    key = (rec["problem"], rec["variant"])
+    records = [r for r in records if (r["problem"], r["variant"]) != key] + [rec]
+    print(f"{key[0]:24s} {key[1]:12s} rel_l2={rec.get('rel_l2', math.nan):.3e} "
+          f"train_s={rec.get('train_seconds', math.nan):.1f}", flush=True)
+    (out / "results.json").write_text(json.dumps(records, indent=1))
+    return records
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -187,11 +198,7 @@ def main() -> None:
                     src = previous(f, Path(tmp))
                 rec = run(src, overrides, Path(tmp) / "run")
             rec.update(problem=f.stem, variant=variant)
-            records = [r for r in records if (r["problem"], r["variant"]) != (f.stem, variant)]
-            records.append(rec)  # a rerun replaces the earlier record
-            print(f"{f.stem:24s} {variant:12s} rel_l2={rec.get('rel_l2', float('nan')):.3e} "
-                  f"train_s={rec.get('train_seconds', float('nan')):.1f}", flush=True)
-            (args.out / "results.json").write_text(json.dumps(records, indent=1))
+            records = keep(records, rec, args.out)
     (args.out / "table.md").write_text(table(records))
     figure(records, args.out / "error_vs_time.png")
 

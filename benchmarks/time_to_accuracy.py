@@ -21,12 +21,11 @@ Variants (``--set`` overrides of the shipped file):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path
 
-from optimizers import ROOT, figure, run  # benchmarks/ is this script's own folder
+from optimizers import ROOT, figure, keep, run  # benchmarks/ is this script's own folder
 
 LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
 ENGD = "method: line-search, damping: 1.0e-8"
@@ -103,10 +102,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 rec = run(ROOT / "problems" / f"{name}.yaml", overrides, Path(tmp) / "run")
             rec.update(problem=name, variant=variant)
-            records.append(rec)
-            print(f"{name:22s} {variant:12s} rel_l2={rec.get('rel_l2', math.nan):.3e} "
-                  f"train_s={rec.get('train_seconds', math.nan):.1f}", flush=True)
-            (args.out / "results.json").write_text(json.dumps(records, indent=1))
+            records = keep(records, rec, args.out)
     (args.out / "table.md").write_text(table(records))
     figure(records, args.out / "error_vs_time.png")
 
