@@ -580,6 +580,8 @@ def _guarded(command: Any) -> int:
     except KeyboardInterrupt as exc:  # errors.Stopped / Terminated, or a plain Ctrl-C
         reason = getattr(exc, "reason", "SIGINT")
         code = EXIT_CODES.get(reason, 130)
+        if os.environ.get("RANK", "0") != "0":  # a launched run: rank 0 says where it stopped
+            return code
         run_dir = getattr(exc, "run_dir", None)
         if run_dir is not None:
             print(f"stopped by {reason} at step {exc.step}; checkpoint written. Resume with: "
