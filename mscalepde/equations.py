@@ -50,6 +50,7 @@ Robin one n·∇u* + α u*. The diffusivity is checked positive on every sampled
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -479,6 +480,13 @@ class Objective:
                     f"({int(bad.sum())} of {len(a)} sampled points)",
                 )
         return c
+
+    def drawn(self, seed: int) -> Objective:
+        """A copy on the points of ``seed`` (this one keeps its own: ``resample`` assigns new
+        tensors, it never writes into the old ones)."""
+        other = copy.copy(self)
+        other.resample(seed)
+        return other
 
     def resample(self, seed: int) -> None:
         """Draw collocation points and evaluate the data on them."""

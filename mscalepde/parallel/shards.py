@@ -26,6 +26,7 @@ problems are not sharded; the pipeline refuses them with several processes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,14 @@ class ShardedObjective:
     @property
     def dtype(self) -> torch.dtype:
         return self.parts[0].dtype
+
+    def drawn(self, seed: int) -> ShardedObjective:
+        """A copy whose shards hold the points of ``seed`` (this one keeps its own)."""
+        other = copy.copy(self)
+        other.parts = [p.drawn(shard_seed(seed, s, self.world))
+                       for s, p in zip(self.shards, self.parts, strict=True)]
+        other.seed = seed
+        return other
 
     def resample(self, seed: int) -> None:
         """Draw every shard's points of the step with seed ``seed``."""

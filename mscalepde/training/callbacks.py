@@ -22,6 +22,8 @@ class ObjectiveLike(Protocol):
 
     def resample(self, seed: int) -> None: ...
 
+    def drawn(self, seed: int) -> ObjectiveLike: ...
+
 
 class Callback:
     """Hooks called by :class:`Trainer` (all optional)."""

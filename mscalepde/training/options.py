@@ -18,6 +18,7 @@ from mscalepde.geometry import SAMPLERS
 from mscalepde.schema import (
     Option,
     as_choice,
+    bool_option,
     check_unknown,
     choice_option,
     describe,
@@ -57,6 +58,7 @@ class GaussNewtonSettings:
     forcing: float = 1e-3  # cg: largest inexact-Newton forcing term η (0: always cg_tol)
     patience: int = 0  # stop when the last `patience` iterations gained less than `stall`
     stall: float = 0.8  # the factor `patience` iterations must gain (GaussNewton.stalled)
+    keep_best: bool = False  # end on the iterate with the lowest validation loss
 
 
 def settings_from_mapping(m: Mapping[str, object]) -> GaussNewtonSettings:
@@ -255,6 +257,11 @@ def _phase_options(name: str, train: Mapping[str, Any]) -> dict[str, Option]:
         "stall": Option(
             float_option(positive=True, maximum=1.0), d.stall,
             "the factor the last `patience` iterations must gain",
+        ),
+        "keep_best": Option(
+            bool_option(), d.keep_best,
+            "end the phase on the iterate whose loss on a fixed validation set of points "
+            "(drawn once, as many as the training points) was lowest",
         ),
     }
 

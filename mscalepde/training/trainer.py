@@ -767,8 +767,17 @@ class Trainer:
         if state is not None:
             gn.load_state(state)
         else:
-            gn.damping, gn.nu, gn.recent = gn.settings.damping / self._lr_scale, 2.0, []
+            gn.reset(gn.settings.damping / self._lr_scale)
+        if gn.settings.keep_best:  # one fixed set of points apart from every training draw
+            gn.validation = self.objective.drawn(self.settings.seed + gn.VALIDATION_SEED)
         self._optimizer = gn
+        try:
+            self._gauss_newton_steps(ph, gn, k0)
+        finally:  # (a budget's end too: the run is evaluated on the kept iterate)
+            self.notes += [n for n in [gn.restore_best(self._phase_k)] if n]
+
+    def _gauss_newton_steps(self, ph: Phase, gn: Any, k0: int) -> None:
+        """The iterations k0 + 1, … of the phase."""
         every = gn.settings.resample_every
         for k in range(k0 + 1, ph.steps + 1):
             why = gn.stalled()  # (before the step: a resume at a stalled step ends here too)
@@ -787,4 +796,5 @@ class Trainer:
             extra = {"damping": it.damping, "step_size": it.step_size}
             if it.form.startswith("cg"):  # the matrix-free step's inner solve
                 extra.update(cg_iterations=it.cg_iterations, cg_residual=it.cg_residual)
+            extra.update(gn.validate(k))  # keep_best (before the row: checkpoints keep it)
             self._after_step(k, loss, terms, it.step_size, force_log=True, extra=extra)

@@ -89,6 +89,29 @@ def test_resumed_equals_uninterrupted_bit_for_bit(tmp_path, uninterrupted, stop_
 
 
 @pytest.mark.slow
+def test_keep_best_resumes_bit_for_bit(tmp_path):
+    """The kept iterate and its validation loss are in the checkpoint: a run stopped inside
+    a ``keep_best`` phase and resumed ends on the same parameters as an unbroken one."""
+    def problem():
+        cfg = copy.deepcopy(POISSON1D)
+        cfg["train"].update({"dtype": "float64", "compile": "off", "device": "cpu",
+                             "checkpoint_every": 0, "points": {"interior": 12, "boundary": 2},
+                             "optimizer": [{"adam": {"steps": 10}}, {"gauss-newton": {
+                                 "steps": 8, "resample_every": 1, "keep_best": True}}]})
+        cfg["diagnostics"] = {"every": 0}
+        return problem_from_dict(cfg)
+
+    full = solve(problem(), out=tmp_path / "full")
+    run, request = tmp_path / "run", StopRequest()
+    with pytest.raises(Stopped):
+        solve(problem(), out=run, callbacks=[StopAt(15, request)], stop=request)
+    assert load_checkpoint(run).trainer["optimizer"]["best"][2].numel() > 0
+    resumed = solve(problem(), resume=run)
+    assert _same_parameters(resumed.model, full.model)
+    assert resumed.rel_l2 == full.rel_l2
+
+
+@pytest.mark.slow
 def test_a_finished_run_extends_with_more_steps(tmp_path, uninterrupted):
     """`resume --set` with more Gauss–Newton iterations equals a longer run from scratch."""
     run = tmp_path / "run"

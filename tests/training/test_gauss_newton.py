@@ -424,3 +424,41 @@ def test_ritz_gauss_newton_with_an_interface_feature_resolves_the_kink():
     without = solve(_two_layer_ritz(False), write=False).summary["rel_l2"]
     assert with_feature < 5e-3
     assert with_feature < without / 5
+
+
+def test_keep_best_ends_on_the_iterate_with_the_lowest_validation_loss(poisson1d):
+    """``keep_best``: every iteration's loss on one fixed validation draw (seed + 2^30) is a
+    history column, and the phase ends with the parameters of its minimiser."""
+    poisson1d["train"]["points"] = {"interior": 12, "boundary": 2}
+    poisson1d["train"]["optimizer"] = [
+        {"adam": {"steps": 20}},
+        {"gauss-newton": {"steps": 8, "resample_every": 1, "keep_best": True}},
+    ]
+    p = problem_from_dict(poisson1d)
+    seen: dict[int, torch.Tensor] = {}
+
+    class Keep(Callback):
+        def on_step(self, trainer, step):
+            if step > 20:
+                seen[step] = Parameters(trainer.model).vector().clone()
+
+    r = solve(p, write=False, callbacks=[Keep()])
+    rows = {int(row["step"]): row["validation_loss"] for row in r.history if row["phase"] == 2.0}
+    assert sorted(rows) == sorted(seen) and len(rows) == 8
+    best = min(rows, key=rows.__getitem__)
+    assert torch.equal(Parameters(r.model).vector(), seen[best])
+    notes = [n for n in r.summary.get("notes", []) if "keep_best" in n]
+    assert len(notes) == (best != max(rows))
+    # the column is the weighted loss on the draw with seed + 2^30, recomputed here
+    val = Objective.from_problem(p, dtype=torch.float64).drawn(
+        p.train["seed"] + GaussNewton.VALIDATION_SEED)
+    terms = val.terms(r.model)
+    value = sum(p.train["weights"].get(k, 1.0) * float(v.detach()) for k, v in terms.items())
+    assert value == pytest.approx(rows[best], rel=1e-12)
+
+
+def test_drawn_leaves_the_objectives_own_points_alone(poisson1d):
+    obj = Objective.from_problem(problem_from_dict(poisson1d), dtype=torch.float64)
+    before = obj.x_interior.clone()
+    other = obj.drawn(obj.seed + 1)
+    assert torch.equal(obj.x_interior, before) and not torch.equal(other.x_interior, before)
