@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mscalepde.errors import MscaleError, one_line
+from mscalepde.errors import MscaleError, Stopped, one_line
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -284,13 +284,20 @@ def _train(problem: Any, args: argparse.Namespace, stop: Any, resume: Any) -> in
 
     device = _device_kind(problem)  # --device cuda without CUDA: before any work
     comm = join(device)  # one process, or this rank of a launched run (mscalepde.parallel)
+    ended = False
     try:
         if comm.is_root:
-            return _train_rank(problem, args, stop, resume, comm)
-        with contextlib.redirect_stdout(io.StringIO()):  # rank 0 alone prints
-            return _train_rank(problem, args, stop, resume, comm)
+            code = _train_rank(problem, args, stop, resume, comm)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):  # rank 0 alone prints
+                code = _train_rank(problem, args, stop, resume, comm)
+        ended = True
+        return code
+    except Stopped:
+        ended = True  # a stop is agreed: every rank stops at the same step
+        raise
     finally:
-        leave(comm)
+        leave(comm, synchronise=ended)  # (a barrier only after an orderly end)
 
 
 def _device_kind(problem: Any) -> str:

@@ -180,10 +180,10 @@ def test_a_killed_rank_ends_the_run_and_its_checkpoint_resumes_on_as_many(tmp_pa
     again = subprocess.run(resume, cwd=ROOT, env=ENV, capture_output=True, text=True,
                            timeout=300)
     if again.returncode != 0 and "terminate called without an active exception" in again.stderr:
-        # Known, not understood (docs/parallel.md, "Known problems"): in about 2 of 40
-        # resumes under a loaded machine a rank aborted in C++ (std::terminate) with no
-        # Python traceback. The checkpoint is untouched by it; the property here is that it
-        # resumes on as many ranks, so one retry is allowed and a second abort fails.
+        # A teardown race seen under load before `leave` passed a barrier (docs/parallel.md,
+        # "A teardown race"): a rank aborted in C++ with no Python traceback. The checkpoint
+        # is untouched by it; the property here is that it resumes on as many ranks, so
+        # one retry is allowed and a second abort fails.
         again = subprocess.run(resume, cwd=ROOT, env=ENV, capture_output=True, text=True,
                                timeout=300)
     assert again.returncode == 0, again.stderr[-2000:] + again.stdout[-2000:]
