@@ -31,13 +31,43 @@ from mscalepde.diagnostics.evaluation import Evaluator
 from mscalepde.equations import Objective
 from mscalepde.problem.validate import load_problem
 from mscalepde.run.model import make_model
-from mscalepde.training.gauss_newton import GIB, GaussNewton, GaussNewtonSettings
+from mscalepde.training.gauss_newton import (
+    GIB,
+    GaussNewton,
+    GaussNewtonSettings,
+    weighted_loss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+
+
+def adam_warm_up(problem, model, dtype, args) -> dict:
+    """``--adam-steps`` Adam steps on ``--adam-points`` interior points (and a fifth as many
+    on the boundary), new every step: the warm-up of the library's runs, at a size where a
+    step costs milliseconds. Returns its time and final loss."""
+    small = load_problem(ROOT / "problems" / "poisson3d.yaml", [
+        f"model={{arch: mlp, width: {args.width}, depth: 2, activation: tanh}}",
+        f"train.points.interior={args.adam_points}",
+        f"train.points.boundary={max(args.adam_points // 5, 1)}",
+    ])
+    objective = Objective.from_problem(small, dtype=dtype)
+    weights = small.train["weights"]
+    opt = torch.optim.Adam(model.parameters(), lr=args.adam_lr)
+    t = time.perf_counter()
+    loss = float("nan")
+    for step in range(args.adam_steps):
+        objective.resample(small.train["seed"] + 1_000_000 + step)
+        opt.zero_grad()
+        value = weighted_loss(objective.terms(model), weights)
+        value.backward()
+        opt.step()
+        loss = float(value.detach())
+    return {"steps": args.adam_steps, "points": args.adam_points, "lr": args.adam_lr,
+            "seconds": time.perf_counter() - t, "final_loss": loss}
 
 
 def main() -> None:
@@ -54,6 +84,11 @@ def main() -> None:
                     help="initial relative λ (from the initialisation, 1e-6 had every early "
                     "step rejected: each rejection costs a CG solve, ~50 s here)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--adam-steps", type=int, default=0,
+                    help="Adam steps before Gauss-Newton, on --adam-points new points each "
+                    "step (cheap: the warm-up the library's runs take)")
+    ap.add_argument("--adam-points", type=int, default=4000)
+    ap.add_argument("--adam-lr", type=float, default=1e-3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -62,8 +97,9 @@ def main() -> None:
         f"train.points.interior={args.interior}", f"train.points.boundary={args.boundary}",
     ])
     model = make_model(problem, dtype)
-    objective = Objective.from_problem(problem, dtype=dtype)
     evaluator = Evaluator(problem, dtype=dtype, device=torch.device("cpu"))
+    warm = adam_warm_up(problem, model, dtype, args) if args.adam_steps else None
+    objective = Objective.from_problem(problem, dtype=dtype)
     settings = GaussNewtonSettings(solver="cg", dtype=args.dtype, rank=args.rank,
                                    cg_max_iter=args.cg_max_iter, forcing=0.01, decrease=0.1,
                                    max_memory_gb=8.0, damping=args.damping)
@@ -75,7 +111,7 @@ def main() -> None:
            "threads": args.threads, "rank": args.rank,
            "dense_step_gib": dense / GIB, "dense_holds": held,
            "matrix_free_estimate_gib": free / GIB, "start_peak_gib": peak_gib(),
-           "start_rel_l2": evaluator(model)["rel_l2"], "iterations": []}
+           "start_rel_l2": evaluator(model)["rel_l2"], "adam": warm, "iterations": []}
     print(json.dumps({k: v for k, v in out.items() if k != "iterations"}), flush=True)
     gn.check_memory(rows, dtype.itemsize)
     gn.damping = settings.damping

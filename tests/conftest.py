@@ -29,3 +29,16 @@ def _explicit_threads(monkeypatch):
 @pytest.fixture
 def poisson1d() -> dict:
     return copy.deepcopy(POISSON1D)
+
+
+@pytest.fixture(autouse=True)
+def _no_figure_left_open():
+    """Every figure the package draws is closed by it (``save_figure``); one left open is a
+    leak (a long sweep in one process would hold them all)."""
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    yield
+    left = set(plt.get_fignums()) - before
+    plt.close("all")
+    assert not left, f"{len(left)} matplotlib figure(s) left open"

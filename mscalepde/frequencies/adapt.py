@@ -62,7 +62,13 @@ from mscalepde.frequencies.select import (
     sigma_rule,
 )
 from mscalepde.frequencies.shape_spectrum import shape_spectrum
-from mscalepde.frequencies.spectrum import mean_diffusivity, problem_data, remove_lift, uniform_axis
+from mscalepde.frequencies.spectrum import (
+    Spectrum,
+    mean_diffusivity,
+    problem_data,
+    remove_lift,
+    uniform_axis,
+)
 from mscalepde.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -80,7 +86,11 @@ class FrequencyAdapter(Callback):
     """A trainer callback (see the module docstring); what it adds is written to the
     trainer's notes (``adapt: step N: added …``)."""
 
-    def __init__(self, problem: Problem, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, problem: Problem, settings: Mapping[str, Any], spectrum: Spectrum | None = None
+    ) -> None:
+        """``spectrum``: a shape problem's spectrum when the caller has it already (the one
+        ``auto`` chose from); it does not change during training, so it is not recomputed."""
         self.problem = problem
         self.every = int(settings["every"])
         self.max_bands = int(settings["max_bands"])
@@ -99,6 +109,8 @@ class FrequencyAdapter(Callback):
         self._initial: np.ndarray | None = None
         self._faces: dict[str, tuple[int, int, np.ndarray]] | None = None
         self._shape: tuple[list[np.ndarray], np.ndarray] | None = None  # a shape's spectrum
+        if spectrum is not None and problem.domain.geometry is not None:
+            self._shape = (spectrum.k, spectrum.energy)
 
     # ---------------------------------------------------------------- callback
     def on_start(self, trainer: Trainer) -> None:

@@ -31,13 +31,16 @@ from mscalepde.problem.dimension import is_high_dimensional
 __all__ = ["DEFAULT_MLP", "default_model"]
 
 
-def default_model(data: Mapping[str, Any], domain: Domain) -> dict[str, Any]:
-    """The model section of a problem whose file has none (module docstring)."""
+def default_model(data: Mapping[str, Any], domain: Domain | None) -> dict[str, Any]:
+    """The model section of a problem whose file has none (module docstring). ``domain``
+    may be None for an inverse problem, which is decided before its domain is validated
+    (with its forward part)."""
+    if data.get("unknowns") is not None or data.get("observations") is not None:
+        return copy.deepcopy(DEFAULT_MLP)
+    assert domain is not None, "a forward problem's default needs its domain"
     train = data.get("train")
     windows = train.get("time_windows", 1) if isinstance(train, Mapping) else 1
-    if data.get("unknowns") or data.get("observations") or is_high_dimensional(domain) or (
-        windows not in (1, None)
-    ):
+    if is_high_dimensional(domain) or windows not in (1, None):
         return copy.deepcopy(DEFAULT_MLP)
     return {"arch": AUTO}
 

@@ -47,7 +47,7 @@ from mscalepde.geometry.sampling import inside_mask
 from mscalepde.geometry.shapes_yaml import geometry_from_yaml, shape_to_yaml
 from mscalepde.problem.coefficients import data_coefficient, is_data
 from mscalepde.problem.datafile import TruthData, read_truth
-from mscalepde.problem.defaults import DEFAULT_MLP, default_model
+from mscalepde.problem.defaults import default_model
 from mscalepde.problem.dimension import check_high_dimension, is_high_dimensional
 from mscalepde.problem.inverse_validate import validate_inverse
 from mscalepde.problem.loader import read_problem_file
@@ -145,7 +145,7 @@ def _validate(data: Any, origin: str, free: bool = False) -> Problem:
     check_unknown(data, TOP_KEYS, "")
     if data.get("unknowns") is not None or data.get("observations") is not None:
         if data.get("model") is None:  # the package default (problem/defaults.py)
-            data = {**data, "model": copy.deepcopy(DEFAULT_MLP)}
+            data = {**data, "model": default_model(data, None)}
         return validate_inverse(data, origin, _validate, _faces, _model)
     if "pde" not in data:
         raise SchemaError("pde", f"is required ({' | '.join(PDES)})")

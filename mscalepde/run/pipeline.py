@@ -194,6 +194,7 @@ def _callbacks(
     device: torch.device,
     progress: bool,
     root: bool = True,
+    selection: Selection | None = None,
 ) -> tuple[list[Callback], Any, RunWriter | None, ProgressBar | None]:
     """The training callbacks of a solve: the run writer first, the caller's, the spectral
     monitor (unless the caller gave one, or diagnostics are off, or this is not rank 0 of a
@@ -212,7 +213,8 @@ def _callbacks(
     if problem.model.get("adapt"):
         from mscalepde.frequencies.adapt import FrequencyAdapter
 
-        cbs.append(FrequencyAdapter(problem, problem.model["adapt"]))
+        spectrum = selection.spectrum if selection is not None else None  # not twice
+        cbs.append(FrequencyAdapter(problem, problem.model["adapt"], spectrum))
     bar = ProgressBar(problem.name) if progress else None
     if bar is not None:
         cbs.append(bar)
@@ -304,7 +306,7 @@ def solve(
             out, runs_dir, problem.name, resumed=checkpoint is not None, overwrite=overwrite
         )
     cbs, monitor, writer, bar = _callbacks(
-        problem, callbacks, run_dir, dtype, device, progress, comm.is_root
+        problem, callbacks, run_dir, dtype, device, progress, comm.is_root, selection
     )
     evaluate = evaluator if marching is None else marching.evaluate
     trainer = Trainer(

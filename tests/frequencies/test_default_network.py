@@ -179,6 +179,29 @@ def test_adapt_on_a_shape_adds_the_band_the_network_lacks():
     assert any("band set unchanged at step 8" in n for n in notes)
 
 
+def test_auto_and_adapt_on_a_shape_compute_its_spectrum_once(monkeypatch):
+    """``sigmas: auto`` with ``adapt`` on a shape: the adapter takes the spectrum ``auto``
+    chose from (it does not change during training) instead of windowing the truth again."""
+    import mscalepde.frequencies.adapt as adapt_module
+    import mscalepde.frequencies.select as select_module
+
+    calls: list[int] = []
+
+    def counted(problem, started=None):
+        calls.append(1)
+        return shape_spectrum(problem, started)
+
+    monkeypatch.setattr(select_module, "shape_spectrum", counted)
+    monkeypatch.setattr(adapt_module, "shape_spectrum", counted)
+    cfg = _disc("x*x + y*y + 0.1*sin(10*pi*x)",
+                {"arch": "mff", "sigmas": "auto", "features": 16, "width": 16, "depth": 1,
+                 "adapt": {"every": 4}})
+    cfg["train"]["steps"] = 10
+    run = solve(problem_from_dict(cfg), write=False, baseline=False)
+    assert len(calls) == 1
+    assert any("band set unchanged at step 4" in n for n in run.summary["notes"])
+
+
 def test_points_default_by_dimension_and_a_term_set_keeps_the_others(tmp_path):
     """``train.points`` missing (or ``auto``) takes the counts by dimension; setting one
     term (in the file or with --set) leaves the others at theirs."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import yaml
@@ -91,6 +92,9 @@ def test_every_colour_bar_is_labelled(monkeypatch, tmp_path):
     figures.solution_figure(tmp_path / "s.png", axes, ["x", "y"], field, field + 0.1)
     run = solve(problem_from_dict(copy.deepcopy(HEAT2D)), write=False)
     evolution.snapshots_figure(tmp_path / "snap.png", run)
+    labelled = []
     for fig in drawn:
         bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-        assert bars and all(ax.get_ylabel() for ax in bars)
+        labelled.append(bool(bars) and all(ax.get_ylabel() for ax in bars))
+        plt.close(fig)  # save_figure, replaced above, would have closed it
+    assert len(drawn) == 2 and all(labelled)
